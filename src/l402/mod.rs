@@ -1,0 +1,26 @@
+//! The L402 protocol, with no I/O: the nouns a client and a server exchange.
+//!
+//! A server answers `402 Payment Required` with a [`Challenge`] (a macaroon
+//! and a BOLT11 invoice) in `WWW-Authenticate`; the client pays the invoice
+//! and sends back a [`Credential`] (the macaroon and the payment preimage)
+//! in `Authorization`. The macaroon's [`Identifier`] binds it to the
+//! invoice's payment hash; its [`Caveat`]s restrict what it grants. This
+//! module parses and prints all of them, and mints and verifies macaroons
+//! in the V2 binary format of Go's `gopkg.in/macaroon.v2`, which aperture
+//! and lnget use. It knows nothing of HTTP clients, payments or storage.
+
+mod caveat;
+mod challenge;
+mod credential;
+mod identifier;
+mod macaroon;
+mod verify;
+
+pub use caveat::{
+    CONDITION_SERVICES, Caveat, CaveatError, SUFFIX_CAPABILITIES, SUFFIX_VALID_UNTIL,
+};
+pub use challenge::{Challenge, ChallengeError, MAX_CHALLENGE_HEADER_LEN, Scheme};
+pub use credential::{Credential, CredentialError};
+pub use identifier::{IDENTIFIER_LEN, Identifier, IdentifierError, TokenId};
+pub use macaroon::{MACAROON_LOCATION, Macaroon, MacaroonError};
+pub use verify::{RootKey, VerifyContext, VerifyError, mint, verify};

@@ -1,0 +1,9 @@
+//! The integration suite: one test binary (a clean build here is slow, so
+//! the suites share one link step), one module per area.
+
+mod common;
+
+mod dev_node;
+mod gateway;
+mod l402_vectors;
+mod macaroon_interop;
