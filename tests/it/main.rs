@@ -1,6 +1,8 @@
 //! The integration suite: one test binary (a clean build here is slow, so
 //! the suites share one link step), one module per area.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
 mod common;
 
 mod dev_node;
