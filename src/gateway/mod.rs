@@ -1,1 +1,242 @@
-//! The L402 gateway.
+//! The companion L402 gateway: sells access to HTTP endpoints.
+//!
+//! Each request is matched against the configured routes (first match
+//! wins). A free route is served at once. A paid route needs an L402
+//! credential: without one the gateway answers `402 Payment Required` with a
+//! fresh invoice and a macaroon bound to it (both `LSAT` and `L402`
+//! challenges, in aperture's order); with one it checks the preimage, the
+//! macaroon's signature and every caveat it minted, statelessly, and then
+//! serves the built-in demo content or proxies to the route's upstream.
+//! Invoices come from an [`Invoicer`]: the embedded dev node
+//! ([`crate::lightning::dev`]) or, later, LND.
+
+mod config;
+mod demo;
+mod paywall;
+mod proxy;
+mod spent;
+
+pub use config::{
+    ConfigError, DemoContent, GatewayConfig, LimitsConfig, PathMatch, RateLimitConfig,
+    RouteConfig, TokenPolicy, DEFAULT_LISTEN,
+};
+pub use spent::{MemorySpentSet, SpentSet};
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::l402::RootKey;
+use crate::lightning::Invoicer;
+
+/// Name of the root key file in the data directory.
+pub const ROOT_KEY_FILE: &str = "gateway-root-key";
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The root key file could not be read or created.
+    #[error("root key file {path}: {message}")]
+    RootKey {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, and what to do.
+        message: String,
+    },
+    /// The HTTP client for upstreams could not be built.
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Http(String),
+}
+
+/// A now-in-unix-seconds source; tests move time forward with it.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+fn system_clock() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The gateway: configuration, keys and backends. Build one with
+/// [`Gateway::new`], then serve [`Gateway::router`].
+pub struct Gateway {
+    config: GatewayConfig,
+    root_key: RootKey,
+    invoicer: Arc<dyn Invoicer>,
+    spent: Arc<dyn SpentSet>,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    upstream: reqwest::Client,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("routes", &self.config.routes.len())
+            .field("invoicer", &self.invoicer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway selling `config`'s routes, minting with `root_key` and
+    /// invoicing through `invoicer`. Single-use tokens are tracked in memory.
+    pub fn new(
+        config: GatewayConfig,
+        root_key: RootKey,
+        invoicer: Arc<dyn Invoicer>,
+    ) -> Result<Self, GatewayError> {
+        config.validate()?;
+        let per_minute = NonZeroU32::new(config.rate_limit.challenges_per_minute)
+            .ok_or_else(|| ConfigError::Invalid("challenges_per_minute must be at least 1".into()))?;
+        let burst = NonZeroU32::new(config.rate_limit.burst)
+            .ok_or_else(|| ConfigError::Invalid("burst must be at least 1".into()))?;
+        let limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst));
+        let upstream = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(config.limits.request_timeout_secs))
+            .build()
+            .map_err(|e| GatewayError::Http(e.to_string()))?;
+        Ok(Gateway {
+            config,
+            root_key,
+            invoicer,
+            spent: Arc::new(MemorySpentSet::default()),
+            limiter,
+            upstream,
+            clock: Arc::new(system_clock),
+        })
+    }
+
+    /// Replaces the spent-set for single-use tokens (a shared store lets
+    /// replicas behind a load balancer agree).
+    pub fn with_spent_set(mut self, spent: Arc<dyn SpentSet>) -> Self {
+        self.spent = spent;
+        self
+    }
+
+    /// Replaces the clock (unix seconds); for tests.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// The axum router serving every configured route.
+    pub fn router(self: Arc<Self>) -> Router {
+        paywall::router(self)
+    }
+
+    /// Forgets rate-limiter state of idle clients; call now and then.
+    pub fn housekeeping(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        self.spent.prune((self.clock)());
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, with client
+/// addresses available to the rate limiter, and housekeeping every minute.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<Gateway>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let gw = Arc::downgrade(&gateway);
+    drop(gateway);
+    let housekeeping = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match gw.upgrade() {
+                Some(gw) => gw.housekeeping(),
+                None => break,
+            }
+        }
+    });
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    housekeeping.abort();
+    result
+}
+
+/// Reads the root key from `<data_dir>/gateway-root-key`, or creates it
+/// (32 random bytes, hex, mode 0600) on first start. A key file readable by
+/// others is refused, as ssh refuses a loose private key.
+pub fn load_or_create_root_key(data_dir: &Path) -> Result<RootKey, GatewayError> {
+    let path = data_dir.join(ROOT_KEY_FILE);
+    let fail = |message: String| GatewayError::RootKey { path: path.clone(), message };
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| fail(format!("cannot create the data directory: {e}")))?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            check_private(&path).map_err(fail)?;
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
+                fail("is not 64 hex digits; restore it from a backup, or delete it to start \
+                      over (every token sold so far is then revoked)"
+                    .to_string())
+            })?;
+            Ok(RootKey(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = RootKey::random();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut file = opts.open(&path).map_err(|e| fail(format!("cannot create: {e}")))?;
+            file.write_all(format!("{}\n", hex::encode(key.0)).as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| fail(format!("cannot write: {e}")))?;
+            tracing::info!(path = %path.display(), "created a new gateway root key");
+            Ok(key)
+        }
+        Err(e) => Err(fail(format!("cannot read: {e}"))),
+    }
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).map_err(|e| format!("cannot stat: {e}"))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "is readable by other users (mode {:o}); run `chmod 600 {}`",
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// The platform data directory for l402-mcp (`~/.local/share/l402-mcp` on
+/// Linux), or `./.l402-mcp` where the platform has none.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("l402-mcp"))
+        .unwrap_or_else(|| PathBuf::from(".l402-mcp"))
+}
