@@ -57,8 +57,14 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
 fn print_banner(gw: &Gateway, addr: SocketAddr) {
     eprintln!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)");
     for r in &gw.config().routes {
-        let price = if r.free { "free".to_string() } else { format!("{} sats", r.price_sats) };
+        let price = if r.free {
+            "free".to_string()
+        } else {
+            format!("{} sats", r.price_sats)
+        };
         eprintln!("  {:<6} {:<20} {}", r.method, r.path, price);
     }
-    eprintln!("  dev node: POST http://{addr}/dev/pay {{\"invoice\": \"lnbcrt...\"}} settles an invoice");
+    eprintln!(
+        "  dev node: POST http://{addr}/dev/pay {{\"invoice\": \"lnbcrt...\"}} settles an invoice"
+    );
 }

@@ -224,7 +224,9 @@ pub struct RouteConfig {
 }
 
 fn default_listen() -> SocketAddr {
-    DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN is a socket address")
+    DEFAULT_LISTEN
+        .parse()
+        .expect("DEFAULT_LISTEN is a socket address")
 }
 fn default_invoice_expiry() -> u64 {
     DEFAULT_INVOICE_EXPIRY_SECS
@@ -259,8 +261,8 @@ impl GatewayConfig {
     /// `POST /v1/generate` 250 sats (single-use), `GET /health` and `GET /`
     /// free.
     pub fn demo() -> Self {
-        let route = |path: &str, method: &str, price: u64, demo, token, description: &str| {
-            RouteConfig {
+        let route =
+            |path: &str, method: &str, price: u64, demo, token, description: &str| RouteConfig {
                 path: path.to_string(),
                 path_match: PathMatch::Exact,
                 method: method.to_string(),
@@ -273,8 +275,7 @@ impl GatewayConfig {
                 demo: Some(demo),
                 upstream: None,
                 description: Some(description.to_string()),
-            }
-        };
+            };
         use DemoContent::*;
         use TokenPolicy::*;
         GatewayConfig {
@@ -283,7 +284,14 @@ impl GatewayConfig {
             rate_limit: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
             routes: vec![
-                route("/v1/demo", "GET", 21, Demo, Reusable, "A short paid message."),
+                route(
+                    "/v1/demo",
+                    "GET",
+                    21,
+                    Demo,
+                    Reusable,
+                    "A short paid message.",
+                ),
                 route("/v1/data", "GET", 100, Data, Reusable, "A small data set."),
                 route(
                     "/v1/generate",
@@ -294,7 +302,14 @@ impl GatewayConfig {
                     "A reply generated from the posted prompt.",
                 ),
                 route("/health", "GET", 0, Health, Reusable, "Liveness check."),
-                route("/", "GET", 0, Index, Reusable, "This index of routes and prices."),
+                route(
+                    "/",
+                    "GET",
+                    0,
+                    Index,
+                    Reusable,
+                    "This index of routes and prices.",
+                ),
             ],
         }
     }
@@ -447,9 +462,8 @@ impl RouteConfig {
 /// RFC 9110 token characters, for method names.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -484,12 +498,18 @@ mod tests {
     #[test]
     fn contradictions_are_refused_with_a_sentence() {
         let cases = [
-            ("[[routes]]\npath = \"/a\"\nprice_sats = 5\n", "set demo or upstream"),
+            (
+                "[[routes]]\npath = \"/a\"\nprice_sats = 5\n",
+                "set demo or upstream",
+            ),
             (
                 "[[routes]]\npath = \"/a\"\nfree = true\nprice_sats = 5\ndemo = \"demo\"\n",
                 "a free route has no price",
             ),
-            ("[[routes]]\npath = \"/a\"\ndemo = \"demo\"\n", "set price_sats, or free = true"),
+            (
+                "[[routes]]\npath = \"/a\"\ndemo = \"demo\"\n",
+                "set price_sats, or free = true",
+            ),
             (
                 "[[routes]]\npath = \"a\"\nprice_sats = 1\ndemo = \"demo\"\n",
                 "path must start with '/'",

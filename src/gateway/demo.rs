@@ -7,9 +7,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::Gateway;
 use super::config::{DemoContent, TokenPolicy};
 use super::paywall::{json_error, read_body};
-use super::Gateway;
 
 /// Longest prompt `/v1/generate` accepts, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4000;
@@ -137,12 +137,20 @@ fn index(gw: &Gateway, req: &Request) -> Response {
     }
     let mut rows = String::new();
     for r in &gw.config.routes {
-        let price = if r.free { "free".to_string() } else { format!("{} sats", r.price_sats) };
+        let price = if r.free {
+            "free".to_string()
+        } else {
+            format!("{} sats", r.price_sats)
+        };
         rows.push_str(&format!(
             "<tr><td><code>{}</code></td><td><code>{}{}</code></td><td>{}</td><td>{}</td></tr>\n",
             escape(&r.method),
             escape(&r.path),
-            if r.path_match == super::PathMatch::Prefix { "…" } else { "" },
+            if r.path_match == super::PathMatch::Prefix {
+                "…"
+            } else {
+                ""
+            },
             price,
             escape(r.description.as_deref().unwrap_or("")),
         ));
@@ -161,7 +169,10 @@ fn index(gw: &Gateway, req: &Request) -> Response {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

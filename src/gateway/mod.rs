@@ -17,8 +17,8 @@ mod proxy;
 mod spent;
 
 pub use config::{
-    ConfigError, DemoContent, GatewayConfig, LimitsConfig, PathMatch, RateLimitConfig,
-    RouteConfig, TokenPolicy, DEFAULT_LISTEN,
+    ConfigError, DEFAULT_LISTEN, DemoContent, GatewayConfig, LimitsConfig, PathMatch,
+    RateLimitConfig, RouteConfig, TokenPolicy,
 };
 pub use spent::{MemorySpentSet, SpentSet};
 
@@ -61,7 +61,10 @@ pub enum GatewayError {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 fn system_clock() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The gateway: configuration, keys and backends. Build one with
@@ -94,8 +97,10 @@ impl Gateway {
         invoicer: Arc<dyn Invoicer>,
     ) -> Result<Self, GatewayError> {
         config.validate()?;
-        let per_minute = NonZeroU32::new(config.rate_limit.challenges_per_minute)
-            .ok_or_else(|| ConfigError::Invalid("challenges_per_minute must be at least 1".into()))?;
+        let per_minute =
+            NonZeroU32::new(config.rate_limit.challenges_per_minute).ok_or_else(|| {
+                ConfigError::Invalid("challenges_per_minute must be at least 1".into())
+            })?;
         let burst = NonZeroU32::new(config.rate_limit.burst)
             .ok_or_else(|| ConfigError::Invalid("burst must be at least 1".into()))?;
         let limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst));
@@ -171,9 +176,12 @@ pub async fn serve(
             }
         }
     });
-    let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     housekeeping.abort();
     result
 }
@@ -183,7 +191,10 @@ pub async fn serve(
 /// others is refused, as ssh refuses a loose private key.
 pub fn load_or_create_root_key(data_dir: &Path) -> Result<RootKey, GatewayError> {
     let path = data_dir.join(ROOT_KEY_FILE);
-    let fail = |message: String| GatewayError::RootKey { path: path.clone(), message };
+    let fail = |message: String| GatewayError::RootKey {
+        path: path.clone(),
+        message,
+    };
     std::fs::create_dir_all(data_dir)
         .map_err(|e| fail(format!("cannot create the data directory: {e}")))?;
     match std::fs::read_to_string(&path) {
@@ -191,9 +202,11 @@ pub fn load_or_create_root_key(data_dir: &Path) -> Result<RootKey, GatewayError>
             check_private(&path).map_err(fail)?;
             let mut key = [0u8; 32];
             hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
-                fail("is not 64 hex digits; restore it from a backup, or delete it to start \
+                fail(
+                    "is not 64 hex digits; restore it from a backup, or delete it to start \
                       over (every token sold so far is then revoked)"
-                    .to_string())
+                        .to_string(),
+                )
             })?;
             Ok(RootKey(key))
         }
@@ -203,7 +216,9 @@ pub fn load_or_create_root_key(data_dir: &Path) -> Result<RootKey, GatewayError>
             opts.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut file = opts.open(&path).map_err(|e| fail(format!("cannot create: {e}")))?;
+            let mut file = opts
+                .open(&path)
+                .map_err(|e| fail(format!("cannot create: {e}")))?;
             file.write_all(format!("{}\n", hex::encode(key.0)).as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| fail(format!("cannot write: {e}")))?;
@@ -217,7 +232,10 @@ pub fn load_or_create_root_key(data_dir: &Path) -> Result<RootKey, GatewayError>
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).map_err(|e| format!("cannot stat: {e}"))?.permissions().mode();
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot stat: {e}"))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         return Err(format!(
             "is readable by other users (mode {:o}); run `chmod 600 {}`",

@@ -44,7 +44,11 @@ pub(super) fn json_error(status: StatusCode, sentence: &str) -> Response {
 
 /// Refuses requests whose headers, all together, exceed the configured cap.
 async fn header_cap(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    let total: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     if total > gw.config.limits.max_header_bytes {
         return json_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -69,7 +73,12 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
 
     // Route: first match wins; a path served under other methods is a 405.
-    let Some(route) = gw.config.routes.iter().find(|r| r.matches(method.as_str(), &path)) else {
+    let Some(route) = gw
+        .config
+        .routes
+        .iter()
+        .find(|r| r.matches(method.as_str(), &path))
+    else {
         let allowed: Vec<&str> = gw
             .config
             .routes
@@ -82,7 +91,10 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         }
         let mut resp = json_error(
             StatusCode::METHOD_NOT_ALLOWED,
-            &format!("{path} does not accept {method}; it accepts {}.", allowed.join(", ")),
+            &format!(
+                "{path} does not accept {method}; it accepts {}.",
+                allowed.join(", ")
+            ),
         );
         if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
             resp.headers_mut().insert(header::ALLOW, v);
@@ -109,7 +121,9 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             match verify(&gw.root_key, &credential, &ctx) {
                 Ok(id) => {
                     if route.token == TokenPolicy::SingleUse
-                        && !gw.spent.spend(&id.payment_hash, gw.now() + route.valid_for())
+                        && !gw
+                            .spent
+                            .spend(&id.payment_hash, gw.now() + route.valid_for())
                     {
                         tracing::info!(%path, payment_hash = %id.payment_hash, "single-use token reused");
                         return json_error(
@@ -138,7 +152,10 @@ async fn serve_route(gw: &Gateway, route: &RouteConfig, req: Request) -> Respons
     match (&route.demo, &route.upstream) {
         (Some(content), _) => demo::serve(gw, *content, req).await,
         (None, Some(upstream)) => proxy::forward(gw, upstream, req).await,
-        (None, None) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "Route has nothing to serve."),
+        (None, None) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Route has nothing to serve.",
+        ),
     }
 }
 
@@ -152,20 +169,29 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
             StatusCode::TOO_MANY_REQUESTS,
             &format!("Too many payment challenges from this address; retry in {secs} s."),
         );
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         return resp;
     }
 
     let service = route.service_name();
     let memo = format!(
         "{} {} ({} sats)",
-        if route.method == "ANY" { "" } else { route.method.as_str() },
+        if route.method == "ANY" {
+            ""
+        } else {
+            route.method.as_str()
+        },
         route.path,
         route.price_sats
     );
     let memo = memo.trim_start();
     let expiry = Duration::from_secs(gw.config.invoice_expiry_secs);
-    let issued = match gw.invoicer.create_invoice(route.price_sats * 1000, memo, expiry).await {
+    let issued = match gw
+        .invoicer
+        .create_invoice(route.price_sats * 1000, memo, expiry)
+        .await
+    {
         Ok(i) => i,
         Err(e) => {
             tracing::warn!(error = %e, "cannot create an invoice");
@@ -183,7 +209,10 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
         caveats.push(Caveat::new(format!("{service}_capabilities"), cap.clone()));
     }
     let valid_until = now + route.valid_for();
-    caveats.push(Caveat::new(format!("{service}_valid_until"), valid_until.to_string()));
+    caveats.push(Caveat::new(
+        format!("{service}_valid_until"),
+        valid_until.to_string(),
+    ));
     let macaroon = mint(&gw.root_key, &id, &caveats);
 
     // aperture's order: LSAT first (old clients read only the first), then L402.
@@ -193,7 +222,10 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
         invoice: issued.bolt11.clone(),
         version: None,
     };
-    let l402 = Challenge { scheme: Scheme::L402, ..lsat.clone() };
+    let l402 = Challenge {
+        scheme: Scheme::L402,
+        ..lsat.clone()
+    };
     let mut headers = HeaderMap::new();
     for ch in [&lsat, &l402] {
         match HeaderValue::from_str(&ch.to_string()) {
@@ -201,7 +233,10 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
                 headers.append(header::WWW_AUTHENTICATE, v);
             }
             Err(_) => {
-                return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Cannot encode the challenge.");
+                return json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Cannot encode the challenge.",
+                );
             }
         }
     }
@@ -233,7 +268,10 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
 
 /// True when the request's method has no body to speak of.
 pub(super) fn bodiless(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
+    )
 }
 
 /// Reads a request body up to `limit` bytes; a longer one is a 413.

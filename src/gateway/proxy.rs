@@ -47,7 +47,11 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
 /// Joins the upstream base (`http://host:port[/base]`) with the request's
 /// path and query.
 fn upstream_url(base: &str, req: &Request) -> String {
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     format!("{}{}", base.trim_end_matches('/'), path_and_query)
 }
 
@@ -68,9 +72,15 @@ pub(super) async fn forward(gw: &Gateway, upstream: &str, req: Request) -> Respo
         Err(e) => {
             tracing::warn!(upstream = %upstream, error = %e, "upstream request failed");
             let (status, sentence) = if e.is_timeout() {
-                (StatusCode::GATEWAY_TIMEOUT, "The upstream service did not answer in time.")
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "The upstream service did not answer in time.",
+                )
             } else {
-                (StatusCode::BAD_GATEWAY, "The upstream service could not be reached.")
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "The upstream service could not be reached.",
+                )
             };
             return json_error(status, sentence);
         }

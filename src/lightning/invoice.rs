@@ -22,6 +22,9 @@ pub enum InvoiceError {
     /// Longer than any real invoice.
     #[error("invoice is {0} characters long; the limit is {MAX_INVOICE_LEN}")]
     TooLong(usize),
+    /// An expiry so far in the future that no clock can hold it.
+    #[error("invoice expiry of {0} seconds is out of range")]
+    ExpiryOutOfRange(u64),
     /// Not a BOLT11 invoice, or a bad signature.
     #[error("invoice is not a valid BOLT11 invoice: {0}")]
     Malformed(String),
@@ -66,9 +69,12 @@ impl Invoice {
         self.inner.expiry_time()
     }
 
-    /// When the invoice stops being payable.
+    /// When the invoice stops being payable. (Parsing refused invoices
+    /// whose expiry overflows the clock, so this cannot overflow.)
     pub fn expires_at(&self) -> SystemTime {
-        self.created_at() + self.expiry()
+        self.created_at()
+            .checked_add(self.expiry())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
     /// True when the invoice is past its expiry at `now`.
@@ -125,6 +131,13 @@ impl FromStr for Invoice {
             .map_err(|e| InvoiceError::Malformed(e.to_string()))?;
         let inner =
             Bolt11Invoice::from_signed(raw).map_err(|e| InvoiceError::Malformed(e.to_string()))?;
+        // A hostile invoice may carry an expiry near u64::MAX seconds;
+        // refuse it here so that no later time arithmetic can overflow.
+        if inner.timestamp().checked_add(inner.expiry_time()).is_none() {
+            return Err(InvoiceError::ExpiryOutOfRange(
+                inner.expiry_time().as_secs(),
+            ));
+        }
         Ok(Invoice {
             inner,
             text: s.to_string(),
@@ -146,5 +159,47 @@ impl fmt::Debug for Invoice {
             .field("payment_hash", &self.payment_hash())
             .field("expires_at_unix", &self.expires_at_unix())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::{Hash, sha256};
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+
+    fn invoice_with_expiry(expiry: Duration) -> String {
+        let secp = Secp256k1::new();
+        let key = SecretKey::from_slice(&[7; 32]).unwrap();
+        InvoiceBuilder::new(Currency::Regtest)
+            .description("x".into())
+            .payment_hash(sha256::Hash::from_slice(&[1; 32]).unwrap())
+            .payment_secret(PaymentSecret([2; 32]))
+            .current_timestamp()
+            .min_final_cltv_expiry_delta(18)
+            .amount_milli_satoshis(1000)
+            .expiry_time(expiry)
+            .build_signed(|m| secp.sign_ecdsa_recoverable(m, &key))
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn hostile_expiry_is_refused_not_a_panic() {
+        let text = invoice_with_expiry(Duration::from_secs(u64::MAX / 2));
+        let r = text.parse::<Invoice>();
+        assert!(matches!(r, Err(InvoiceError::ExpiryOutOfRange(_))), "{r:?}");
+    }
+
+    #[test]
+    fn ordinary_invoice_round_trips() {
+        let text = invoice_with_expiry(Duration::from_secs(600));
+        let inv: Invoice = text.parse().unwrap();
+        assert_eq!(inv.to_string(), text);
+        assert_eq!(inv.amount_msat(), Some(1000));
+        assert_eq!(inv.expiry(), Duration::from_secs(600));
+        assert!(!inv.is_expired_at(SystemTime::now()));
+        assert_eq!(inv.network(), Network::Regtest);
     }
 }

@@ -21,7 +21,9 @@ fn gateway_for_oneshot() -> Arc<Gateway> {
 }
 
 async fn body_json(resp: axum::response::Response) -> Value {
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -45,7 +47,11 @@ async fn paid_route_without_credential_gets_aperture_style_402() {
     assert_eq!(values.len(), 2, "LSAT and L402 challenges: {values:?}");
     assert!(values[0].starts_with("LSAT macaroon=\""), "{}", values[0]);
     assert!(values[1].starts_with("L402 macaroon=\""), "{}", values[1]);
-    assert_eq!(values[0]["LSAT".len()..], values[1]["L402".len()..], "same macaroon and invoice");
+    assert_eq!(
+        values[0]["LSAT".len()..],
+        values[1]["L402".len()..],
+        "same macaroon and invoice"
+    );
 
     let challenges = Challenge::parse_all(values.iter().map(String::as_str)).unwrap();
     assert_eq!(challenges.len(), 2);
@@ -56,14 +62,21 @@ async fn paid_route_without_credential_gets_aperture_style_402() {
     assert_eq!(invoice.network(), Network::Regtest);
     assert_eq!(invoice.expiry().as_secs(), 600);
     let id = challenges[1].macaroon.identifier().unwrap();
-    assert_eq!(id.payment_hash, invoice.payment_hash(), "macaroon bound to the invoice");
+    assert_eq!(
+        id.payment_hash,
+        invoice.payment_hash(),
+        "macaroon bound to the invoice"
+    );
 
     let json = body_json(resp).await;
     assert_eq!(json["price_sats"], 21);
     assert_eq!(json["invoice"], challenges[1].invoice.as_str());
     assert_eq!(json["macaroon"], challenges[1].macaroon.to_base64());
     assert_eq!(json["payment_hash"], invoice.payment_hash().to_hex());
-    assert_eq!(json["authorization_format"], "L402 <macaroon>:<preimage hex>");
+    assert_eq!(
+        json["authorization_format"],
+        "L402 <macaroon>:<preimage hex>"
+    );
 }
 
 #[tokio::test]
@@ -82,7 +95,10 @@ async fn free_paths_need_no_payment() {
         .clone()
         .router()
         .oneshot(
-            Request::get("/").header(header::ACCEPT, "application/json").body(Body::empty()).unwrap(),
+            Request::get("/")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::empty())
+                .unwrap(),
         )
         .await
         .unwrap();
@@ -92,30 +108,53 @@ async fn free_paths_need_no_payment() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["path"].as_str().unwrap().to_string(), r["price_sats"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["price_sats"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         prices,
-        [("/v1/demo", 21), ("/v1/data", 100), ("/v1/generate", 250), ("/health", 0), ("/", 0)]
-            .map(|(p, s)| (p.to_string(), s))
+        [
+            ("/v1/demo", 21),
+            ("/v1/data", 100),
+            ("/v1/generate", 250),
+            ("/health", 0),
+            ("/", 0)
+        ]
+        .map(|(p, s)| (p.to_string(), s))
     );
 
     let resp = gw
         .router()
         .oneshot(
-            Request::get("/").header(header::ACCEPT, "text/html,*/*").body(Body::empty()).unwrap(),
+            Request::get("/")
+                .header(header::ACCEPT, "text/html,*/*")
+                .body(Body::empty())
+                .unwrap(),
         )
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 }
 
 #[tokio::test]
 async fn unknown_path_is_404_and_wrong_method_is_405() {
     let gw = gateway_for_oneshot();
-    let resp =
-        gw.clone().router().oneshot(Request::get("/nope").body(Body::empty()).unwrap()).await.unwrap();
+    let resp = gw
+        .clone()
+        .router()
+        .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let resp = gw
         .router()
@@ -146,19 +185,28 @@ async fn garbage_authorization_headers_get_401_never_a_panic() {
             .clone()
             .router()
             .oneshot(
-                Request::get("/v1/demo").header(header::AUTHORIZATION, value).body(Body::empty()).unwrap(),
+                Request::get("/v1/demo")
+                    .header(header::AUTHORIZATION, value)
+                    .body(Body::empty())
+                    .unwrap(),
             )
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{value:?}");
         let json = body_json(resp).await;
-        assert!(json["error"].as_str().unwrap().contains("not valid"), "{value:?}: {json}");
+        assert!(
+            json["error"].as_str().unwrap().contains("not valid"),
+            "{value:?}: {json}"
+        );
     }
     // Other schemes are not credentials: they get a challenge.
     let resp = gw
         .router()
         .oneshot(
-            Request::get("/v1/demo").header(header::AUTHORIZATION, "Bearer xyz").body(Body::empty()).unwrap(),
+            Request::get("/v1/demo")
+                .header(header::AUTHORIZATION, "Bearer xyz")
+                .body(Body::empty())
+                .unwrap(),
         )
         .await
         .unwrap();
@@ -190,7 +238,11 @@ async fn paying_through_dev_node_buys_access_and_the_token_is_reused() {
     let (challenge, resp) = gw.challenge("/v1/demo").await;
     assert_eq!(resp.status(), StatusCode::PAYMENT_REQUIRED);
     let preimage = pay_dev(&gw.base, &challenge.invoice).await;
-    let credential = Credential { scheme: Scheme::L402, macaroon: challenge.macaroon, preimage };
+    let credential = Credential {
+        scheme: Scheme::L402,
+        macaroon: challenge.macaroon,
+        preimage,
+    };
 
     for _ in 0..3 {
         let resp = gw.get_with("/v1/demo", &credential.to_string()).await;
@@ -199,8 +251,14 @@ async fn paying_through_dev_node_buys_access_and_the_token_is_reused() {
         assert_eq!(json["paid"], true);
     }
     // The legacy scheme name works too, as aperture's clients send it.
-    let lsat = Credential { scheme: Scheme::Lsat, ..credential };
-    assert_eq!(gw.get_with("/v1/demo", &lsat.to_string()).await.status(), StatusCode::OK);
+    let lsat = Credential {
+        scheme: Scheme::Lsat,
+        ..credential
+    };
+    assert_eq!(
+        gw.get_with("/v1/demo", &lsat.to_string()).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -209,15 +267,24 @@ async fn every_challenge_has_a_fresh_invoice() {
     let (a, _) = gw.challenge("/v1/demo").await;
     let (b, _) = gw.challenge("/v1/demo").await;
     assert_ne!(a.invoice, b.invoice);
-    assert_ne!(a.macaroon.identifier().unwrap(), b.macaroon.identifier().unwrap());
+    assert_ne!(
+        a.macaroon.identifier().unwrap(),
+        b.macaroon.identifier().unwrap()
+    );
 }
 
 #[tokio::test]
 async fn token_for_one_route_is_refused_on_another() {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let credential = gw.buy("/v1/demo").await;
-    assert_eq!(gw.get_with("/v1/demo", &credential).await.status(), StatusCode::OK);
-    assert_eq!(gw.get_with("/v1/data", &credential).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        gw.get_with("/v1/demo", &credential).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        gw.get_with("/v1/data", &credential).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -229,11 +296,20 @@ async fn expired_token_is_refused() {
     })
     .await;
     let credential = gw.buy("/v1/demo").await;
-    assert_eq!(gw.get_with("/v1/demo", &credential).await.status(), StatusCode::OK);
+    assert_eq!(
+        gw.get_with("/v1/demo", &credential).await.status(),
+        StatusCode::OK
+    );
     now.fetch_add(3599, Ordering::SeqCst);
-    assert_eq!(gw.get_with("/v1/demo", &credential).await.status(), StatusCode::OK);
+    assert_eq!(
+        gw.get_with("/v1/demo", &credential).await.status(),
+        StatusCode::OK
+    );
     now.fetch_add(1, Ordering::SeqCst);
-    assert_eq!(gw.get_with("/v1/demo", &credential).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        gw.get_with("/v1/demo", &credential).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -243,16 +319,31 @@ async fn tampered_macaroon_and_wrong_preimage_are_refused() {
     let preimage = pay_dev(&gw.base, &challenge.invoice).await;
 
     // Wrong preimage (unpaid).
-    let wrong =
-        Credential { scheme: Scheme::L402, macaroon: challenge.macaroon.clone(), preimage: Preimage::random() };
-    assert_eq!(gw.get_with("/v1/demo", &wrong.to_string()).await.status(), StatusCode::UNAUTHORIZED);
+    let wrong = Credential {
+        scheme: Scheme::L402,
+        macaroon: challenge.macaroon.clone(),
+        preimage: Preimage::random(),
+    };
+    assert_eq!(
+        gw.get_with("/v1/demo", &wrong.to_string()).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // A caveat added by the holder that widens nothing still verifies...
     let mut narrowed = challenge.macaroon.clone();
-    narrowed.add_caveat(&"v1-demo_valid_until=1".parse().unwrap()).unwrap();
-    let cred = Credential { scheme: Scheme::L402, macaroon: narrowed, preimage: preimage.clone() };
+    narrowed
+        .add_caveat(&"v1-demo_valid_until=1".parse().unwrap())
+        .unwrap();
+    let cred = Credential {
+        scheme: Scheme::L402,
+        macaroon: narrowed,
+        preimage: preimage.clone(),
+    };
     // ...but this one narrows validity into the past: refused.
-    assert_eq!(gw.get_with("/v1/demo", &cred.to_string()).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        gw.get_with("/v1/demo", &cred.to_string()).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // Every single-byte change of the macaroon is refused.
     let bytes = challenge.macaroon.to_bytes();
@@ -266,8 +357,15 @@ async fn tampered_macaroon_and_wrong_preimage_are_refused() {
     }
 
     // The untouched credential works.
-    let good = Credential { scheme: Scheme::L402, macaroon: challenge.macaroon, preimage };
-    assert_eq!(gw.get_with("/v1/demo", &good.to_string()).await.status(), StatusCode::OK);
+    let good = Credential {
+        scheme: Scheme::L402,
+        macaroon: challenge.macaroon,
+        preimage,
+    };
+    assert_eq!(
+        gw.get_with("/v1/demo", &good.to_string()).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -275,7 +373,10 @@ async fn token_minted_under_another_root_key_is_refused() {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let other = TestGateway::start(GatewayConfig::demo()).await;
     let credential = other.buy("/v1/demo").await;
-    assert_eq!(gw.get_with("/v1/demo", &credential).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        gw.get_with("/v1/demo", &credential).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -294,11 +395,19 @@ async fn single_use_token_is_refused_the_second_time() {
     assert_eq!(resp.status(), StatusCode::OK);
     let json: Value = resp.json().await.unwrap();
     assert_eq!(json["prompt"], "pay per call");
-    assert!(json["completion"].as_str().unwrap().starts_with("call per pay"));
+    assert!(
+        json["completion"]
+            .as_str()
+            .unwrap()
+            .starts_with("call per pay")
+    );
     let resp = post(r#"{"prompt": "again"}"#).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let json: Value = resp.json().await.unwrap();
-    assert!(json["error"].as_str().unwrap().contains("already used"), "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("already used"),
+        "{json}"
+    );
 }
 
 #[tokio::test]
@@ -325,11 +434,18 @@ async fn challenges_are_rate_limited_per_client() {
     config.rate_limit.burst = 3;
     let gw = TestGateway::start(config).await;
     for _ in 0..3 {
-        assert_eq!(gw.get("/v1/demo").await.status(), StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(
+            gw.get("/v1/demo").await.status(),
+            StatusCode::PAYMENT_REQUIRED
+        );
     }
     let resp = gw.get("/v1/demo").await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = resp.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    let retry: u64 = resp.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     // Free paths and paid credentials are not challenges: not limited.
     assert_eq!(gw.get("/health").await.status(), StatusCode::OK);
@@ -383,9 +499,15 @@ async fn proxy_mode_forwards_method_body_and_headers_but_never_the_credential() 
     assert_eq!(echo["path"], "/api/items");
     assert_eq!(echo["query"], "sort=asc");
     assert_eq!(echo["body_len"], body.len());
-    assert_eq!(echo["body_sha256"], hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)));
+    assert_eq!(
+        echo["body_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))
+    );
     assert_eq!(echo["headers"]["x-custom"], "kept");
-    assert!(echo["headers"].get("authorization").is_none(), "credential leaked upstream: {echo}");
+    assert!(
+        echo["headers"].get("authorization").is_none(),
+        "credential leaked upstream: {echo}"
+    );
 
     // Upstream status codes pass through.
     let resp = gw.get_with("/api/status/418", &credential).await;

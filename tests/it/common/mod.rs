@@ -74,12 +74,17 @@ impl TestGateway {
     }
 
     /// Starts a gateway after `adjust` had its say (a clock, a spent-set).
-    pub async fn start_with(config: GatewayConfig, adjust: impl FnOnce(Gateway) -> Gateway) -> Self {
+    pub async fn start_with(
+        config: GatewayConfig,
+        adjust: impl FnOnce(Gateway) -> Gateway,
+    ) -> Self {
         let node = Arc::new(DevNode::new());
         let gw = Gateway::new(config, RootKey::random(), node.clone()).expect("valid gateway");
         let gw = Arc::new(adjust(gw));
         let app = gw.clone().router().merge(dev::router(node.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = gw.clone();
@@ -101,7 +106,11 @@ impl TestGateway {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.base)).send().await.expect("request")
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_with(&self, path: &str, authorization: &str) -> reqwest::Response {
@@ -125,7 +134,11 @@ impl TestGateway {
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), reqwest::StatusCode::PAYMENT_REQUIRED, "{path}");
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::PAYMENT_REQUIRED,
+            "{path}"
+        );
         let values: Vec<String> = resp
             .headers()
             .get_all(reqwest::header::WWW_AUTHENTICATE)
@@ -148,7 +161,11 @@ impl TestGateway {
     pub async fn buy_with(&self, path: &str, method: reqwest::Method) -> String {
         let (challenge, _) = self.challenge_with(path, method).await;
         let preimage = pay_dev(&self.base, &challenge.invoice).await;
-        format!("L402 {}:{}", challenge.macaroon.to_base64(), preimage.to_hex())
+        format!(
+            "L402 {}:{}",
+            challenge.macaroon.to_base64(),
+            preimage.to_hex()
+        )
     }
 }
 
@@ -162,7 +179,11 @@ pub async fn pay_dev(base: &str, invoice: &str) -> Preimage {
         .expect("dev pay");
     assert_eq!(resp.status(), reqwest::StatusCode::OK, "dev pay");
     let json: serde_json::Value = resp.json().await.expect("json");
-    json["preimage"].as_str().expect("preimage").parse().expect("hex preimage")
+    json["preimage"]
+        .as_str()
+        .expect("preimage")
+        .parse()
+        .expect("hex preimage")
 }
 
 /// An upstream that echoes what it received as JSON (method, path, query,
@@ -205,7 +226,9 @@ impl EchoUpstream {
         }
 
         let app = axum::Router::new().fallback(echo);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -216,6 +239,9 @@ impl EchoUpstream {
                 .await
                 .expect("upstream serves");
         });
-        EchoUpstream { base: format!("http://{addr}"), _shutdown: tx }
+        EchoUpstream {
+            base: format!("http://{addr}"),
+            _shutdown: tx,
+        }
     }
 }
