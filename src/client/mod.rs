@@ -1,0 +1,3 @@
+//! The L402 client: decides whether money moves.
+
+pub mod net;
