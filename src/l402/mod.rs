@@ -17,10 +17,12 @@ mod macaroon;
 mod verify;
 
 pub use caveat::{
-    CONDITION_SERVICES, Caveat, CaveatError, SUFFIX_CAPABILITIES, SUFFIX_VALID_UNTIL,
+    BASE_TIER, CONDITION_SERVICES, Caveat, CaveatError, SUFFIX_CAPABILITIES, SUFFIX_VALID_UNTIL,
 };
 pub use challenge::{Challenge, ChallengeError, MAX_CHALLENGE_HEADER_LEN, Scheme};
 pub use credential::{Credential, CredentialError};
-pub use identifier::{IDENTIFIER_LEN, Identifier, IdentifierError, TokenId};
+pub use identifier::{IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, TokenId};
 pub use macaroon::{MACAROON_LOCATION, Macaroon, MacaroonError};
-pub use verify::{RootKey, VerifyContext, VerifyError, mint, verify};
+pub use verify::{
+    CONDITION_THIRD_PARTY, RootKey, VerifyContext, VerifyError, mint, try_mint, verify,
+};
