@@ -337,6 +337,44 @@ mod tests {
     }
 
     #[test]
+    fn third_party_caveats_are_refused_before_the_signature() {
+        use crate::lightning::Preimage;
+        let preimage = Preimage([5; 32]);
+        let id = Identifier {
+            payment_hash: preimage.payment_hash(),
+            token_id: super::super::TokenId([6; 32]),
+        };
+        let root = RootKey([7; 32]);
+        let mut macaroon = mint(&root, &id, &[Caveat::services(["demo"])]);
+        macaroon
+            .inner
+            .add_third_party_caveat(
+                "https://elsewhere",
+                &libmacaroon::MacaroonKey::generate(b"tp"),
+                "tp-id",
+            )
+            .unwrap();
+        let credential = Credential::new(macaroon, preimage);
+        assert_eq!(
+            verify(&root, &credential, &ctx("demo")),
+            Err(VerifyError::Caveat {
+                condition: CONDITION_THIRD_PARTY.into(),
+                reason: "L402 tokens carry first-party caveats only".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn try_mint_reports_oversized_caveats() {
+        let id = Identifier::new(crate::lightning::PaymentHash([1; 32]));
+        let huge = Caveat::new("x", "y".repeat(70_000));
+        assert!(matches!(
+            try_mint(&RootKey([1; 32]), &id, &[huge]),
+            Err(MacaroonError::Caveat(_))
+        ));
+    }
+
+    #[test]
     fn services_parse_like_aperture() {
         assert_eq!(parse_services("a:0,b:1"), Ok(vec!["a", "b"]));
         assert!(parse_services("").is_err());

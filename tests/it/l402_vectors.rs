@@ -106,7 +106,7 @@ fn vectors() -> Vec<Vector> {
     let padded_b64 = padded.to_base64();
     assert!(padded_b64.ends_with("=="), "{padded_b64}");
     let with_padded = Challenge {
-        macaroon: padded.clone(),
+        macaroon: padded,
         ..challenge(L402, None)
     };
     let aperture = format!(r#"macaroon="{m}", invoice="{i}""#);
