@@ -142,7 +142,8 @@ impl Challenge {
 
 impl FromStr for Challenge {
     type Err = ChallengeError;
-    /// The first L402/LSAT challenge in one header value.
+    /// The first L402/LSAT challenge in one header value (the first
+    /// well-formed one, as [`Challenge::parse_all`] reads them).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Challenge::parse_all([s])?
             .into_iter()
@@ -537,6 +538,26 @@ mod tests {
             vec![("L402".into(), vec![p("a", r#"b"c\d"#), p("b", "x/y+z==")])]
         );
         assert_eq!(schemes(""), vec![]);
+    }
+
+    #[test]
+    fn rfc_9110_example_splits_into_two_challenges() {
+        assert_eq!(
+            schemes(
+                r#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple""#
+            ),
+            vec![
+                (
+                    "Newauth".into(),
+                    vec![
+                        p("realm", "apps"),
+                        p("type", "1"),
+                        p("title", r#"Login to "apps""#)
+                    ]
+                ),
+                ("Basic".into(), vec![p("realm", "simple")]),
+            ]
+        );
     }
 
     #[test]

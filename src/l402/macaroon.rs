@@ -186,8 +186,11 @@ fn put_field(out: &mut Vec<u8>, tag: u8, data: &[u8]) {
 }
 
 impl PartialEq for Macaroon {
+    /// Byte equality of the V2 encodings, in constant time for equal
+    /// lengths (the signature is a bearer secret).
     fn eq(&self, other: &Self) -> bool {
-        self.to_bytes() == other.to_bytes()
+        use subtle::ConstantTimeEq;
+        self.to_bytes().ct_eq(&other.to_bytes()).into()
     }
 }
 impl Eq for Macaroon {}
