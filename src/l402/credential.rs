@@ -1,4 +1,8 @@
 //! `Authorization: L402 <macaroon base64>:<preimage hex>`.
+//!
+//! Read leniently (scheme in any case, `LSAT` too, surrounding whitespace,
+//! any base64 form, upper-case hex), written exactly as aperture and lnget
+//! write it: `L402 <standard padded base64>:<lowercase hex>`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -36,25 +40,71 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// An `L402` credential.
+    pub fn new(macaroon: Macaroon, preimage: Preimage) -> Self {
+        Credential {
+            scheme: Scheme::L402,
+            macaroon,
+            preimage,
+        }
+    }
+
     /// The first L402/LSAT credential among several Authorization values;
     /// `Ok(None)` when there is none.
+    ///
+    /// aperture's own client sends the same credential twice, as `LSAT`
+    /// then `L402`; the first wins. Values of other schemes are skipped;
+    /// an L402/LSAT value that is malformed is an error even when another
+    /// one follows (a server should not guess which one the client meant).
     pub fn from_header_values<'a>(
         values: impl IntoIterator<Item = &'a str>,
     ) -> Result<Option<Credential>, CredentialError> {
-        todo!()
+        for value in values {
+            match value.parse::<Credential>() {
+                Ok(credential) => return Ok(Some(credential)),
+                Err(CredentialError::NotL402) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 }
 
 impl FromStr for Credential {
     type Err = CredentialError;
+    /// `<scheme> <macaroon>:<preimage>`, scheme `L402` or `LSAT` in any
+    /// case, one or more spaces or tabs after it, whitespace around the
+    /// whole tolerated.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        todo!()
+        let s = s.trim_matches([' ', '\t']);
+        let (name, rest) = s.split_once([' ', '\t']).unwrap_or((s, ""));
+        let scheme = Scheme::from_name(name).ok_or(CredentialError::NotL402)?;
+        let (macaroon, preimage) = rest
+            .trim_start_matches([' ', '\t'])
+            .split_once(':')
+            .ok_or(CredentialError::Syntax)?;
+        let macaroon: Macaroon = macaroon.parse()?;
+        let preimage: Preimage = preimage.parse().map_err(|_| CredentialError::Preimage)?;
+        Ok(Credential {
+            scheme,
+            macaroon,
+            preimage,
+        })
     }
 }
 
 impl fmt::Display for Credential {
+    /// `<scheme> <standard padded base64>:<lowercase hex>`, the scheme as
+    /// parsed (`L402` unless it came as `LSAT`). Secret: this is the header
+    /// value itself, never for logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!()
+        write!(
+            f,
+            "{} {}:{}",
+            self.scheme,
+            self.macaroon.to_base64(),
+            self.preimage.to_hex()
+        )
     }
 }
 

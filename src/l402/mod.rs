@@ -8,6 +8,31 @@
 //! module parses and prints all of them, and mints and verifies macaroons
 //! in the V2 binary format of Go's `gopkg.in/macaroon.v2`, which aperture
 //! and lnget use. It knows nothing of HTTP clients, payments or storage.
+//!
+//! ```
+//! use l402_mcp::l402::{
+//!     Caveat, Challenge, Credential, Identifier, RootKey, VerifyContext, mint, verify,
+//! };
+//! use l402_mcp::lightning::Preimage;
+//!
+//! // Gateway: mint a token bound to the invoice's payment hash.
+//! let root_key = RootKey::random();
+//! let preimage = Preimage::random(); // known to the payee's node
+//! let identifier = Identifier::new(preimage.payment_hash());
+//! let macaroon = mint(&root_key, &identifier, &[Caveat::services(["demo"])]);
+//! let challenge = format!(r#"L402 macaroon="{macaroon}", invoice="lnbcrt1...""#);
+//!
+//! // Client: parse the 402, pay, answer with the preimage.
+//! let challenge: Challenge = challenge.parse()?;
+//! let authorization = Credential::new(challenge.macaroon, preimage).to_string();
+//!
+//! // Gateway: check the credential, with no per-token state.
+//! let credential = Credential::from_header_values([authorization.as_str()])?
+//!     .expect("an L402 credential");
+//! let ctx = VerifyContext { service: "demo", capability: None, now_unix: 1_767_225_600 };
+//! assert_eq!(verify(&root_key, &credential, &ctx)?, identifier);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod caveat;
 mod challenge;
@@ -17,10 +42,12 @@ mod macaroon;
 mod verify;
 
 pub use caveat::{
-    CONDITION_SERVICES, Caveat, CaveatError, SUFFIX_CAPABILITIES, SUFFIX_VALID_UNTIL,
+    BASE_TIER, CONDITION_SERVICES, Caveat, CaveatError, SUFFIX_CAPABILITIES, SUFFIX_VALID_UNTIL,
 };
 pub use challenge::{Challenge, ChallengeError, MAX_CHALLENGE_HEADER_LEN, Scheme};
 pub use credential::{Credential, CredentialError};
-pub use identifier::{IDENTIFIER_LEN, Identifier, IdentifierError, TokenId};
+pub use identifier::{IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, TokenId};
 pub use macaroon::{MACAROON_LOCATION, Macaroon, MacaroonError};
-pub use verify::{RootKey, VerifyContext, VerifyError, mint, verify};
+pub use verify::{
+    CONDITION_THIRD_PARTY, RootKey, VerifyContext, VerifyError, mint, try_mint, verify,
+};
