@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
@@ -107,8 +107,18 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     }
 
     // A credential, if any: checked statelessly, then the spent-set.
-    let auth = req.headers().get_all(header::AUTHORIZATION);
-    let values = auth.iter().filter_map(|v| v.to_str().ok());
+    // An Authorization value that is not even visible ASCII is malformed,
+    // not absent.
+    let values: Result<Vec<&str>, _> = req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.to_str())
+        .collect();
+    let Ok(values) = values else {
+        tracing::info!(%path, "non-ASCII Authorization header");
+        return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
+    };
     match Credential::from_header_values(values) {
         Ok(None) => challenge(&gw, route, client_ip(&req)).await,
         Ok(Some(credential)) => {
@@ -264,14 +274,6 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
         "authorization_format": "L402 <macaroon>:<preimage hex>",
     });
     (StatusCode::PAYMENT_REQUIRED, headers, axum::Json(body)).into_response()
-}
-
-/// True when the request's method has no body to speak of.
-pub(super) fn bodiless(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
-    )
 }
 
 /// Reads a request body up to `limit` bytes; a longer one is a 413.
