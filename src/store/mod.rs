@@ -92,9 +92,12 @@ impl Store {
         )
         .map_err(open_err)?;
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(open_err)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
+        // Switching a fresh file to WAL needs an exclusive lock, and SQLite
+        // answers "busy" at once, without its busy handler, when another
+        // connection is opening the same file: retry until the timeout.
+        let mode: String =
+            retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))
+                .map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %location, mode, "token store is not in WAL mode");
         }
@@ -194,6 +197,23 @@ impl Store {
                 path: self.location.clone(),
             },
             other => other,
+        }
+    }
+}
+
+/// Runs `f` again while SQLite says "busy", for up to
+/// [`DEFAULT_BUSY_TIMEOUT`], for the few statements SQLite does not retry
+/// itself.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + DEFAULT_BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(e) if StoreError::is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
         }
     }
 }

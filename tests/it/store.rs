@@ -1084,3 +1084,25 @@ fn ledger_invariant_holds_across_processes() {
         (BUDGET, 0, 20)
     );
 }
+
+/// Switching a fresh file to WAL is a step SQLite does not retry on its own.
+#[test]
+fn many_connections_opening_a_fresh_file_at_once_all_succeed() {
+    for _ in 0..20 {
+        let (_dir, path) = temp_db();
+        let barrier = Arc::new(Barrier::new(32));
+        let handles: Vec<_> = (0..32)
+            .map(|_| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(|s| s.schema_version().unwrap())
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap().unwrap(), SCHEMA_VERSION);
+        }
+    }
+}
