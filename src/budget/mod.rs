@@ -58,7 +58,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::lightning::PaymentHash;
 use crate::store::{
-    Origin, PAYMENT_COLUMNS, PaymentRecord, PaymentState, Store, StoreError, query_payments,
+    Origin, PAYMENT_COLUMNS, PaymentRecord, PaymentState, Store, StoreError, msat_to_sql,
+    query_payments, time_to_sql,
 };
 
 /// The length of the rolling window of the daily cap.
@@ -249,16 +250,12 @@ pub struct Ledger {
 }
 
 fn msat(what: &'static str, v: u64) -> Result<i64, BudgetError> {
-    i64::try_from(v).map_err(|_| BudgetError::Store(StoreError::AmountTooLarge { what, msat: v }))
+    Ok(msat_to_sql(what, v)?)
 }
 
 fn unsigned(v: i64) -> u64 {
     // Sums of CHECK (>= 0) columns; never negative.
     u64::try_from(v).unwrap_or(0)
-}
-
-fn time(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
 }
 
 const SESSION_SUMMARY_SQL: &str = "
@@ -311,7 +308,7 @@ fn session_summary(
 /// unresolved payments (whatever their age: they may still complete) and
 /// payments that succeeded less than [`DAY_SECS`] ago.
 fn last_day_msat(conn: &Connection, now: u64) -> Result<u64, BudgetError> {
-    let since = time(now.saturating_sub(DAY_SECS));
+    let since = time_to_sql(now.saturating_sub(DAY_SECS));
     let held: i64 = conn.query_row(
         "SELECT COALESCE(SUM(CASE WHEN status = 'succeeded' THEN amount_msat + fee_msat
                                   ELSE amount_msat + fee_limit_msat END), 0)
@@ -380,7 +377,7 @@ impl Ledger {
                  VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (name) DO UPDATE
                  SET budget_msat = excluded.budget_msat, last_seen_at = excluded.last_seen_at",
-                params![name, budget, time(now)],
+                params![name, budget, time_to_sql(now)],
             )?;
             session_summary(tx, name)?.ok_or_else(|| BudgetError::UnknownSession(name.to_string()))
         })
@@ -438,13 +435,13 @@ impl Ledger {
                     req.payment_hash.to_hex(),
                     amount,
                     fee_limit,
-                    time(now)
+                    time_to_sql(now)
                 ],
             )?;
             let id = tx.last_insert_rowid();
             tx.execute(
                 "UPDATE sessions SET last_seen_at = ?2 WHERE name = ?1",
-                params![req.session, time(now)],
+                params![req.session, time_to_sql(now)],
             )?;
             Ok(Reservation {
                 id,
@@ -461,7 +458,7 @@ impl Ledger {
             PaymentState::Reserved => {
                 tx.execute(
                     "UPDATE payments SET status = 'in_flight', updated_at = ?2 WHERE id = ?1",
-                    params![r.id, time(now)],
+                    params![r.id, time_to_sql(now)],
                 )?;
                 Ok(())
             }
@@ -521,7 +518,7 @@ impl Ledger {
                 "UPDATE payments SET status = 'succeeded', amount_msat = ?2, fee_msat = ?3,
                         error = NULL, updated_at = ?4
                  WHERE id = ?1",
-                params![r.id, amount, fee, time(now)],
+                params![r.id, amount, fee, time_to_sql(now)],
             )?;
             Ok(())
         })
@@ -550,7 +547,7 @@ impl Ledger {
             PaymentState::Reserved | PaymentState::InFlight => {
                 tx.execute(
                     "UPDATE payments SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![r.id, to.as_str(), reason, time(now)],
+                    params![r.id, to.as_str(), reason, time_to_sql(now)],
                 )?;
                 Ok(())
             }
@@ -569,7 +566,7 @@ impl Ledger {
     /// commits, fails or releases it. A `min_age` longer than the payment
     /// timeout keeps recovery off payments another live process is making.
     pub fn unresolved(&self, min_age: Duration) -> Result<Vec<PaymentRecord>, BudgetError> {
-        let before = time(self.store.now().saturating_sub(min_age.as_secs()));
+        let before = time_to_sql(self.store.now().saturating_sub(min_age.as_secs()));
         let sql = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments
              WHERE status IN ('reserved', 'in_flight') AND updated_at <= ?1

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! insert_pending ──> pending ──mark_paid──> paid ──mark_stale──> stale
-//!                       │  ^                  
+//!                       │  ^
 //!           mark_failed │  │ mark_paid (a "failed" payment that did go through)
 //!                       v  │
 //!                     failed
@@ -67,8 +67,9 @@ impl FromStr for TokenStatus {
     }
 }
 
-/// What [`Store::insert_pending`] records before an invoice is paid.
-#[derive(Clone, Copy, Debug)]
+/// What [`Store::insert_pending`] records before an invoice is paid. Its
+/// `Debug` leaves out the macaroon.
+#[derive(Clone, Copy)]
 pub struct NewToken<'a> {
     /// The origin the token is for.
     pub origin: &'a Origin,
@@ -83,6 +84,19 @@ pub struct NewToken<'a> {
     pub amount_msat: u64,
     /// The session paying.
     pub session: &'a str,
+}
+
+impl fmt::Debug for NewToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewToken")
+            .field("origin", self.origin)
+            .field("payment_hash", self.payment_hash)
+            .field("macaroon", &"<redacted>")
+            .field("invoice", &self.invoice)
+            .field("amount_msat", &self.amount_msat)
+            .field("session", &self.session)
+            .finish()
+    }
 }
 
 /// A token's public facts: no macaroon, no preimage. Safe to display.

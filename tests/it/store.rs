@@ -443,6 +443,8 @@ fn token_debug_never_shows_the_preimage_or_macaroon() {
         .insert_pending(&pending(&api, &hash, macaroon))
         .unwrap();
 
+    let new_debug = format!("{:?}", pending(&api, &hash, macaroon));
+    assert!(!new_debug.contains(macaroon), "{new_debug}");
     let pending_debug = format!(
         "{:?} {:#?}",
         store.list_pending().unwrap(),
