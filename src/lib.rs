@@ -5,7 +5,9 @@
 //! [`l402`] protocol nouns, and [`lightning`] backends; beside them the
 //! [`gateway`], an L402-gated HTTP server with an embedded dev node.
 
+pub mod budget;
 pub mod client;
 pub mod gateway;
 pub mod l402;
 pub mod lightning;
+pub mod store;

@@ -9,3 +9,4 @@ mod dev_node;
 mod gateway;
 mod l402_vectors;
 mod macaroon_interop;
+mod store;
