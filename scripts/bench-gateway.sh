@@ -3,11 +3,12 @@
 # a paid request carrying a valid L402 credential (full verification: parse,
 # preimage hash, HMAC chain, caveats) against the same server's free /health.
 # Needs wrk (Debian: apt-get install wrk). Usage:
-#   scripts/bench-gateway.sh [seconds per run, default 10] [connections, default 32]
+#   scripts/bench-gateway.sh [seconds per run, default 10] [connections, default 32] [rounds, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
+rounds=${3:-3}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --quiet
@@ -40,10 +41,13 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $auth" "$base/v
 
 rate() { wrk -t2 -c"$conns" -d"${secs}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
 echo "machine: $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "wrk -t2 -c$conns -d${secs}s, alternating, two rounds"
-for round in 1 2; do
+echo "wrk -t2 -c$conns -d${secs}s, free and paid alternating, $rounds rounds"
+ratios=()
+for round in $(seq "$rounds"); do
   free=$(rate "$base/health")
   paid=$(rate -H "Authorization: $auth" "$base/v1/demo")
   ratio=$(python3 -c "print(f'{$paid/$free*100:.1f}')")
+  ratios+=("$ratio")
   echo "round $round: free /health ${free} req/s, paid /v1/demo ${paid} req/s, paid/free ${ratio}%"
 done
+python3 -c "import statistics,sys; print(f'median paid/free: {statistics.median(map(float, sys.argv[1:])):.1f}%')" "${ratios[@]}"

@@ -15,6 +15,7 @@ mod demo;
 mod paywall;
 mod proxy;
 mod spent;
+mod verified;
 
 pub use config::{
     ConfigError, DEFAULT_LISTEN, DemoContent, GatewayConfig, LimitsConfig, PathMatch,
@@ -37,6 +38,10 @@ use crate::lightning::Invoicer;
 
 /// Name of the root key file in the data directory.
 pub const ROOT_KEY_FILE: &str = "gateway-root-key";
+
+/// Credentials whose signature check is remembered (per generation): an
+/// entry is about 1 KiB, so at most ~32 MiB.
+pub const VERIFIED_CACHE_CAPACITY: usize = 16 * 1024;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,7 @@ pub struct Gateway {
     root_key: RootKey,
     invoicer: Arc<dyn Invoicer>,
     spent: Arc<dyn SpentSet>,
+    verified: verified::VerifiedCache,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     upstream: reqwest::Client,
     clock: Clock,
@@ -115,6 +121,7 @@ impl Gateway {
             root_key,
             invoicer,
             spent: Arc::new(MemorySpentSet::default()),
+            verified: verified::VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
             limiter,
             upstream,
             clock: Arc::new(system_clock),

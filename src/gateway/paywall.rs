@@ -16,8 +16,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::config::{RouteConfig, TokenPolicy};
+use super::verified::Verified;
 use super::{Gateway, demo, proxy};
-use crate::l402::{Caveat, Challenge, Credential, Identifier, Scheme, VerifyContext, mint, verify};
+use crate::l402::{
+    Caveat, Challenge, Credential, Identifier, Scheme, VerifyContext, check_caveats, mint,
+    verify_signature,
+};
 
 /// The one sentence every refused credential gets: which check failed is
 /// for the operator's log, not for the client.
@@ -119,43 +123,71 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         tracing::info!(%path, "non-ASCII Authorization header");
         return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
     };
-    match Credential::from_header_values(values) {
-        Ok(None) => challenge(&gw, route, client_ip(&req)).await,
-        Ok(Some(credential)) => {
-            let service = route.service_name();
-            let ctx = VerifyContext {
-                service: &service,
-                capability: route.capability.as_deref(),
-                now_unix: gw.now(),
-            };
-            match verify(&gw.root_key, &credential, &ctx) {
-                Ok(id) => {
-                    if route.token == TokenPolicy::SingleUse
-                        && !gw
-                            .spent
-                            .spend(&id.payment_hash, gw.now() + route.valid_for())
-                    {
-                        tracing::info!(%path, payment_hash = %id.payment_hash, "single-use token reused");
-                        return json_error(
-                            StatusCode::UNAUTHORIZED,
-                            "This single-use L402 token was already used. \
-                             Request the route without Authorization to buy another.",
-                        );
-                    }
-                    tracing::debug!(%path, payment_hash = %id.payment_hash, "credential accepted");
-                    serve_route(&gw, route, req).await
-                }
-                Err(e) => {
-                    tracing::info!(%path, reason = %e, "credential refused");
-                    json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL)
-                }
-            }
+    let service = route.service_name();
+    let ctx = VerifyContext {
+        service: &service,
+        capability: route.capability.as_deref(),
+        now_unix: gw.now(),
+    };
+    let verified = match authenticate(&gw, &values) {
+        Ok(Some(v)) => v,
+        Ok(None) => return challenge(&gw, route, client_ip(&req)).await,
+        Err(reason) => {
+            tracing::info!(%path, %reason, "credential refused");
+            return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
         }
-        Err(e) => {
-            tracing::info!(%path, reason = %e, "malformed credential");
-            json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL)
+    };
+    if let Err(reason) = check_caveats(&verified.caveats, &ctx) {
+        tracing::info!(%path, %reason, "credential refused");
+        return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
+    }
+    let id = verified.identifier;
+    if route.token == TokenPolicy::SingleUse
+        && !gw
+            .spent
+            .spend(&id.payment_hash, gw.now() + route.valid_for())
+    {
+        tracing::info!(%path, payment_hash = %id.payment_hash, "single-use token reused");
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "This single-use L402 token was already used. \
+             Request the route without Authorization to buy another.",
+        );
+    }
+    tracing::debug!(%path, payment_hash = %id.payment_hash, "credential accepted");
+    serve_route(&gw, route, req).await
+}
+
+/// The request-independent checks of the request's credential (preimage,
+/// signature), remembered per exact credential text. `Ok(None)`: there is
+/// no L402 credential. `Err`: there is one and it is bad (a sentence for
+/// the log).
+fn authenticate(gw: &Gateway, values: &[&str]) -> Result<Option<Verified>, String> {
+    for value in values {
+        if let Some(v) = gw.verified.get(value.trim()) {
+            return Ok(Some(v));
         }
     }
+    let credential = match Credential::from_header_values(values.iter().copied()) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let identifier = verify_signature(&gw.root_key, &credential).map_err(|e| e.to_string())?;
+    let verified = Verified {
+        identifier,
+        caveats: Arc::from(credential.macaroon.caveats()),
+    };
+    // Remember it under the text it came in; the first L402/LSAT value is
+    // the one `from_header_values` used.
+    if let Some(value) = values.iter().find(|v| {
+        let v = v.trim_start();
+        v.get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("L402 ") || s.eq_ignore_ascii_case("LSAT "))
+    }) {
+        gw.verified.insert(value.trim(), verified.clone());
+    }
+    Ok(Some(verified))
 }
 
 async fn serve_route(gw: &Gateway, route: &RouteConfig, req: Request) -> Response {

@@ -49,5 +49,6 @@ pub use credential::{Credential, CredentialError};
 pub use identifier::{IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, TokenId};
 pub use macaroon::{MACAROON_LOCATION, Macaroon, MacaroonError};
 pub use verify::{
-    CONDITION_THIRD_PARTY, RootKey, VerifyContext, VerifyError, mint, try_mint, verify,
+    CONDITION_THIRD_PARTY, RootKey, VerifyContext, VerifyError, check_caveats, mint, try_mint,
+    verify, verify_signature,
 };

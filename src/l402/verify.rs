@@ -147,17 +147,24 @@ static CHAIN_VERIFIER: LazyLock<libmacaroon::Verifier> = LazyLock::new(|| {
 
 /// Verifies a credential for a request: identifier, preimage, signature and
 /// every caveat condition this crate mints. Returns the identifier.
-///
-/// The checks run from cheapest and public to secret: identifier layout,
-/// then the preimage against the identifier's payment hash (constant time;
-/// no key involved), then structure (no third-party caveats), then the HMAC
-/// chain under our key (compared in constant time by `libmacaroon`), and
-/// only then the caveats, so nothing a forger can vary reaches the caveat
-/// rules and the key is touched only for paid tokens.
 pub fn verify(
     root_key: &RootKey,
     credential: &Credential,
     ctx: &VerifyContext<'_>,
+) -> Result<Identifier, VerifyError> {
+    let identifier = verify_signature(root_key, credential)?;
+    check_caveats(&credential.macaroon.caveats(), ctx)?;
+    Ok(identifier)
+}
+
+/// The request-independent half of [`verify`]: the identifier, the proof of
+/// payment and the HMAC chain. Its result depends only on the credential's
+/// bytes and the root key, so a server may remember it per credential and
+/// run only [`check_caveats`] (which depends on the request and the time)
+/// on later requests.
+pub fn verify_signature(
+    root_key: &RootKey,
+    credential: &Credential,
 ) -> Result<Identifier, VerifyError> {
     let macaroon = &credential.macaroon;
 
@@ -183,15 +190,14 @@ pub fn verify(
     CHAIN_VERIFIER
         .verify(&macaroon.inner, &key, &[])
         .map_err(|_| VerifyError::Signature)?;
-
-    // 5. The caveats, now that they are known to be ours or narrowed
-    //    from ours.
-    check_caveats(&macaroon.caveats(), ctx)?;
     Ok(identifier)
 }
 
 /// aperture's caveat rules for one request (see the module docs).
-fn check_caveats(caveats: &[Caveat], ctx: &VerifyContext<'_>) -> Result<(), VerifyError> {
+/// The request-dependent half of [`verify`]: every caveat condition this
+/// crate mints, against the request's service, capability and time. Only
+/// meaningful for caveats of a macaroon whose signature verified.
+pub fn check_caveats(caveats: &[Caveat], ctx: &VerifyContext<'_>) -> Result<(), VerifyError> {
     let chain = |condition: &str| -> Vec<&str> {
         caveats
             .iter()
