@@ -559,3 +559,44 @@ fn root_key_is_created_private_and_reloaded() {
         assert!(err.contains("chmod 600"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn oversized_body_gets_413() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let credential = gw.buy_with("/v1/generate", reqwest::Method::POST).await;
+    let resp = gw
+        .client
+        .post(format!("{}/v1/generate", gw.base))
+        .header(header::AUTHORIZATION, &credential)
+        .body(vec![b'a'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_times_out_with_a_sentence() {
+    // An upstream that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let config = GatewayConfig::from_toml(&format!(
+        "[limits]\nrequest_timeout_secs = 1\n[[routes]]\npath = \"/slow\"\nfree = true\nupstream = \"http://{addr}\"\n"
+    ))
+    .unwrap();
+    let gw = TestGateway::start(config).await;
+    let started = std::time::Instant::now();
+    let resp = gw.get("/slow").await;
+    assert!(
+        [StatusCode::GATEWAY_TIMEOUT, StatusCode::REQUEST_TIMEOUT].contains(&resp.status()),
+        "{}",
+        resp.status()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
