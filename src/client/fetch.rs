@@ -1,0 +1,662 @@
+//! The request side of a fetch: redirects, tokens, the 402 answer, and
+//! the checks every payment must pass (shared with `preview`).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+
+use super::net::check_url;
+use super::{
+    BudgetView, Check, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, Preview, RawResponse,
+    Receipt, Refusal, Sats, network_error,
+};
+use crate::l402::{Challenge, Credential, Scheme};
+use crate::lightning::Invoice;
+use crate::store::{Origin, Token};
+
+/// A challenge that passed every check: what `pay` needs.
+#[derive(Debug)]
+pub(super) struct Checked {
+    pub challenge: Challenge,
+    pub invoice: Invoice,
+    pub amount_msat: u64,
+}
+
+/// The request as sent on each hop.
+struct Outgoing {
+    method: Method,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+}
+
+impl L402Client {
+    /// Fetches `req`, paying if needed, and returns the response unread.
+    pub async fn fetch_raw(&self, req: FetchRequest) -> Result<RawResponse, FetchError> {
+        self.recover_once().await;
+        let mut url = parse_url(&req.url)?;
+        let cap = req.max_cost_msat.map_or(self.config.max_cost_msat, |m| {
+            m.min(self.config.max_cost_msat)
+        });
+        let mut out = Outgoing {
+            method: req.method,
+            headers: header_map(&req.headers)?,
+            body: req.body,
+        };
+        let mut receipt = None;
+        for hop in 0..=MAX_REDIRECTS {
+            check_url(&self.policy, &url).map_err(Refusal::Url)?;
+            let origin =
+                Origin::from_url(&url).map_err(|e| FetchError::BadRequest(e.to_string()))?;
+            let response = self
+                .fetch_origin(&url, &origin, &out, cap, &mut receipt)
+                .await?;
+            let Some(next) = redirect_target(&url, &response)? else {
+                return Ok(RawResponse {
+                    url,
+                    response,
+                    receipt,
+                });
+            };
+            if hop == MAX_REDIRECTS {
+                return Err(FetchError::Redirect(format!(
+                    "{url} redirected more than {MAX_REDIRECTS} times; the last hop was to {next}"
+                )));
+            }
+            // A 303, and a 301/302 answering a POST, turn into a GET
+            // without a body (as browsers do); 307/308 keep both.
+            let status = response.status();
+            if status == StatusCode::SEE_OTHER
+                || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                    && out.method == Method::POST)
+            {
+                out.method = Method::GET;
+                out.body = None;
+                out.headers.remove(header::CONTENT_TYPE);
+                out.headers.remove(header::CONTENT_LENGTH);
+            }
+            // Credentials never cross origins: the caller's own
+            // Authorization and Cookie headers stay behind, and the token
+            // lookup is by the new origin.
+            let next_origin =
+                Origin::from_url(&next).map_err(|e| FetchError::Redirect(e.to_string()))?;
+            if next_origin != origin {
+                out.headers.remove(header::AUTHORIZATION);
+                out.headers.remove(header::COOKIE);
+                out.headers.remove(header::PROXY_AUTHORIZATION);
+            }
+            tracing::debug!(from = %url, to = %next, "following redirect");
+            url = next;
+        }
+        unreachable!("the loop returns on its last hop")
+    }
+
+    /// One hop: send with the origin's token if any; on a 402 (or a 401
+    /// answering our token), pay under the origin's lock and send again.
+    async fn fetch_origin(
+        &self,
+        url: &Url,
+        origin: &Origin,
+        out: &Outgoing,
+        cap: u64,
+        receipt: &mut Option<Receipt>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let token = self.usable_token(origin).await?;
+        let response = self.send(url, out, token.as_ref()).await?;
+        if !needs_payment(&response, token.is_some()) {
+            if let Some(t) = &token {
+                self.note_used(t);
+                *receipt = Some(self.reused_receipt(t));
+            }
+            return Ok(response);
+        }
+
+        // Check, pay and store under the origin's lock, so that concurrent
+        // fetches of one origin pay once.
+        let lock = self.origin_lock(origin);
+        let guard = lock.lock().await;
+        let sent = token.as_ref().map(|t| t.info.payment_hash);
+        let mut response = response;
+        if let Some(sent) = sent {
+            // Our token was refused. Another task may have bought a new one
+            // while we waited; if not, this one is stale.
+            self.forget_token(origin, &sent).await?;
+            if let Some(newer) = self.usable_token(origin).await? {
+                let retried = self.send(url, out, Some(&newer)).await?;
+                if !needs_payment(&retried, true) {
+                    self.note_used(&newer);
+                    *receipt = Some(self.reused_receipt(&newer));
+                    return Ok(retried);
+                }
+                self.forget_token(origin, &newer.info.payment_hash).await?;
+                response = retried;
+            }
+            if response.status() == StatusCode::UNAUTHORIZED {
+                // A refused token may get a 401 without a challenge: ask
+                // again without it to get one.
+                response = self.send(url, out, None).await?;
+                if response.status() != StatusCode::PAYMENT_REQUIRED {
+                    return Ok(response);
+                }
+            }
+        } else if let Some(newer) = self.usable_token(origin).await? {
+            // We sent none, but one was bought while we waited.
+            let retried = self.send(url, out, Some(&newer)).await?;
+            if !needs_payment(&retried, true) {
+                self.note_used(&newer);
+                *receipt = Some(self.reused_receipt(&newer));
+                return Ok(retried);
+            }
+            self.forget_token(origin, &newer.info.payment_hash).await?;
+            response = retried;
+        }
+
+        let checked = self.check_challenge(&response, url, cap).await?;
+        drop(response);
+        let (token, paid) = self.pay(url, origin, checked).await?;
+        drop(guard);
+
+        // Retry with the new token. If this fails, the token stays paid and
+        // the next fetch reuses it.
+        let retried = self.send(url, out, Some(&token)).await?;
+        *receipt = Some(Receipt {
+            paid: true,
+            amount_msat: paid.amount_msat,
+            fee_msat: paid.fee_msat,
+            payment_hash: token.info.payment_hash,
+            budget_left_msat: self.budget().map(|b| b.left_msat).unwrap_or(0),
+        });
+        self.note_used(&token);
+        Ok(retried)
+    }
+
+    fn reused_receipt(&self, token: &Token) -> Receipt {
+        Receipt {
+            paid: false,
+            amount_msat: 0,
+            fee_msat: 0,
+            payment_hash: token.info.payment_hash,
+            budget_left_msat: self.budget().map(|b| b.left_msat).unwrap_or(0),
+        }
+    }
+
+    /// Sends one request, with `token`'s credential if given.
+    async fn send(
+        &self,
+        url: &Url,
+        out: &Outgoing,
+        token: Option<&Token>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let client = if self.policy.origin_allowed(url) {
+            &self.http_allowed
+        } else {
+            &self.http
+        };
+        let mut req = client
+            .request(out.method.clone(), url.clone())
+            .headers(out.headers.clone());
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, credential_header(t)?);
+        }
+        if let Some(body) = &out.body {
+            req = req.body(body.clone());
+        }
+        req.send().await.map_err(network_error)
+    }
+
+    /// The usable token for `origin`: from memory, else from the store.
+    async fn usable_token(&self, origin: &Origin) -> Result<Option<Token>, FetchError> {
+        if let Some(t) = self.lock_tokens().get(origin) {
+            return Ok(Some(t.clone()));
+        }
+        let store = self.store.clone();
+        let o = origin.clone();
+        let found = blocking(move || store.find_usable(&o)).await??;
+        if let Some(t) = &found {
+            self.lock_tokens().insert(origin.clone(), t.clone());
+        }
+        Ok(found)
+    }
+
+    /// Marks a refused token stale, here and in the store.
+    async fn forget_token(
+        &self,
+        origin: &Origin,
+        hash: &crate::lightning::PaymentHash,
+    ) -> Result<(), FetchError> {
+        {
+            let mut tokens = self.lock_tokens();
+            if tokens
+                .get(origin)
+                .is_some_and(|t| t.info.payment_hash == *hash)
+            {
+                tokens.remove(origin);
+            }
+        }
+        let store = self.store.clone();
+        let h = *hash;
+        tracing::info!(%origin, payment_hash = %h, "server refused a cached token; marking it stale");
+        blocking(move || store.mark_stale(&h)).await??;
+        Ok(())
+    }
+
+    /// Records that a token was presented, off the request path.
+    fn note_used(&self, token: &Token) {
+        let store = self.store.clone();
+        let h = token.info.payment_hash;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.mark_used(&h) {
+                tracing::debug!(error = %e, "cannot record token use");
+            }
+        });
+    }
+
+    pub(super) fn remember_token(&self, origin: &Origin, token: &Token) {
+        self.lock_tokens().insert(origin.clone(), token.clone());
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Origin, Token>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn origin_lock(&self, origin: &Origin) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(origin.clone()).or_default().clone()
+    }
+
+    // ---------------------------------------------------------------------
+    // checks
+
+    /// Parses the 402's challenge and runs every check; the first failure
+    /// is the refusal.
+    async fn check_challenge(
+        &self,
+        response: &reqwest::Response,
+        url: &Url,
+        cap: u64,
+    ) -> Result<Checked, FetchError> {
+        let (checks, checked) = self.evaluate(response, url, cap)?;
+        if let Some(refusal) = checks.into_iter().find_map(|c| c.refusal) {
+            return Err(FetchError::Refused(refusal));
+        }
+        let checked = checked.ok_or_else(|| {
+            FetchError::Refused(Refusal::InvalidChallenge("no usable challenge".into()))
+        })?;
+        self.approve(url, &checked).await?;
+        Ok(checked)
+    }
+
+    /// Every check of DESIGN.md's "Before any payment" that needs no
+    /// consent: each verdict, and the checked challenge when all passed.
+    fn evaluate(
+        &self,
+        response: &reqwest::Response,
+        url: &Url,
+        cap: u64,
+    ) -> Result<(Vec<Check>, Option<Checked>), FetchError> {
+        let mut checks = Vec::new();
+        let values: Vec<&str> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let challenge = match Challenge::parse_all(values) {
+            Ok(mut all) => all.swap_remove(0),
+            Err(e) => {
+                checks.push(Check::fail(
+                    "challenge",
+                    Refusal::InvalidChallenge(e.to_string()),
+                ));
+                return Ok((checks, None));
+            }
+        };
+        checks.push(Check::pass(
+            "challenge",
+            format!("{} challenge parsed", scheme_name(challenge.scheme)),
+        ));
+
+        let invoice: Invoice = match challenge.invoice.parse() {
+            Ok(i) => i,
+            Err(e) => {
+                checks.push(Check::fail(
+                    "invoice",
+                    Refusal::InvalidInvoice(e.to_string()),
+                ));
+                return Ok((checks, None));
+            }
+        };
+        checks.push(Check::pass(
+            "invoice",
+            "BOLT11 invoice decodes and its signature is valid",
+        ));
+
+        let amount = invoice.amount_msat();
+        match amount {
+            Some(a) if a > 0 => checks.push(Check::pass("amount", format!("asks {}", Sats(a)))),
+            _ => checks.push(Check::fail("amount", Refusal::Amountless)),
+        }
+
+        let now = SystemTime::now();
+        if invoice.is_expired_at(now) {
+            let ago = now
+                .duration_since(invoice.expires_at())
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            checks.push(Check::fail("expiry", Refusal::Expired { ago_secs: ago }));
+        } else {
+            let left = invoice
+                .expires_at()
+                .duration_since(now)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            checks.push(Check::pass("expiry", format!("expires in {left} s")));
+        }
+
+        let payer_net = self.payer.network();
+        if invoice.network() == payer_net {
+            checks.push(Check::pass(
+                "network",
+                format!("invoice is for {payer_net}, as the payer"),
+            ));
+        } else {
+            checks.push(Check::fail(
+                "network",
+                Refusal::WrongNetwork {
+                    invoice: invoice.network(),
+                    payer: payer_net,
+                },
+            ));
+        }
+
+        match challenge.macaroon.identifier() {
+            Ok(id) if id.payment_hash == invoice.payment_hash() => checks.push(Check::pass(
+                "payment_hash",
+                "the macaroon is bound to this invoice's payment hash",
+            )),
+            Ok(id) => checks.push(Check::fail(
+                "payment_hash",
+                Refusal::HashMismatch {
+                    invoice: invoice.payment_hash(),
+                    macaroon: id.payment_hash,
+                },
+            )),
+            Err(e) => checks.push(Check::fail(
+                "payment_hash",
+                Refusal::InvalidChallenge(format!("the macaroon identifier is unusable: {e}")),
+            )),
+        }
+
+        let asked = amount.unwrap_or(0);
+        if asked <= cap {
+            checks.push(Check::pass(
+                "cap",
+                format!(
+                    "{} is within the per-request cap of {}",
+                    Sats(asked),
+                    Sats(cap)
+                ),
+            ));
+        } else {
+            checks.push(Check::fail(
+                "cap",
+                Refusal::OverCap {
+                    url: url.to_string(),
+                    asked_msat: asked,
+                    cap_msat: cap,
+                },
+            ));
+        }
+
+        let fee = self.config.fee_limit_msat;
+        let budget = self.budget()?;
+        if asked.saturating_add(fee) <= budget.left_msat {
+            checks.push(Check::pass(
+                "budget",
+                format!(
+                    "{} plus up to {} in fees fits the session's {} left",
+                    Sats(asked),
+                    Sats(fee),
+                    Sats(budget.left_msat)
+                ),
+            ));
+        } else {
+            checks.push(Check::fail(
+                "budget",
+                Refusal::OverBudget {
+                    url: url.to_string(),
+                    session: budget.session.clone(),
+                    asked_msat: asked,
+                    fee_limit_msat: fee,
+                    left_msat: budget.left_msat,
+                    budget_msat: budget.budget_msat,
+                },
+            ));
+        }
+
+        if let Some(threshold) = self.config.approve_above_msat
+            && asked > threshold
+        {
+            checks.push(Check::pass(
+                "approval",
+                format!(
+                    "{} is above the approval threshold of {}: a person will be asked",
+                    Sats(asked),
+                    Sats(threshold)
+                ),
+            ));
+        }
+
+        let all_ok = checks.iter().all(|c| c.ok);
+        let checked = all_ok.then_some(Checked {
+            challenge,
+            invoice,
+            amount_msat: asked,
+        });
+        Ok((checks, checked))
+    }
+
+    async fn approve(&self, url: &Url, checked: &Checked) -> Result<(), FetchError> {
+        let Some(threshold) = self.config.approve_above_msat else {
+            return Ok(());
+        };
+        if checked.amount_msat <= threshold {
+            return Ok(());
+        }
+        let unavailable = || {
+            FetchError::Refused(Refusal::ApprovalUnavailable {
+                asked_msat: checked.amount_msat,
+                threshold_msat: threshold,
+            })
+        };
+        let Some(approver) = &self.approver else {
+            return Err(unavailable());
+        };
+        let request = super::ApprovalRequest {
+            url: url.to_string(),
+            amount_msat: checked.amount_msat,
+            fee_limit_msat: self.config.fee_limit_msat,
+            description: checked.invoice.description(),
+            budget_left_msat: self.budget()?.left_msat,
+        };
+        match approver.approve(&request).await {
+            super::Approval::Approved => Ok(()),
+            super::Approval::Declined(reason) => Err(FetchError::Refused(Refusal::NotApproved {
+                asked_msat: checked.amount_msat,
+                reason,
+            })),
+            super::Approval::Unavailable => Err(unavailable()),
+        }
+    }
+
+    // ---------------------------------------------------------------------
+    // preview
+
+    /// What fetching `url` with `method` would cost and what every check
+    /// says. Sends the request without credential and without body; pays
+    /// nothing and reserves nothing.
+    pub async fn preview(&self, url: &str, method: Method) -> Result<Preview, FetchError> {
+        self.recover_once().await;
+        let mut url = parse_url(url)?;
+        let out = Outgoing {
+            method,
+            headers: HeaderMap::new(),
+            body: None,
+        };
+        let mut response = None;
+        for _ in 0..=MAX_REDIRECTS {
+            check_url(&self.policy, &url).map_err(Refusal::Url)?;
+            let resp = self.send(&url, &out, None).await?;
+            match redirect_target(&url, &resp)? {
+                Some(next) => url = next,
+                None => {
+                    response = Some(resp);
+                    break;
+                }
+            }
+        }
+        let response = response.ok_or_else(|| {
+            FetchError::Redirect(format!("{url} redirected more than {MAX_REDIRECTS} times"))
+        })?;
+        let origin = Origin::from_url(&url).map_err(|e| FetchError::BadRequest(e.to_string()))?;
+        let cached_token = self.usable_token(&origin).await?.is_some();
+        let budget: BudgetView = self.budget()?;
+        let status = response.status().as_u16();
+        if response.status() != StatusCode::PAYMENT_REQUIRED {
+            return Ok(Preview {
+                url: url.to_string(),
+                status,
+                payment_required: false,
+                price_msat: None,
+                description: None,
+                checks: Vec::new(),
+                would_pay: false,
+                cached_token,
+                budget,
+            });
+        }
+        let (mut checks, checked) = self.evaluate(&response, &url, self.config.max_cost_msat)?;
+        checks.push(Check::pass(
+            "rate",
+            format!(
+                "at most {} payments per minute (a preview uses none)",
+                self.config.payments_per_minute
+            ),
+        ));
+        let price_msat = checked.as_ref().map(|c| c.amount_msat).or_else(|| {
+            // Report the price even when a check failed, if it decodes.
+            let values = response.headers().get_all(header::WWW_AUTHENTICATE);
+            let values: Vec<&str> = values.iter().filter_map(|v| v.to_str().ok()).collect();
+            let ch = Challenge::parse_all(values).ok()?.into_iter().next()?;
+            ch.invoice.parse::<Invoice>().ok()?.amount_msat()
+        });
+        let description = checked.as_ref().and_then(|c| c.invoice.description());
+        let mut would_pay = checks.iter().all(|c| c.ok);
+        if let (Some(threshold), Some(price)) = (self.config.approve_above_msat, price_msat)
+            && price > threshold
+            && self.approver.is_none()
+        {
+            would_pay = false;
+            checks.push(Check::fail(
+                "approval",
+                Refusal::ApprovalUnavailable {
+                    asked_msat: price,
+                    threshold_msat: threshold,
+                },
+            ));
+        }
+        Ok(Preview {
+            url: url.to_string(),
+            status,
+            payment_required: true,
+            price_msat,
+            description,
+            checks,
+            would_pay,
+            cached_token,
+            budget,
+        })
+    }
+}
+
+/// True when the response asks for (new) payment: a 402, or a 401 that
+/// answered a token we sent.
+fn needs_payment(response: &reqwest::Response, sent_token: bool) -> bool {
+    response.status() == StatusCode::PAYMENT_REQUIRED
+        || (sent_token && response.status() == StatusCode::UNAUTHORIZED)
+}
+
+fn scheme_name(s: Scheme) -> &'static str {
+    match s {
+        Scheme::L402 => "L402",
+        Scheme::Lsat => "LSAT",
+    }
+}
+
+fn credential_header(token: &Token) -> Result<HeaderValue, FetchError> {
+    let preimage = token.preimage().ok_or_else(|| {
+        FetchError::Ledger(format!("token {} has no preimage", token.info.payment_hash))
+    })?;
+    let macaroon = token
+        .macaroon()
+        .parse()
+        .map_err(|e| FetchError::Ledger(format!("stored macaroon is invalid: {e}")))?;
+    let credential = Credential::new(macaroon, preimage.clone());
+    let mut value = HeaderValue::from_str(&credential.to_string())
+        .map_err(|_| FetchError::Ledger("stored credential is not a valid header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn parse_url(url: &str) -> Result<Url, FetchError> {
+    Url::parse(url.trim()).map_err(|e| {
+        FetchError::BadRequest(format!(
+            "{url:?} is not a valid URL ({e}); give a full http(s) URL"
+        ))
+    })
+}
+
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, FetchError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let n = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| FetchError::BadRequest(format!("{name:?} is not a valid header name")))?;
+        if n == header::HOST || n == header::CONTENT_LENGTH || n == header::TRANSFER_ENCODING {
+            return Err(FetchError::BadRequest(format!(
+                "the {n} header is set by the client itself; leave it out"
+            )));
+        }
+        let v = HeaderValue::from_str(value.trim()).map_err(|_| {
+            FetchError::BadRequest(format!("the value of header {name:?} is not valid"))
+        })?;
+        map.append(n, v);
+    }
+    Ok(map)
+}
+
+/// Where a redirect response points, if it is one.
+fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Option<Url>, FetchError> {
+    if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
+        return Ok(None);
+    }
+    let Some(location) = response.headers().get(header::LOCATION) else {
+        return Ok(None);
+    };
+    let location = location
+        .to_str()
+        .map_err(|_| FetchError::Redirect(format!("{url} redirected to a non-ASCII location")))?;
+    url.join(location)
+        .map(Some)
+        .map_err(|e| FetchError::Redirect(format!("{url} redirected to {location:?}: {e}")))
+}
+
+/// Runs blocking store work off the async workers.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, FetchError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FetchError::Ledger(format!("store task failed: {e}")))
+}

@@ -1,0 +1,376 @@
+//! The irreversible part: reserve, write the pending token, pay, record;
+//! and recovery of payments a crash or a timeout left unresolved.
+//!
+//! Order matters. The budget is reserved and the token written as pending
+//! BEFORE the payment is sent, so a crash at any point leaves a record
+//! that says a payment may have happened; [`L402Client::recover`] then asks
+//! the payment backend what became of it and never pays that invoice again.
+//! The payment itself runs in its own task: a caller that gives up (an MCP
+//! cancellation, a dropped future) cannot stop a payment half-way; it
+//! completes and is recorded.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::fetch::{Checked, blocking};
+use super::{
+    FetchError, L402Client, RecoveryReport, Refusal, error::budget_refusal, recovery_grace,
+};
+use crate::budget::{Reservation, ReserveRequest};
+use crate::lightning::{PayError, Payment, PaymentHash, PaymentStatus};
+use crate::store::{NewToken, Origin, PaymentState, Token, TokenStatus};
+
+/// The steps between reserve and retry, for fault-injection tests: with
+/// `L402_MCP_ABORT_AT=<step>` in the environment the process aborts (as
+/// `kill -9` would: no destructors, no flushing) when it reaches the step.
+pub const ABORT_STEPS: [&str; 5] = [
+    "after_reserve",
+    "after_pending",
+    "after_in_flight",
+    "after_pay",
+    "after_mark_paid",
+];
+
+fn abort_point(step: &str) {
+    static AT: OnceLock<Option<String>> = OnceLock::new();
+    if AT
+        .get_or_init(|| std::env::var("L402_MCP_ABORT_AT").ok())
+        .as_deref()
+        == Some(step)
+    {
+        eprintln!("L402_MCP_ABORT_AT={step}: aborting");
+        std::process::abort();
+    }
+}
+
+/// What a successful `pay` bought.
+#[derive(Debug)]
+pub(super) struct Paid {
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+}
+
+impl L402Client {
+    /// Pays a checked challenge for `origin`. The caller holds the origin's
+    /// lock. Returns the now-usable token.
+    pub(super) async fn pay(
+        &self,
+        url: &Url,
+        origin: &Origin,
+        checked: Checked,
+    ) -> Result<(Token, Paid), FetchError> {
+        let hash = checked.invoice.payment_hash();
+
+        // An invoice seen before: never pay it twice.
+        let store = self.store.clone();
+        if let Some(existing) = blocking(move || store.get_by_hash(&hash)).await?? {
+            return match existing.info.status {
+                TokenStatus::Paid => {
+                    self.remember_token(origin, &existing);
+                    Ok((
+                        existing,
+                        Paid {
+                            amount_msat: 0,
+                            fee_msat: 0,
+                        },
+                    ))
+                }
+                TokenStatus::Pending => {
+                    // Ask the backend what became of it.
+                    self.recover().await?;
+                    let store = self.store.clone();
+                    match blocking(move || store.get_by_hash(&hash)).await?? {
+                        Some(t) if t.info.status == TokenStatus::Paid => {
+                            self.remember_token(origin, &t);
+                            Ok((
+                                t,
+                                Paid {
+                                    amount_msat: 0,
+                                    fee_msat: 0,
+                                },
+                            ))
+                        }
+                        _ => Err(FetchError::Refused(Refusal::PaymentInFlight(hash))),
+                    }
+                }
+                TokenStatus::Failed | TokenStatus::Stale => {
+                    Err(FetchError::PaymentFailed(format!(
+                        "invoice {hash} was paid or tried before; retry the request for a fresh invoice"
+                    )))
+                }
+            };
+        }
+
+        // The payment rate limit.
+        if self.limiter.check().is_err() {
+            return Err(FetchError::Refused(Refusal::RateLimited {
+                per_minute: self.config.payments_per_minute,
+            }));
+        }
+
+        // Reserve amount + fee limit: the ledger refuses atomically, across
+        // processes, if the session (or the 24-hour cap) cannot cover it.
+        let fee_limit = self.config.fee_limit_msat;
+        let amount = checked.amount_msat;
+        let ledger = self.ledger.clone();
+        let (session, o, u) = (self.config.session.clone(), origin.clone(), url.to_string());
+        let reservation = blocking(move || {
+            ledger.reserve(&ReserveRequest {
+                session: &session,
+                origin: &o,
+                url: &u,
+                payment_hash: &hash,
+                amount_msat: amount,
+                fee_limit_msat: fee_limit,
+            })
+        })
+        .await?
+        .map_err(|e| budget_refusal(e, url.as_str(), fee_limit))?;
+        abort_point("after_reserve");
+
+        // Write the token as pending before paying.
+        let store = self.store.clone();
+        let (o, session) = (origin.clone(), self.config.session.clone());
+        let macaroon = checked.challenge.macaroon.to_base64();
+        let invoice_text = checked.invoice.to_string();
+        let inserted = blocking(move || {
+            store.insert_pending(&NewToken {
+                origin: &o,
+                payment_hash: &hash,
+                macaroon: &macaroon,
+                invoice: &invoice_text,
+                amount_msat: amount,
+                session: &session,
+            })
+        })
+        .await?;
+        if let Err(e) = inserted {
+            self.release(&reservation).await;
+            return Err(match e {
+                crate::store::StoreError::DuplicatePaymentHash(h) => {
+                    FetchError::Refused(Refusal::PaymentInFlight(h))
+                }
+                other => FetchError::Store(other),
+            });
+        }
+        abort_point("after_pending");
+
+        let ledger = self.ledger.clone();
+        let r = reservation.clone();
+        if let Err(e) = blocking(move || ledger.mark_in_flight(&r)).await? {
+            // Recovery in another process resolved it first: do not pay.
+            let store = self.store.clone();
+            let _ = blocking(move || store.mark_failed(&hash)).await;
+            return Err(FetchError::Ledger(e.to_string()));
+        }
+        abort_point("after_in_flight");
+
+        // Pay in a task of its own, so that a caller giving up cannot leave
+        // the payment half-recorded.
+        tracing::info!(
+            %origin,
+            payment_hash = %hash,
+            amount_msat = amount,
+            fee_limit_msat = fee_limit,
+            "paying invoice"
+        );
+        let payer = self.payer.clone();
+        let invoice = checked.invoice.clone();
+        let timeout = self.config.payment_timeout;
+        let outcome = tokio::spawn(async move {
+            match tokio::time::timeout(timeout, payer.pay(&invoice, fee_limit)).await {
+                Ok(r) => r,
+                Err(_) => Err(PayError::Unknown(format!(
+                    "no answer within {} s",
+                    timeout.as_secs()
+                ))),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(PayError::Unknown(format!("payment task failed: {e}"))));
+
+        match outcome {
+            Ok(payment) if payment.preimage.matches(&hash) => {
+                abort_point("after_pay");
+                let token = self.record_success(&hash, &reservation, &payment).await?;
+                self.remember_token(origin, &token);
+                tracing::info!(
+                    payment_hash = %hash,
+                    amount_msat = payment.amount_msat,
+                    fee_msat = payment.fee_msat,
+                    "payment succeeded"
+                );
+                Ok((
+                    token,
+                    Paid {
+                        amount_msat: payment.amount_msat,
+                        fee_msat: payment.fee_msat,
+                    },
+                ))
+            }
+            Ok(_) => Err(FetchError::PaymentUnknown {
+                payment_hash: hash,
+                reason: "the payer returned a preimage that does not match the invoice".into(),
+            }),
+            Err(PayError::Unknown(reason)) => {
+                tracing::warn!(payment_hash = %hash, %reason, "payment outcome unknown; left pending");
+                Err(FetchError::PaymentUnknown {
+                    payment_hash: hash,
+                    reason,
+                })
+            }
+            Err(e) => {
+                // Failed for good, refused by the payer, or never sent.
+                let reason = e.to_string();
+                tracing::warn!(payment_hash = %hash, %reason, "payment failed");
+                let (store, ledger, r, why) = (
+                    self.store.clone(),
+                    self.ledger.clone(),
+                    reservation.clone(),
+                    reason.clone(),
+                );
+                blocking(move || {
+                    let _ = store.mark_failed(&hash);
+                    ledger.fail(&r, &why)
+                })
+                .await?
+                .map_err(|e| FetchError::Ledger(e.to_string()))?;
+                Err(FetchError::PaymentFailed(reason))
+            }
+        }
+    }
+
+    /// Marks the token paid and commits the real amount and fee.
+    async fn record_success(
+        &self,
+        hash: &PaymentHash,
+        reservation: &Reservation,
+        payment: &Payment,
+    ) -> Result<Token, FetchError> {
+        let (store, ledger, r, h) = (
+            self.store.clone(),
+            self.ledger.clone(),
+            reservation.clone(),
+            *hash,
+        );
+        let (preimage, amount, fee) = (
+            payment.preimage.clone(),
+            payment.amount_msat,
+            payment.fee_msat,
+        );
+        let saved = blocking(move || {
+            // Commit first: money moved, and the spend log must say so even
+            // if the token cannot be written.
+            let committed = ledger.commit(&r, amount, fee);
+            let paid = store.mark_paid(&h, &preimage, fee);
+            abort_point("after_mark_paid");
+            (committed, paid.and_then(|()| store.get_by_hash(&h)))
+        })
+        .await?;
+        match saved {
+            (_, Ok(Some(token))) => Ok(token),
+            (_, Ok(None)) => Err(FetchError::PaidButNotSaved {
+                payment_hash: *hash,
+                reason: "the pending token disappeared".into(),
+            }),
+            (_, Err(e)) => Err(FetchError::PaidButNotSaved {
+                payment_hash: *hash,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    async fn release(&self, reservation: &Reservation) {
+        let (ledger, r) = (self.ledger.clone(), reservation.clone());
+        if let Ok(Err(e)) = blocking(move || ledger.release(&r)).await {
+            tracing::warn!(error = %e, "cannot release a reservation");
+        }
+    }
+
+    /// Runs [`recover`](Self::recover) once per client, before its first
+    /// fetch; a failure is logged, not fatal (recovery runs again before
+    /// any invoice with a pending token is paid).
+    pub(super) async fn recover_once(&self) {
+        self.recovered
+            .get_or_init(|| async {
+                match self.recover().await {
+                    Ok(r) if r != RecoveryReport::default() => {
+                        tracing::info!(?r, "resolved payments left pending by an earlier run");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot resolve pending payments now"),
+                }
+            })
+            .await;
+    }
+
+    /// Resolves every unresolved payment in the store with the payment
+    /// backend: succeeded ones become usable tokens and committed spend;
+    /// failed ones, and ones the backend never saw (once older than the
+    /// grace period), are released. In-flight ones are left alone.
+    pub async fn recover(&self) -> Result<RecoveryReport, FetchError> {
+        let ledger = self.ledger.clone();
+        let unresolved = blocking(move || ledger.unresolved(Duration::ZERO))
+            .await?
+            .map_err(|e| FetchError::Ledger(e.to_string()))?;
+        let mut report = RecoveryReport::default();
+        let grace = recovery_grace(&self.config).as_secs();
+        for p in unresolved {
+            let hash = p.payment_hash;
+            let reservation = Reservation::from(&p);
+            let age = self.store.now().saturating_sub(p.updated_at);
+            let status = match self.payer.status(&hash).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(payment_hash = %hash, error = %e, "cannot look up a pending payment");
+                    report.still_pending += 1;
+                    continue;
+                }
+            };
+            let (store, ledger) = (self.store.clone(), self.ledger.clone());
+            match status {
+                PaymentStatus::Succeeded(payment) => {
+                    blocking(move || {
+                        let _ = ledger.commit(&reservation, payment.amount_msat, payment.fee_msat);
+                        match store.get_by_hash(&hash) {
+                            Ok(Some(t)) if t.info.status != TokenStatus::Stale => {
+                                store.mark_paid(&hash, &payment.preimage, payment.fee_msat)
+                            }
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    })
+                    .await??;
+                    tracing::info!(payment_hash = %hash, "a pending payment had succeeded; its token is usable");
+                    report.succeeded += 1;
+                }
+                PaymentStatus::Failed { reason } => {
+                    blocking(move || {
+                        let _ = store.mark_failed(&hash);
+                        ledger.fail(&reservation, &reason)
+                    })
+                    .await?
+                    .map_err(|e| FetchError::Ledger(e.to_string()))?;
+                    report.released += 1;
+                }
+                PaymentStatus::Unknown
+                    if p.state == PaymentState::Reserved && age > 5 || age > grace =>
+                {
+                    // Never sent (still only reserved), or sent so long ago
+                    // that the backend would know of it.
+                    blocking(move || {
+                        let _ = store.mark_failed(&hash);
+                        ledger.release(&reservation)
+                    })
+                    .await?
+                    .map_err(|e| FetchError::Ledger(e.to_string()))?;
+                    report.released += 1;
+                }
+                PaymentStatus::Unknown | PaymentStatus::InFlight => report.still_pending += 1,
+            }
+        }
+        Ok(report)
+    }
+}
