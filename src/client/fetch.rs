@@ -117,32 +117,13 @@ impl L402Client {
         // fetches of one origin pay once.
         let lock = self.origin_lock(origin);
         let guard = lock.lock().await;
-        let sent = token.as_ref().map(|t| t.info.payment_hash);
         let mut response = response;
-        if let Some(sent) = sent {
-            // Our token was refused. Another task may have bought a new one
-            // while we waited; if not, this one is stale.
-            self.forget_token(origin, &sent).await?;
-            if let Some(newer) = self.usable_token(origin).await? {
-                let retried = self.send(url, out, Some(&newer)).await?;
-                if !needs_payment(&retried, true) {
-                    self.note_used(&newer);
-                    *receipt = Some(self.reused_receipt(&newer));
-                    return Ok(retried);
-                }
-                self.forget_token(origin, &newer.info.payment_hash).await?;
-                response = retried;
-            }
-            if response.status() == StatusCode::UNAUTHORIZED {
-                // A refused token may get a 401 without a challenge: ask
-                // again without it to get one.
-                response = self.send(url, out, None).await?;
-                if response.status() != StatusCode::PAYMENT_REQUIRED {
-                    return Ok(response);
-                }
-            }
-        } else if let Some(newer) = self.usable_token(origin).await? {
-            // We sent none, but one was bought while we waited.
+        if let Some(sent) = &token {
+            // Our token was refused: it is stale.
+            self.forget_token(origin, &sent.info.payment_hash).await?;
+        }
+        // Another task may have bought a token while we waited.
+        if let Some(newer) = self.usable_token(origin).await? {
             let retried = self.send(url, out, Some(&newer)).await?;
             if !needs_payment(&retried, true) {
                 self.note_used(&newer);
@@ -151,6 +132,14 @@ impl L402Client {
             }
             self.forget_token(origin, &newer.info.payment_hash).await?;
             response = retried;
+        }
+        if response.status() != StatusCode::PAYMENT_REQUIRED {
+            // A refused token may get a 401 without a challenge: ask again
+            // without one to get a challenge.
+            response = self.send(url, out, None).await?;
+            if response.status() != StatusCode::PAYMENT_REQUIRED {
+                return Ok(response);
+            }
         }
 
         let checked = self.check_challenge(&response, url, cap).await?;
