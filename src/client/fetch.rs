@@ -2,6 +2,7 @@
 //! the checks every payment must pass (shared with `preview`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use super::{
 };
 use crate::l402::{Challenge, Credential, Scheme};
 use crate::lightning::Invoice;
+use crate::lightning::PaymentHash;
 use crate::store::{Origin, Token};
 
 /// A challenge that passed every check: what `pay` needs.
@@ -24,6 +26,19 @@ pub(super) struct Checked {
     pub invoice: Invoice,
     pub amount_msat: u64,
 }
+
+/// A usable token, with its `Authorization` value built once.
+#[derive(Debug)]
+pub(super) struct Held {
+    pub hash: PaymentHash,
+    header: HeaderValue,
+    /// When its use was last written to the store (unix seconds).
+    last_noted: AtomicU64,
+}
+
+/// Token use is written to the store at most this often per token: the
+/// hot path of a reused token does no database write.
+const NOTE_USE_EVERY_SECS: u64 = 60;
 
 /// The request as sent on each hop.
 struct Outgoing {
@@ -104,7 +119,7 @@ impl L402Client {
         receipt: &mut Option<Receipt>,
     ) -> Result<reqwest::Response, FetchError> {
         let token = self.usable_token(origin).await?;
-        let response = self.send(url, out, token.as_ref()).await?;
+        let response = self.send(url, out, token.as_deref()).await?;
         if !needs_payment(&response, token.is_some()) {
             if let Some(t) = &token {
                 self.note_used(t);
@@ -120,7 +135,7 @@ impl L402Client {
         let mut response = response;
         if let Some(sent) = &token {
             // Our token was refused: it is stale.
-            self.forget_token(origin, &sent.info.payment_hash).await?;
+            self.forget_token(origin, &sent.hash).await?;
         }
         // Another task may have bought a token while we waited.
         if let Some(newer) = self.usable_token(origin).await? {
@@ -130,7 +145,7 @@ impl L402Client {
                 *receipt = Some(self.reused_receipt(&newer));
                 return Ok(retried);
             }
-            self.forget_token(origin, &newer.info.payment_hash).await?;
+            self.forget_token(origin, &newer.hash).await?;
             response = retried;
         }
         if response.status() != StatusCode::PAYMENT_REQUIRED {
@@ -154,20 +169,22 @@ impl L402Client {
             paid: true,
             amount_msat: paid.amount_msat,
             fee_msat: paid.fee_msat,
-            payment_hash: token.info.payment_hash,
+            payment_hash: token.hash,
             budget_left_msat: self.budget().map(|b| b.left_msat).unwrap_or(0),
         });
         self.note_used(&token);
         Ok(retried)
     }
 
-    fn reused_receipt(&self, token: &Token) -> Receipt {
+    fn reused_receipt(&self, token: &Held) -> Receipt {
         Receipt {
             paid: false,
             amount_msat: 0,
             fee_msat: 0,
-            payment_hash: token.info.payment_hash,
-            budget_left_msat: self.budget().map(|b| b.left_msat).unwrap_or(0),
+            payment_hash: token.hash,
+            // As of this client's last look at the ledger: a reused token
+            // spends nothing, so no database read on this path.
+            budget_left_msat: self.budget_left_snapshot(),
         }
     }
 
@@ -176,7 +193,7 @@ impl L402Client {
         &self,
         url: &Url,
         out: &Outgoing,
-        token: Option<&Token>,
+        token: Option<&Held>,
     ) -> Result<reqwest::Response, FetchError> {
         let client = if self.policy.origin_allowed(url) {
             &self.http_allowed
@@ -187,7 +204,7 @@ impl L402Client {
             .request(out.method.clone(), url.clone())
             .headers(out.headers.clone());
         if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, credential_header(t)?);
+            req = req.header(header::AUTHORIZATION, t.header.clone());
         }
         if let Some(body) = &out.body {
             req = req.body(body.clone());
@@ -196,31 +213,23 @@ impl L402Client {
     }
 
     /// The usable token for `origin`: from memory, else from the store.
-    async fn usable_token(&self, origin: &Origin) -> Result<Option<Token>, FetchError> {
+    async fn usable_token(&self, origin: &Origin) -> Result<Option<Arc<Held>>, FetchError> {
         if let Some(t) = self.lock_tokens().get(origin) {
             return Ok(Some(t.clone()));
         }
         let store = self.store.clone();
         let o = origin.clone();
-        let found = blocking(move || store.find_usable(&o)).await??;
-        if let Some(t) = &found {
-            self.lock_tokens().insert(origin.clone(), t.clone());
+        match blocking(move || store.find_usable(&o)).await?? {
+            Some(t) => Ok(Some(self.remember_token(origin, &t)?)),
+            None => Ok(None),
         }
-        Ok(found)
     }
 
     /// Marks a refused token stale, here and in the store.
-    async fn forget_token(
-        &self,
-        origin: &Origin,
-        hash: &crate::lightning::PaymentHash,
-    ) -> Result<(), FetchError> {
+    async fn forget_token(&self, origin: &Origin, hash: &PaymentHash) -> Result<(), FetchError> {
         {
             let mut tokens = self.lock_tokens();
-            if tokens
-                .get(origin)
-                .is_some_and(|t| t.info.payment_hash == *hash)
-            {
+            if tokens.get(origin).is_some_and(|t| t.hash == *hash) {
                 tokens.remove(origin);
             }
         }
@@ -231,10 +240,21 @@ impl L402Client {
         Ok(())
     }
 
-    /// Records that a token was presented, off the request path.
-    fn note_used(&self, token: &Token) {
+    /// Records that a token was presented, at most once a minute per token,
+    /// off the request path.
+    fn note_used(&self, token: &Held) {
+        let now = self.store.now();
+        let last = token.last_noted.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < NOTE_USE_EVERY_SECS
+            || token
+                .last_noted
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
         let store = self.store.clone();
-        let h = token.info.payment_hash;
+        let h = token.hash;
         tokio::task::spawn_blocking(move || {
             if let Err(e) = store.mark_used(&h) {
                 tracing::debug!(error = %e, "cannot record token use");
@@ -242,11 +262,24 @@ impl L402Client {
         });
     }
 
-    pub(super) fn remember_token(&self, origin: &Origin, token: &Token) {
-        self.lock_tokens().insert(origin.clone(), token.clone());
+    /// Keeps `token` as the origin's usable token, its header built once.
+    pub(super) fn remember_token(
+        &self,
+        origin: &Origin,
+        token: &Token,
+    ) -> Result<Arc<Held>, FetchError> {
+        let held = Arc::new(Held {
+            hash: token.info.payment_hash,
+            header: credential_header(token)?,
+            last_noted: AtomicU64::new(0),
+        });
+        self.lock_tokens().insert(origin.clone(), held.clone());
+        Ok(held)
     }
 
-    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Origin, Token>> {
+    fn lock_tokens(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Origin, Arc<Held>>> {
         self.tokens.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -59,7 +59,7 @@ use serde::Serialize;
 
 use crate::budget::{Ledger, SessionSummary};
 use crate::lightning::{Payer, PaymentHash};
-use crate::store::{Origin, Store, Token};
+use crate::store::{Origin, Store};
 use net::{AddressPolicy, PolicyResolver, UrlPolicyError};
 
 /// One request to fetch.
@@ -259,7 +259,9 @@ pub struct L402Client {
     locks: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
     /// Usable tokens by origin: the hot path of a reused token needs no
     /// database read. The store stays the source of truth.
-    tokens: Mutex<HashMap<Origin, Token>>,
+    tokens: Mutex<HashMap<Origin, Arc<fetch::Held>>>,
+    /// What the session had left when this client last read the ledger.
+    budget_left: std::sync::atomic::AtomicU64,
     limiter: DefaultDirectRateLimiter,
     approver: Option<Arc<dyn Approver>>,
     recovered: tokio::sync::OnceCell<()>,
@@ -318,7 +320,7 @@ impl L402Client {
         })?;
         let limiter = RateLimiter::direct(Quota::per_minute(per_minute));
         let ledger = Ledger::new(store.clone()).with_daily_cap(config.daily_cap_msat);
-        ledger
+        let opened = ledger
             .open_session(&config.session, config.session_budget_msat)
             .map_err(|e| FetchError::Ledger(e.to_string()))?;
         Ok(L402Client {
@@ -331,6 +333,7 @@ impl L402Client {
             http_allowed,
             locks: Mutex::default(),
             tokens: Mutex::default(),
+            budget_left: std::sync::atomic::AtomicU64::new(opened.left_msat),
             limiter,
             approver: None,
             recovered: tokio::sync::OnceCell::new(),
@@ -358,12 +361,21 @@ impl L402Client {
         &self.ledger
     }
 
-    /// This session's budget standing.
+    /// This session's budget standing, read from the ledger.
     pub fn budget(&self) -> Result<BudgetView, FetchError> {
-        self.ledger
+        let view = self
+            .ledger
             .summary(&self.config.session)
             .map(BudgetView::from)
-            .map_err(|e| FetchError::Ledger(e.to_string()))
+            .map_err(|e| FetchError::Ledger(e.to_string()))?;
+        self.budget_left
+            .store(view.left_msat, std::sync::atomic::Ordering::Relaxed);
+        Ok(view)
+    }
+
+    /// What the session had left at this client's last ledger read.
+    fn budget_left_snapshot(&self) -> u64 {
+        self.budget_left.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     // ---------------------------------------------------------------------

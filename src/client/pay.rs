@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use super::fetch::{Checked, blocking};
+use std::sync::Arc;
+
+use super::fetch::{Checked, Held, blocking};
 use super::{
     FetchError, L402Client, RecoveryReport, Refusal, error::budget_refusal, recovery_grace,
 };
@@ -60,38 +62,32 @@ impl L402Client {
         url: &Url,
         origin: &Origin,
         checked: Checked,
-    ) -> Result<(Token, Paid), FetchError> {
+    ) -> Result<(Arc<Held>, Paid), FetchError> {
         let hash = checked.invoice.payment_hash();
 
         // An invoice seen before: never pay it twice.
         let store = self.store.clone();
         if let Some(existing) = blocking(move || store.get_by_hash(&hash)).await?? {
             return match existing.info.status {
-                TokenStatus::Paid => {
-                    self.remember_token(origin, &existing);
-                    Ok((
-                        existing,
-                        Paid {
-                            amount_msat: 0,
-                            fee_msat: 0,
-                        },
-                    ))
-                }
+                TokenStatus::Paid => Ok((
+                    self.remember_token(origin, &existing)?,
+                    Paid {
+                        amount_msat: 0,
+                        fee_msat: 0,
+                    },
+                )),
                 TokenStatus::Pending => {
                     // Ask the backend what became of it.
                     self.recover().await?;
                     let store = self.store.clone();
                     match blocking(move || store.get_by_hash(&hash)).await?? {
-                        Some(t) if t.info.status == TokenStatus::Paid => {
-                            self.remember_token(origin, &t);
-                            Ok((
-                                t,
-                                Paid {
-                                    amount_msat: 0,
-                                    fee_msat: 0,
-                                },
-                            ))
-                        }
+                        Some(t) if t.info.status == TokenStatus::Paid => Ok((
+                            self.remember_token(origin, &t)?,
+                            Paid {
+                                amount_msat: 0,
+                                fee_msat: 0,
+                            },
+                        )),
                         _ => Err(FetchError::Refused(Refusal::PaymentInFlight(hash))),
                     }
                 }
@@ -195,7 +191,7 @@ impl L402Client {
             Ok(payment) if payment.preimage.matches(&hash) => {
                 abort_point("after_pay");
                 let token = self.record_success(&hash, &reservation, &payment).await?;
-                self.remember_token(origin, &token);
+                let token = self.remember_token(origin, &token)?;
                 tracing::info!(
                     payment_hash = %hash,
                     amount_msat = payment.amount_msat,
