@@ -157,6 +157,23 @@ impl L402Client {
             }
         }
 
+        // An earlier payment to this origin whose outcome is unknown (a
+        // timeout, a crash) may have bought a token already: resolve it
+        // before buying another, and never buy while one is in flight.
+        if let Some(held) = self.resolve_pending(origin).await? {
+            let retried = self.send(url, out, Some(&held)).await?;
+            if !needs_payment(&retried, true) {
+                self.note_used(&held);
+                *receipt = Some(self.reused_receipt(&held));
+                return Ok(retried);
+            }
+            self.forget_token(origin, &held.hash).await?;
+            response = self.send(url, out, None).await?;
+            if response.status() != StatusCode::PAYMENT_REQUIRED {
+                return Ok(response);
+            }
+        }
+
         let checked = self.check_challenge(&response, url, cap).await?;
         drop(response);
         let (token, paid) = self.pay(url, origin, checked).await?;
@@ -223,6 +240,39 @@ impl L402Client {
             Some(t) => Ok(Some(self.remember_token(origin, &t)?)),
             None => Ok(None),
         }
+    }
+
+    /// Resolves this origin's pending tokens with the payment backend.
+    /// Returns a token that turned out paid; refuses while one is still in
+    /// flight (paying again could pay twice for one resource).
+    async fn resolve_pending(&self, origin: &Origin) -> Result<Option<Arc<Held>>, FetchError> {
+        let store = self.store.clone();
+        let o = origin.clone();
+        let pending = blocking(move || {
+            store
+                .list_pending()
+                .map(|all| all.into_iter().filter(|t| t.info.origin == o).count())
+        })
+        .await??;
+        if pending == 0 {
+            return Ok(None);
+        }
+        self.recover().await?;
+        let store = self.store.clone();
+        let o = origin.clone();
+        let still = blocking(move || {
+            store
+                .list_pending()
+                .map(|all| all.into_iter().find(|t| t.info.origin == o))
+        })
+        .await??;
+        if let Some(t) = still {
+            return Err(FetchError::Refused(Refusal::PaymentInFlight(
+                t.info.payment_hash,
+            )));
+        }
+        self.lock_tokens().remove(origin);
+        self.usable_token(origin).await
     }
 
     /// Marks a refused token stale, here and in the store.

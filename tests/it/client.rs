@@ -803,3 +803,122 @@ async fn a_closed_port_is_a_network_error() {
     assert!(matches!(err, FetchError::Network(_)), "{err:?}");
     assert_eq!(err.exit_code(), 4);
 }
+
+// ---------------------------------------------------------------------------
+// Unknown outcomes and approval.
+
+/// Pays through the dev node but reports every payment's outcome as
+/// unknown, as a payer whose connection dropped after sending would.
+#[derive(Debug)]
+struct ForgetfulPayer(DevPayer);
+
+#[async_trait]
+impl Payer for ForgetfulPayer {
+    fn network(&self) -> Network {
+        self.0.network()
+    }
+    async fn pay(&self, invoice: &Invoice, max_fee_msat: u64) -> Result<Payment, PayError> {
+        self.0.pay(invoice, max_fee_msat).await?;
+        Err(PayError::Unknown("connection lost after sending".into()))
+    }
+    async fn status(&self, hash: &PaymentHash) -> Result<PaymentStatus, PayError> {
+        self.0.status(hash).await
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_is_resolved_by_status_and_never_paid_again() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let payer = Arc::new(ForgetfulPayer(DevPayer::new(&gw.base).unwrap()));
+    let fx = client_with(payer, &gw.base, |_| {});
+    let url = format!("{}/v1/demo", gw.base);
+    let err = fx.client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    assert!(matches!(err, FetchError::PaymentUnknown { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 3);
+    let budget = fx.client.budget().unwrap();
+    assert_eq!(
+        (budget.spent_msat, budget.reserved_msat),
+        (0, 31_000),
+        "held while unknown"
+    );
+    // The next fetch asks the backend, finds the payment succeeded, and
+    // uses the token it bought: no second payment.
+    let resp = fx.client.fetch(FetchRequest::get(&url)).await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(!resp.receipt.unwrap().paid);
+    assert_eq!(gw.node.settlements(), 1);
+    let budget = fx.client.budget().unwrap();
+    assert_eq!((budget.spent_msat, budget.reserved_msat), (21_000, 0));
+}
+
+#[derive(Debug)]
+struct FixedApprover(l402_mcp::client::Approval, AtomicUsize);
+
+#[async_trait]
+impl l402_mcp::client::Approver for FixedApprover {
+    async fn approve(&self, _r: &l402_mcp::client::ApprovalRequest) -> l402_mcp::client::Approval {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.clone()
+    }
+}
+
+#[tokio::test]
+async fn payments_above_the_threshold_need_approval() {
+    use l402_mcp::client::Approval;
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let url = format!("{}/v1/data", gw.base); // 100 sats
+    let threshold = |c: &mut ClientConfig| c.approve_above_msat = Some(50_000);
+
+    // Nobody to ask: refused with a sentence naming the flag.
+    let fx = dev_client(&gw, threshold);
+    let err = fx.client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FetchError::Refused(Refusal::ApprovalUnavailable { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--approve-above"), "{err}");
+
+    // Declined.
+    let no = Arc::new(FixedApprover(
+        Approval::Declined("too dear".into()),
+        AtomicUsize::new(0),
+    ));
+    let fx = dev_client(&gw, threshold);
+    let client = Arc::try_unwrap(fx.client)
+        .unwrap()
+        .with_approver(no.clone());
+    let err = client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    assert!(
+        matches!(err, FetchError::Refused(Refusal::NotApproved { ref reason, .. }) if reason == "too dear"),
+        "{err:?}"
+    );
+    assert_eq!(gw.node.settlements(), 0);
+
+    // Approved; and below the threshold nobody is asked.
+    let yes = Arc::new(FixedApprover(Approval::Approved, AtomicUsize::new(0)));
+    let fx = dev_client(&gw, threshold);
+    let client = Arc::try_unwrap(fx.client)
+        .unwrap()
+        .with_approver(yes.clone());
+    assert_eq!(
+        client.fetch(FetchRequest::get(&url)).await.unwrap().status,
+        200
+    );
+    assert_eq!(
+        client
+            .fetch(FetchRequest::get(format!("{}/v1/demo", gw.base)))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        yes.1.load(Ordering::SeqCst),
+        1,
+        "asked once, for the 100-sat route only"
+    );
+    assert_eq!(gw.node.settlements(), 2);
+}
