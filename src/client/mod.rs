@@ -280,7 +280,7 @@ impl std::fmt::Debug for L402Client {
 /// left alone before it is released: another process may be about to send
 /// it. Past the payment timeout, it was never sent.
 fn recovery_grace(config: &ClientConfig) -> Duration {
-    config.payment_timeout + Duration::from_secs(30)
+    config.payment_timeout + config.payment_timeout / 2
 }
 
 impl L402Client {
