@@ -265,7 +265,7 @@ impl Settings {
             Ok(text) => (parse_file(&path, &text)?, text, true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if config_file.source != Source::Default {
-                    tracing::warn!(path = %path.display(), "config file not found; using defaults");
+                    tracing::info!(path = %path.display(), "config file not found; using defaults");
                 }
                 (FileSettings::default(), String::new(), false)
             }

@@ -117,9 +117,9 @@ fn print_human(
         }
         for p in &payments[skip..] {
             stdout_line(&format!(
-                "  {}  {:<9}  {:>9} +{:>7} fee  {}",
+                "  {}  {:<9}  {:>9} + {} fee  {}",
                 utc(p.created_at),
-                p.state,
+                p.state.as_str(),
                 sats(p.amount_msat),
                 sats(p.fee_msat),
                 p.url

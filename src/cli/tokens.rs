@@ -75,7 +75,7 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
                     stdout_line(&format!(
                         "{:>4}  {:<7}  {:>9}  {:<12}  {:<20}  {}",
                         t.id,
-                        t.status,
+                        t.status.as_str(),
                         sats(t.amount_msat),
                         t.session,
                         t.paid_at.map_or_else(|| "-".to_string(), utc),

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod cli;
 mod dev_node;
 mod gateway;
 mod l402_vectors;
