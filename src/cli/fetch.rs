@@ -17,7 +17,7 @@ use l402_mcp::client::{
     Preview, Receipt, read_capped,
 };
 
-use super::output::{bytes, sats, sats_num, stdout_bytes, stdout_json, stdout_line};
+use super::output::{bytes, count, sats, sats_num, stdout_bytes, stdout_json, stdout_line};
 use super::{ClientFlags, Ctx, EXIT_ERROR, EXIT_OK, Failure, make_client};
 
 #[derive(Debug, Args)]
@@ -92,6 +92,12 @@ pub async fn run_fetch(args: FetchArgs, ctx: Ctx) -> Result<u8, Failure> {
         .iter()
         .map(|h| parse_header(h))
         .collect::<Result<Vec<_>, _>>()?;
+    if args.json && args.output.as_deref() == Some(Path::new("-")) {
+        return Err(Failure::general(
+            "bad_request",
+            "--json and -o - would both write to stdout; give -o a file",
+        ));
+    }
     let body = args.data.as_deref().map(read_data).transpose()?;
     let request = FetchRequest {
         url: args.url.clone(),
@@ -132,6 +138,11 @@ async fn fetch_whole(
         }))?;
     } else {
         stdout_bytes(&resp.body)?;
+        // On a terminal, end the body's last line so that the receipt does
+        // not run on after it (a pipe gets the body byte for byte).
+        if std::io::stdout().is_terminal() && !resp.body.is_empty() && !resp.body.ends_with(b"\n") {
+            stdout_bytes(b"\n")?;
+        }
     }
     if !ctx.quiet {
         if let Some(r) = &resp.receipt {
@@ -457,13 +468,13 @@ fn print_preview(p: &Preview) -> Result<(), Failure> {
     }
     let b = &p.budget;
     stdout_line(&format!(
-        "session {}: {} left of {} ({} spent, {} reserved, {} payments)",
+        "session {}: {} left of {} ({} spent, {} reserved, {})",
         b.session,
         sats(b.left_msat),
         sats(b.budget_msat),
         sats(b.spent_msat),
         sats(b.reserved_msat),
-        b.payments
+        count(b.payments, "payment")
     ))
 }
 
@@ -484,8 +495,8 @@ pub async fn recover(client: &L402Client, ctx: Ctx) {
             }
             if !ctx.quiet && r.still_pending > 0 {
                 eprintln!(
-                    "note: {} earlier payments are still unresolved; their budget stays held",
-                    r.still_pending
+                    "note: {} from earlier runs still unresolved; their budget stays held",
+                    count(r.still_pending as u64, "payment")
                 );
             }
         }

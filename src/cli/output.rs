@@ -65,6 +65,15 @@ pub fn sats_num(msat: u64) -> String {
     s.trim_end_matches(" sats").to_string()
 }
 
+/// `1 payment`, `2 payments`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A Unix time as `2026-05-01 12:00:00Z`.
 pub fn utc(secs: u64) -> String {
     let days = secs / 86_400;
@@ -125,5 +134,7 @@ mod tests {
         assert_eq!(bytes(1023), "1023 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(count(1, "payment"), "1 payment");
+        assert_eq!(count(0, "payment"), "0 payments");
     }
 }

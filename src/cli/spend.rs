@@ -9,7 +9,7 @@ use l402_mcp::budget::{Ledger, SessionSummary, SpendTotals};
 use l402_mcp::client::L402Client;
 use l402_mcp::store::{PaymentRecord, Store};
 
-use super::output::{sats, stdout_json, stdout_line, utc};
+use super::output::{count, sats, stdout_json, stdout_line, utc};
 use super::{ClientFlags, Ctx, EXIT_OK, Failure, make_payer, open_store};
 
 /// Recent payments shown in the human output (JSON has them all).
@@ -72,9 +72,9 @@ pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
         && settings.payer().is_none()
     {
         eprintln!(
-            "note: {} payments are unresolved and hold budget; configure the payer (--dev-node) \
+            "note: {} unresolved and holding budget; configure the payer (--dev-node) \
              so that they can be resolved",
-            s.unresolved
+            count(s.unresolved, "payment")
         );
     }
     Ok(EXIT_OK)
@@ -90,18 +90,18 @@ fn print_human(
     match summary {
         Some(s) => {
             stdout_line(&format!(
-                "session {}: budget {}, spent {}, reserved {}, left {}, {} payments",
+                "session {}: budget {}, spent {}, reserved {}, left {}, {}",
                 s.session,
                 sats(s.budget_msat),
                 sats(s.spent_msat),
                 sats(s.reserved_msat),
                 sats(s.left_msat),
-                s.payments
+                count(s.payments, "payment")
             ))?;
             if s.unresolved > 0 {
                 stdout_line(&format!(
-                    "  {} payments unresolved (their outcome is not known yet)",
-                    s.unresolved
+                    "  {} unresolved (outcome not known yet)",
+                    count(s.unresolved, "payment")
                 ))?;
             }
         }
@@ -127,17 +127,17 @@ fn print_human(
         }
     }
     stdout_line(&format!(
-        "all time, all sessions: {} in {} payments ({} + {} fees)",
+        "all time, all sessions: {} in {} ({} + {} fees)",
         sats(totals.spent_msat),
-        totals.payments,
+        count(totals.payments, "payment"),
         sats(totals.amount_msat),
         sats(totals.fee_msat)
     ))?;
     for o in &totals.by_origin {
         stdout_line(&format!(
-            "  {:>12}  {:>4} payments  {}",
+            "  {:>12}  {:>12}  {}",
             sats(o.spent_msat),
-            o.payments,
+            count(o.payments, "payment"),
             o.origin
         ))?;
     }
