@@ -277,7 +277,11 @@ impl FileSink {
             .to_string_lossy()
             .into_owned();
         let tmp = target.with_file_name(format!(".{name}.{}.part", std::process::id()));
-        let file = std::fs::File::create(&tmp)
+        // A fresh file: never follow whatever already has that name.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
             .map_err(|e| Failure::general("io", format!("cannot create {}: {e}", tmp.display())))?;
         Ok(FileSink {
             tmp,
