@@ -1,16 +1,37 @@
 //! Command-line entry: flags, logging, and one function per command.
+//!
+//! Every command returns an exit code or a [`Failure`]; `main` prints the
+//! failure as one `error:` sentence on stderr (and, with `--json`, as
+//! `{"error": {"kind", "message", "exit_code"}}` on stdout). The exit codes
+//! are lnget's: 0 success, 1 a general error (including a final non-2xx
+//! response), 2 refused by a check, 3 payment failed, 4 network error.
 
+mod config;
+mod fetch;
 mod gateway;
+mod output;
+pub mod settings;
+mod spend;
+mod tokens;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+use l402_mcp::client::{ClientConfig, FetchError, L402Client};
+use l402_mcp::lightning::Payer;
+use l402_mcp::lightning::dev::DevPayer;
+use l402_mcp::store::Store;
+
+use settings::{Overrides, PayerChoice, Settings, SettingsError};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
-/// Exit code: a general error (bad flags, bad config, I/O).
-pub const EXIT_ERROR: u8 = 1;
+/// Exit code: a general error (bad flags, bad config, I/O, a non-2xx answer).
+pub const EXIT_ERROR: u8 = l402_mcp::client::EXIT_GENERAL;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +46,7 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
-    /// Only errors on stderr.
+    /// Only errors on stderr: no receipt, progress or notes.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
 
@@ -35,17 +56,211 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Fetch a URL, paying its L402 invoice if every check passes.
+    Fetch(fetch::FetchArgs),
+    /// What fetching a URL would cost and what every check says; pays nothing.
+    Preview(fetch::PreviewArgs),
+    /// The L402 tokens bought: list, show, remove, clear.
+    Tokens(tokens::TokensArgs),
+    /// What a session has spent and has left, and all-time spend per origin.
+    Spend(spend::SpendArgs),
+    /// The client settings: show (with sources), path, init.
+    Config(config::ConfigArgs),
     /// Run the L402 gateway: sell access to demo endpoints or an upstream API.
     Gateway(gateway::GatewayArgs),
 }
 
+/// The settings every client command takes: where the config file is, and
+/// the operator's limits and payer.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Settings (flags beat env beat config file)")]
+pub struct ClientFlags {
+    /// Client config file, TOML [env: L402_CONFIG] [default:
+    /// ~/.config/l402-mcp/config.toml, the platform config dir].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The session whose budget pays; a named session's budget holds
+    /// across invocations [env: L402_SESSION] [default: default].
+    #[arg(long, value_name = "NAME")]
+    session: Option<String>,
+
+    /// Largest routing fee per payment [env: L402_MAX_FEE_SATS] [default: 10].
+    #[arg(long, value_name = "SATS")]
+    max_fee: Option<u64>,
+
+    /// The session's budget, amounts plus fees [env: L402_BUDGET_SATS]
+    /// [default: 5000].
+    #[arg(long, value_name = "SATS")]
+    budget: Option<u64>,
+
+    /// Payments allowed per minute [env: L402_PAYMENTS_PER_MINUTE] [default: 20].
+    #[arg(long, value_name = "N")]
+    payments_per_minute: Option<u32>,
+
+    /// Ask on the terminal before paying more than this (refused without a
+    /// terminal) [env: L402_APPROVE_ABOVE_SATS].
+    #[arg(long, value_name = "SATS")]
+    approve_above: Option<u64>,
+
+    /// A rolling 24-hour cap across all sessions [env: L402_DAILY_CAP_SATS].
+    #[arg(long, value_name = "SATS")]
+    daily_cap: Option<u64>,
+
+    /// Allow private, loopback and link-local addresses (the dev node's own
+    /// origin is always allowed) [env: L402_ALLOW_PRIVATE].
+    #[arg(long)]
+    allow_private: bool,
+
+    /// Pay on the dev network through this gateway's dev node, e.g.
+    /// http://127.0.0.1:8402 (regtest only) [env: L402_DEV_NODE].
+    #[arg(long, value_name = "URL")]
+    dev_node: Option<String>,
+
+    /// Where the token store (l402-mcp.sqlite) lives [env: L402_DATA_DIR]
+    /// [default: ~/.local/share/l402-mcp, the platform data dir].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl ClientFlags {
+    /// The effective settings: file, env, then these flags.
+    pub fn settings(&self) -> Result<Settings, Failure> {
+        let overrides = Overrides {
+            session: self.session.clone(),
+            max_cost_sats: None,
+            max_fee_sats: self.max_fee,
+            budget_sats: self.budget,
+            payments_per_minute: self.payments_per_minute,
+            approve_above_sats: self.approve_above,
+            daily_cap_sats: self.daily_cap,
+            allow_private: self.allow_private,
+            dev_node: self.dev_node.clone(),
+            data_dir: self.data_dir.clone(),
+        };
+        Ok(Settings::resolve(
+            self.config.as_deref(),
+            &settings::process_env,
+            &overrides,
+        )?)
+    }
+}
+
+/// The settings of commands that only read the store.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Settings")]
+pub struct StoreFlags {
+    /// Client config file, TOML [env: L402_CONFIG].
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// Where the token store (l402-mcp.sqlite) lives [env: L402_DATA_DIR].
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl StoreFlags {
+    /// The effective settings: file, env, then these flags.
+    pub fn settings(&self) -> Result<Settings, Failure> {
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            ..Overrides::default()
+        };
+        Ok(Settings::resolve(
+            self.config.as_deref(),
+            &settings::process_env,
+            &overrides,
+        )?)
+    }
+}
+
+/// What a command prints and exits with when it fails.
+#[derive(Debug)]
+pub struct Failure {
+    /// A short machine name (`FetchError::kind`, or `config`, `io`, ...).
+    pub kind: &'static str,
+    /// One sentence.
+    pub message: String,
+    /// The exit code.
+    pub code: u8,
+}
+
+impl Failure {
+    /// A general error (exit 1).
+    pub fn general(kind: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            code: EXIT_ERROR,
+        }
+    }
+}
+
+impl From<FetchError> for Failure {
+    fn from(e: FetchError) -> Self {
+        Failure {
+            kind: e.kind(),
+            message: e.to_string(),
+            code: e.exit_code(),
+        }
+    }
+}
+
+impl From<SettingsError> for Failure {
+    fn from(e: SettingsError) -> Self {
+        Failure::general("config", e.to_string())
+    }
+}
+
+impl From<l402_mcp::store::StoreError> for Failure {
+    fn from(e: l402_mcp::store::StoreError) -> Self {
+        Failure::general("store", format!("token store: {e}"))
+    }
+}
+
+impl From<l402_mcp::budget::BudgetError> for Failure {
+    fn from(e: l402_mcp::budget::BudgetError) -> Self {
+        Failure::general("ledger", format!("spend ledger: {e}"))
+    }
+}
+
+/// Opens the token store the settings name.
+pub fn open_store(settings: &Settings) -> Result<Arc<Store>, Failure> {
+    let path = settings.store_path();
+    Store::open(&path).map(Arc::new).map_err(Failure::from)
+}
+
+/// The payer the settings choose; a clear error when there is none.
+pub fn make_payer(settings: &Settings) -> Result<Arc<dyn Payer>, Failure> {
+    match settings.payer() {
+        Some(PayerChoice::Dev { node }) => DevPayer::new(node.as_str())
+            .map(|p| Arc::new(p) as Arc<dyn Payer>)
+            .map_err(|e| Failure::general("config", e.to_string())),
+        None => Err(Failure::general("no_payer", settings.no_payer_message())),
+    }
+}
+
+/// A client on the settings' payer and store, with `config` (the settings'
+/// client config, possibly adjusted by the command).
+pub fn make_client(settings: &Settings, config: ClientConfig) -> Result<L402Client, Failure> {
+    let payer = make_payer(settings)?;
+    let store = open_store(settings)?;
+    let client = L402Client::new(config, payer, store)?;
+    Ok(match fetch::TerminalApprover::if_interactive() {
+        Some(approver) => client.with_approver(Arc::new(approver)),
+        None => client,
+    })
+}
+
 /// Logs go to stderr only (stdout is for results, and for MCP messages in
 /// stdio mode). No secret is ever passed to a log macro; the filter also
-/// silences libraries that might print tokens at debug level.
-fn init_logging(verbose: u8, quiet: bool) {
+/// silences libraries that might print tokens at debug level. The client
+/// commands log only warnings by default: their stderr is for the receipt.
+fn init_logging(verbose: u8, quiet: bool, chatty: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,l402_mcp=info",
+        (false, 0) if chatty => "warn,l402_mcp=info",
+        (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
@@ -61,29 +276,64 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// What every command gets besides its own flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    /// `-q`: nothing on stderr but errors.
+    pub quiet: bool,
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    // Usage errors exit 1, not clap's 2: 2 means "refused by a check".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { EXIT_OK });
+        }
+    };
+    let chatty = matches!(cli.command, Command::Gateway(_));
+    init_logging(cli.verbose, cli.quiet, chatty);
+    let ctx = Ctx { quiet: cli.quiet };
+    let json = match &cli.command {
+        Command::Fetch(a) => a.json,
+        Command::Preview(a) => a.json,
+        Command::Tokens(a) => a.json(),
+        Command::Spend(a) => a.json,
+        Command::Config(a) => a.json(),
+        Command::Gateway(_) => false,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
+            let f = Failure::general("runtime", format!("cannot start the async runtime: {e}"));
+            output::print_failure(&f, json);
+            return ExitCode::from(f.code);
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Gateway(args) => gateway::run(args).await,
+            Command::Fetch(args) => fetch::run_fetch(args, ctx).await,
+            Command::Preview(args) => fetch::run_preview(args, ctx).await,
+            Command::Tokens(args) => tokens::run(args, ctx).await,
+            Command::Spend(args) => spend::run(args, ctx).await,
+            Command::Config(args) => config::run(args, ctx),
+            Command::Gateway(args) => gateway::run(args)
+                .await
+                .map_err(|e| Failure::general("gateway", format!("{e:#}"))),
         }
     });
+    // Do not wait for the client's background bookkeeping (a token's
+    // last-used time) longer than a moment.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_ERROR)
+        Err(f) => {
+            output::print_failure(&f, json);
+            ExitCode::from(f.code)
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod cli;
 mod client;
 mod dev_node;
 mod gateway;

@@ -1,0 +1,192 @@
+//! `l402-mcp spend`: where a session stands, and what was spent all time.
+
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use l402_mcp::budget::{Ledger, SessionSummary, SpendTotals};
+use l402_mcp::client::L402Client;
+use l402_mcp::store::{PaymentRecord, Store};
+
+use super::output::{count, sats, stdout_json, stdout_line, utc};
+use super::{ClientFlags, Ctx, EXIT_OK, Failure, make_payer, open_store};
+
+/// Recent payments shown in the human output (JSON has them all).
+const RECENT: usize = 10;
+
+#[derive(Debug, Args)]
+pub struct SpendArgs {
+    /// One JSON object: {"session": {...}, "payments": [...], "all_time": {...}}.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    client: ClientFlags,
+}
+
+pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
+    let settings = args.client.settings()?;
+    let store = open_store(&settings)?;
+    let ledger = Ledger::new(store.clone());
+    let session = settings.session.value.clone();
+
+    // Resolve what earlier runs left pending, so the numbers are right.
+    // That needs the payer; without one the report says what is unresolved.
+    match make_payer(&settings) {
+        Ok(payer) => {
+            let mut config = settings.client_config();
+            // A report does not change a session's budget: keep the one the
+            // session was last opened with.
+            if let Ok(existing) = ledger.summary(&session) {
+                config.session_budget_msat = existing.budget_msat;
+            }
+            let client = L402Client::new(config, payer, Arc::clone(&store))?;
+            super::fetch::recover(&client, ctx).await;
+        }
+        Err(_) => tracing::debug!("no payer configured; pending payments not resolved"),
+    }
+
+    let summary = match ledger.summary(&session) {
+        Ok(s) => Some(s),
+        Err(l402_mcp::budget::BudgetError::UnknownSession(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let totals = ledger.all_time()?;
+    let payments = store.list_payments(Some(&session))?;
+
+    if args.json {
+        stdout_json(&json!({
+            "session": summary.as_ref().map(session_json).unwrap_or_else(|| json!({
+                "session": session, "exists": false,
+            })),
+            "payments": payments.iter().map(payment_json).collect::<Vec<_>>(),
+            "all_time": totals_json(&totals),
+        }))?;
+    } else {
+        print_human(&session, summary.as_ref(), &payments, &totals, &store)?;
+    }
+    if !ctx.quiet
+        && let Some(s) = &summary
+        && s.unresolved > 0
+        && settings.payer().is_none()
+    {
+        eprintln!(
+            "note: {} unresolved and holding budget; configure the payer (--dev-node) \
+             so that they can be resolved",
+            count(s.unresolved, "payment")
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_human(
+    session: &str,
+    summary: Option<&SessionSummary>,
+    payments: &[PaymentRecord],
+    totals: &SpendTotals,
+    store: &Store,
+) -> Result<(), Failure> {
+    match summary {
+        Some(s) => {
+            stdout_line(&format!(
+                "session {}: budget {}, spent {}, reserved {}, left {}, {}",
+                s.session,
+                sats(s.budget_msat),
+                sats(s.spent_msat),
+                sats(s.reserved_msat),
+                sats(s.left_msat),
+                count(s.payments, "payment")
+            ))?;
+            if s.unresolved > 0 {
+                stdout_line(&format!(
+                    "  {} unresolved (outcome not known yet)",
+                    count(s.unresolved, "payment")
+                ))?;
+            }
+        }
+        None => stdout_line(&format!(
+            "session {session}: nothing spent yet (no such session in {})",
+            store.location()
+        ))?,
+    }
+    if !payments.is_empty() {
+        let skip = payments.len().saturating_sub(RECENT);
+        if skip > 0 {
+            stdout_line(&format!("  ... {skip} earlier payments (--json lists all)"))?;
+        }
+        for p in &payments[skip..] {
+            stdout_line(&format!(
+                "  {}  {:<9}  {:>9} + {} fee  {}",
+                utc(p.created_at),
+                p.state.as_str(),
+                sats(p.amount_msat),
+                sats(p.fee_msat),
+                p.url
+            ))?;
+        }
+    }
+    stdout_line(&format!(
+        "all time, all sessions: {} in {} ({} + {} fees)",
+        sats(totals.spent_msat),
+        count(totals.payments, "payment"),
+        sats(totals.amount_msat),
+        sats(totals.fee_msat)
+    ))?;
+    for o in &totals.by_origin {
+        stdout_line(&format!(
+            "  {:>12}  {:>12}  {}",
+            sats(o.spent_msat),
+            count(o.payments, "payment"),
+            o.origin
+        ))?;
+    }
+    Ok(())
+}
+
+fn session_json(s: &SessionSummary) -> Value {
+    json!({
+        "session": s.session,
+        "exists": true,
+        "budget_msat": s.budget_msat,
+        "spent_msat": s.spent_msat,
+        "reserved_msat": s.reserved_msat,
+        "left_msat": s.left_msat,
+        "payments": s.payments,
+        "unresolved": s.unresolved,
+        "created_at": s.created_at,
+        "last_seen_at": s.last_seen_at,
+    })
+}
+
+fn payment_json(p: &PaymentRecord) -> Value {
+    json!({
+        "id": p.id,
+        "origin": p.origin,
+        "url": p.url,
+        "payment_hash": p.payment_hash.to_hex(),
+        "amount_msat": p.amount_msat,
+        "fee_msat": p.fee_msat,
+        "fee_limit_msat": p.fee_limit_msat,
+        "state": p.state.as_str(),
+        "error": p.error,
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    })
+}
+
+fn totals_json(t: &SpendTotals) -> Value {
+    json!({
+        "spent_msat": t.spent_msat,
+        "amount_msat": t.amount_msat,
+        "fee_msat": t.fee_msat,
+        "payments": t.payments,
+        "by_origin": t.by_origin.iter().map(|o| json!({
+            "origin": o.origin,
+            "spent_msat": o.spent_msat,
+            "amount_msat": o.amount_msat,
+            "fee_msat": o.fee_msat,
+            "payments": o.payments,
+        })).collect::<Vec<_>>(),
+    })
+}

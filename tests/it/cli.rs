@@ -1,0 +1,665 @@
+//! The `l402-mcp` binary's client commands against a real gateway over
+//! sockets: each test starts a gateway (which doubles as the dev node) in
+//! process and runs the binary with its own data dir and a config path that
+//! does not exist, so the user's own settings never leak in.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use l402_mcp::gateway::GatewayConfig;
+use l402_mcp::store::{Origin, Store};
+use serde_json::Value;
+
+use crate::common::TestGateway;
+
+/// One run of the binary.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {self:?}"))
+    }
+}
+
+/// A gateway and a fresh client data dir.
+struct Env {
+    gw: TestGateway,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Self {
+        Env {
+            gw: TestGateway::start(GatewayConfig::demo()).await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gw.base)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("no-such-config.toml")
+    }
+
+    /// `--config`, `--data-dir`: what every client command takes.
+    fn store_flags(&self) -> Vec<String> {
+        vec![
+            "--config".into(),
+            self.config().display().to_string(),
+            "--data-dir".into(),
+            self.data_dir().display().to_string(),
+        ]
+    }
+
+    /// The store flags and `--dev-node`.
+    fn client_flags(&self) -> Vec<String> {
+        let mut flags = self.store_flags();
+        flags.extend(["--dev-node".into(), self.gw.base.clone()]);
+        flags
+    }
+
+    /// Runs `l402-mcp fetch <args> <client flags>`.
+    async fn fetch(&self, args: &[&str]) -> Run {
+        self.fetch_env(args, &[]).await
+    }
+
+    async fn fetch_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all: Vec<String> = vec!["fetch".into()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all.extend(self.client_flags());
+        run(&all, env).await
+    }
+
+    /// Runs `l402-mcp <args>` followed by `flags`.
+    async fn cmd(&self, args: &[&str], flags: Vec<String>) -> Run {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(flags);
+        run(&all, &[]).await
+    }
+
+    fn settlements(&self) -> u64 {
+        self.gw.node.settlements()
+    }
+
+    fn store(&self) -> Store {
+        Store::open(self.data_dir().join("l402-mcp.sqlite")).unwrap()
+    }
+}
+
+/// Runs the binary off the async workers (the gateway serves meanwhile),
+/// with no L402_* or RUST_LOG variables from the caller's environment.
+async fn run(args: &[String], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_l402-mcp"));
+    cmd.args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("L402_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.stdin(std::process::Stdio::null());
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run l402-mcp"))
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn assert_code(run: &Run, code: i32) {
+    assert_eq!(run.code, code, "exit code; {run:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// fetch
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_pays_once_and_the_next_invocation_reuses_the_token() {
+    let env = Env::start().await;
+    let url = env.url("/v1/demo");
+
+    let first = env.fetch(&[&url]).await;
+    assert_code(&first, 0);
+    assert!(
+        first.stdout.contains("Hello from behind the paywall"),
+        "{first:?}"
+    );
+    assert_eq!(
+        first.stderr.trim(),
+        format!("paid 21 sats (+0 fee) for {url}; 4979 sats left in session default")
+    );
+    assert_eq!(env.settlements(), 1);
+
+    let second = env.fetch(&[&url]).await;
+    assert_code(&second, 0);
+    assert!(second.stdout.contains("Hello from behind the paywall"));
+    assert_eq!(
+        second.stderr.trim(),
+        format!(
+            "reused a token bought earlier for {url} (no payment); 4979 sats left in session default"
+        )
+    );
+    assert_eq!(env.settlements(), 1, "no new settlement");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_service_on_the_same_origin_pays_again() {
+    // The demo's /v1/data is a different service from /v1/demo: the
+    // gateway refuses the /v1/demo token there, so the client pays for
+    // /v1/data.
+    let env = Env::start().await;
+    assert_code(&env.fetch(&[&env.url("/v1/demo")]).await, 0);
+    assert_eq!(env.settlements(), 1);
+
+    let data = env.fetch(&[&env.url("/v1/data")]).await;
+    assert_code(&data, 0);
+    assert!(data.stdout.contains("demo-sensor"), "{data:?}");
+    assert!(data.stderr.starts_with("paid 100 sats"), "{data:?}");
+    assert_eq!(env.settlements(), 2);
+}
+
+/// Today the client keeps one token per origin: /v1/data's 401 marks the
+/// still-good /v1/demo token stale, so going back to /v1/demo pays again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "client core keeps one token per origin; a refusal on another service stales a good token"]
+async fn going_back_to_the_first_service_reuses_its_token() {
+    let env = Env::start().await;
+    for path in ["/v1/demo", "/v1/data", "/v1/demo"] {
+        assert_code(&env.fetch(&[&env.url(path)]).await, 0);
+    }
+    assert_eq!(env.settlements(), 2, "one payment per service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_data_is_preserved_through_the_paid_retry() {
+    let env = Env::start().await;
+    let url = env.url("/v1/generate");
+
+    // -d without -X is a POST, as in curl.
+    let text = env.fetch(&[&url, "-d", "pay per prompt"]).await;
+    assert_code(&text, 0);
+    let reply: Value = serde_json::from_str(&text.stdout).unwrap();
+    assert_eq!(reply["prompt"], "pay per prompt", "{text:?}");
+
+    // -X POST, a header, and @file.
+    let body = env.dir.path().join("body.json");
+    std::fs::write(&body, r#"{"prompt": "from a file"}"#).unwrap();
+    let at_file = format!("@{}", body.display());
+    let json = env
+        .fetch(&[
+            &url,
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &at_file,
+        ])
+        .await;
+    assert_code(&json, 0);
+    let reply: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(reply["prompt"], "from a file", "{json:?}");
+    // /v1/generate's tokens are single use: each call paid.
+    assert_eq!(env.settlements(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_cost_below_the_price_exits_2_and_pays_nothing() {
+    let env = Env::start().await;
+    let url = env.url("/v1/demo");
+    let run = env.fetch(&[&url, "--max-cost", "10"]).await;
+    assert_code(&run, 2);
+    assert_eq!(
+        run.stderr.trim(),
+        format!("error: refused: {url} asks 21 sats; the per-request cap is 10 sats")
+    );
+    assert!(run.stdout.is_empty());
+    assert_eq!(env.settlements(), 0);
+    // And the cap cannot be raised from the command line.
+    let config = env.dir.path().join("low-cap.toml");
+    std::fs::write(&config, "max_cost_sats = 20\n").unwrap();
+    let mut all: Vec<String> = vec![
+        "fetch".into(),
+        url.clone(),
+        "--max-cost".into(),
+        "50".into(),
+    ];
+    all.extend([
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        env.data_dir().display().to_string(),
+        "--dev-node".into(),
+        env.gw.base.clone(),
+    ]);
+    let run = run_args(&all).await;
+    assert_code(&run, 2);
+    assert!(
+        run.stderr.contains("the per-request cap is 20 sats"),
+        "{run:?}"
+    );
+    assert_eq!(env.settlements(), 0);
+}
+
+async fn run_args(args: &[String]) -> Run {
+    run(args, &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_session_budget_holds_across_invocations() {
+    let env = Env::start().await;
+    // 21 sats + a 5-sat fee limit fits 30; the default 10-sat fee limit
+    // would not (the budget must cover amount + fee limit).
+    let flags = ["--budget", "30", "--max-fee", "5", "--session", "s1"];
+    let demo = env.url("/v1/demo");
+
+    let first = env
+        .fetch(&[&[demo.as_str()][..], &flags[..]].concat())
+        .await;
+    assert_code(&first, 0);
+    assert!(first.stderr.contains("paid 21 sats"), "{first:?}");
+    assert!(
+        first.stderr.contains("9 sats left in session s1"),
+        "{first:?}"
+    );
+
+    let second = env
+        .fetch(&[&[demo.as_str()][..], &flags[..]].concat())
+        .await;
+    assert_code(&second, 0);
+    assert!(second.stderr.contains("reused"), "{second:?}");
+
+    let data = env.url("/v1/data");
+    let third = env
+        .fetch(&[&[data.as_str(), "--json"][..], &flags[..]].concat())
+        .await;
+    assert_code(&third, 2);
+    let err = third.json();
+    assert_eq!(err["error"]["kind"], "over_budget", "{third:?}");
+    assert_eq!(err["error"]["exit_code"], 2);
+    assert_eq!(
+        third.stderr.trim(),
+        format!(
+            "error: refused: {data} asks 100 sats plus up to 5 sats in fees; the session \"s1\" has 9 sats left of 30 sats"
+        )
+    );
+    assert_eq!(env.settlements(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_one_object_for_results_and_errors() {
+    let env = Env::start().await;
+    let url = env.url("/v1/demo");
+    let run = env.fetch(&[&url, "--json"]).await;
+    assert_code(&run, 0);
+    let v = run.json();
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["url"], url);
+    assert_eq!(v["content_type"], "application/json");
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["body_encoding"], "utf-8");
+    let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["paid"], true);
+    let r = &v["receipt"];
+    assert_eq!(r["paid"], true);
+    assert_eq!(r["amount_msat"], 21_000);
+    assert_eq!(r["fee_msat"], 0);
+    assert_eq!(r["budget_left_msat"], 4_979_000);
+    assert_eq!(r["session"], "default");
+    assert_eq!(r["payment_hash"].as_str().unwrap().len(), 64);
+
+    // A final non-2xx: the response object, exit 1.
+    let missing = env.fetch(&[&env.url("/nope"), "--json"]).await;
+    assert_code(&missing, 1);
+    assert_eq!(missing.json()["status"], 404);
+    assert!(
+        missing.stderr.contains("answered 404 Not Found"),
+        "{missing:?}"
+    );
+
+    // An error before any response.
+    let bad = env.fetch(&["not a url", "--json"]).await;
+    assert_code(&bad, 1);
+    assert_eq!(bad.json()["error"]["kind"], "bad_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_file_gets_the_body_and_quiet_prints_nothing_else() {
+    let env = Env::start().await;
+    let file = env.dir.path().join("out.json");
+    let file_arg = file.display().to_string();
+    let run = env
+        .fetch(&[&env.url("/v1/data"), "-o", &file_arg, "-q"])
+        .await;
+    assert_code(&run, 0);
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(run.stderr.is_empty(), "{run:?}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved["dataset"], "demo-sensor");
+
+    // A non-2xx answer leaves the file alone and exits 1.
+    let missing = env.dir.path().join("missing.json");
+    let missing_arg = missing.display().to_string();
+    let run = env.fetch(&[&env.url("/nope"), "-o", &missing_arg]).await;
+    assert_code(&run, 1);
+    assert!(!missing.exists());
+    assert!(run.stdout.contains("No route"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_port_exits_4() {
+    let env = Env::start().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/v1/demo");
+    let run = env.fetch(&[&url, "--allow-private", "--json"]).await;
+    assert_code(&run, 4);
+    assert_eq!(run.json()["error"]["kind"], "network");
+    assert!(
+        run.stderr
+            .starts_with("error: network error: cannot connect"),
+        "{run:?}"
+    );
+
+    // Without --allow-private, loopback (other than the dev node) is refused.
+    let run = env.fetch(&[&url]).await;
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("--allow-private"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_1_and_no_payer_is_a_sentence() {
+    let env = Env::start().await;
+    let run = env.cmd(&["fetch"], vec![]).await;
+    assert_code(&run, 1);
+    let run = env
+        .cmd(&["fetch", &env.url("/v1/demo")], env.store_flags())
+        .await;
+    assert_code(&run, 1);
+    assert!(
+        run.stderr
+            .starts_with("error: no payer is configured; pass --dev-node URL"),
+        "{run:?}"
+    );
+    assert_eq!(env.settlements(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// preview, tokens, spend
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_shows_price_and_checks_and_pays_nothing() {
+    let env = Env::start().await;
+    let url = env.url("/v1/demo");
+    let run = env
+        .cmd(&["preview", &url, "--json"], env.client_flags())
+        .await;
+    assert_code(&run, 0);
+    let p = run.json();
+    assert_eq!(p["status"], 402);
+    assert_eq!(p["payment_required"], true);
+    assert_eq!(p["price_msat"], 21_000);
+    assert_eq!(p["would_pay"], true);
+    let checks = p["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for name in [
+        "challenge",
+        "invoice",
+        "amount",
+        "expiry",
+        "network",
+        "payment_hash",
+        "cap",
+        "budget",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    assert!(checks.iter().all(|c| c["ok"] == true), "{checks:?}");
+
+    let human = env.cmd(&["preview", &url], env.client_flags()).await;
+    assert_code(&human, 0);
+    assert!(human.stdout.contains("asks 21 sats"), "{human:?}");
+    assert!(human.stdout.contains("would pay: yes"), "{human:?}");
+
+    // A check that fails: exit 2, still nothing paid.
+    let capped = env
+        .cmd(&["preview", &url, "--max-cost", "10"], env.client_flags())
+        .await;
+    assert_code(&capped, 2);
+    assert!(capped.stdout.contains("FAIL  cap"), "{capped:?}");
+    assert_eq!(env.settlements(), 0);
+    assert!(env.store().list_payments(None).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_list_and_show_never_print_secrets() {
+    let env = Env::start().await;
+    assert_code(&env.fetch(&[&env.url("/v1/demo")]).await, 0);
+    let token = env
+        .store()
+        .find_usable(&env.gw.base.parse::<Origin>().unwrap())
+        .unwrap()
+        .expect("a usable token");
+    let macaroon = token.macaroon().to_string();
+    let preimage = token.preimage().unwrap().to_hex();
+
+    let list = env.cmd(&["tokens", "list"], env.store_flags()).await;
+    let list_json = env
+        .cmd(&["tokens", "list", "--json"], env.store_flags())
+        .await;
+    let show = env.cmd(&["tokens", "show", "1"], env.store_flags()).await;
+    let hash = token.info.payment_hash.to_hex();
+    let show_json = env
+        .cmd(
+            &["tokens", "show", &hash[..10], "--json"],
+            env.store_flags(),
+        )
+        .await;
+    for run in [&list, &list_json, &show, &show_json] {
+        assert_code(run, 0);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(!all.contains(&macaroon), "macaroon printed: {run:?}");
+        assert!(!all.contains(&macaroon[..20]), "macaroon printed: {run:?}");
+        assert!(!all.contains(&preimage), "preimage printed: {run:?}");
+    }
+    assert!(list.stdout.contains("paid"), "{list:?}");
+    assert!(list.stdout.contains(&env.gw.base), "{list:?}");
+    let tokens = list_json.json()["tokens"].as_array().unwrap().clone();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0]["status"], "paid");
+    assert_eq!(tokens[0]["amount_msat"], 21_000);
+    assert_eq!(show_json.json()["payment_hash"], hash);
+    assert!(show.stdout.contains(&hash), "{show:?}");
+
+    let missing = env.cmd(&["tokens", "show", "99"], env.store_flags()).await;
+    assert_code(&missing, 1);
+
+    let removed = env.cmd(&["tokens", "remove", "1"], env.store_flags()).await;
+    assert_code(&removed, 0);
+    assert!(env.store().list_tokens().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_reports_the_session_and_all_time_per_origin() {
+    let env = Env::start().await;
+    let session = ["--session", "sp", "--budget", "1000"];
+    assert_code(
+        &env.fetch(&[&[env.url("/v1/demo").as_str()][..], &session[..]].concat())
+            .await,
+        0,
+    );
+    assert_code(&env.fetch(&[&env.url("/v1/demo")]).await, 0); // session default: reuses
+
+    let mut flags = env.client_flags();
+    flags.extend(["--session".into(), "sp".into(), "--json".into()]);
+    let run = env.cmd(&["spend"], flags).await;
+    assert_code(&run, 0);
+    let v = run.json();
+    let s = &v["session"];
+    assert_eq!(s["session"], "sp");
+    assert_eq!(s["budget_msat"], 1_000_000);
+    assert_eq!(s["spent_msat"], 21_000);
+    assert_eq!(s["reserved_msat"], 0);
+    assert_eq!(s["left_msat"], 979_000);
+    assert_eq!(s["payments"], 1);
+    assert_eq!(v["payments"].as_array().unwrap().len(), 1);
+    assert_eq!(v["payments"][0]["state"], "succeeded");
+    let all = &v["all_time"];
+    assert_eq!(all["spent_msat"], 21_000);
+    assert_eq!(all["payments"], 1);
+    let origin = Origin::from_url(&env.gw.base.parse().unwrap()).unwrap();
+    assert_eq!(all["by_origin"][0]["origin"], origin.as_str());
+    assert_eq!(all["by_origin"][0]["spent_msat"], 21_000);
+
+    // A report does not reset the session's budget to the default.
+    let human = env
+        .cmd(&["spend", "--session", "sp"], env.client_flags())
+        .await;
+    assert_code(&human, 0);
+    assert!(
+        human
+            .stdout
+            .contains("session sp: budget 1000 sats, spent 21 sats"),
+        "{human:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_paying_is_resolved_by_spend_and_tokens_clear_keeps_pending() {
+    let env = Env::start().await;
+    let url = env.url("/v1/demo");
+    // The process dies right after the payment: the token stays pending.
+    let crashed = env
+        .fetch_env(&[&url], &[("L402_MCP_ABORT_AT", "after_pay")])
+        .await;
+    assert_ne!(crashed.code, 0, "{crashed:?}");
+    assert_eq!(env.settlements(), 1);
+
+    let clear = env.cmd(&["tokens", "clear"], env.store_flags()).await;
+    assert_code(&clear, 0);
+    assert_eq!(
+        clear.stderr.trim(),
+        "removed 0 tokens; kept 1 pending (their payments' outcome is not known yet)"
+    );
+
+    // spend resolves it with the dev node before reporting.
+    let mut flags = env.client_flags();
+    flags.push("--json".into());
+    let spend = env.cmd(&["spend"], flags).await;
+    assert_code(&spend, 0);
+    let v = spend.json();
+    assert_eq!(v["session"]["spent_msat"], 21_000, "{spend:?}");
+    assert_eq!(v["session"]["reserved_msat"], 0);
+
+    // The token bought before the crash is used; nothing is paid twice.
+    let again = env.fetch(&[&url]).await;
+    assert_code(&again, 0);
+    assert!(again.stderr.contains("reused"), "{again:?}");
+    assert_eq!(env.settlements(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// config
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_init_then_show_reports_each_value_and_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conf").join("config.toml");
+    let file_arg = file.display().to_string();
+
+    let path = run(&strings(&["config", "path", "--config", &file_arg]), &[]).await;
+    assert_eq!(path.stdout.trim(), file_arg);
+    let path = run(&strings(&["config", "path"]), &[("L402_CONFIG", &file_arg)]).await;
+    assert_eq!(path.stdout.trim(), file_arg);
+
+    let init = run(&strings(&["config", "init", "--config", &file_arg]), &[]).await;
+    assert_code(&init, 0);
+    assert!(file.exists());
+    let again = run(&strings(&["config", "init", "--config", &file_arg]), &[]).await;
+    assert_code(&again, 1);
+    assert!(again.stderr.contains("--force"), "{again:?}");
+
+    // The file sets three values; env overrides two; a flag overrides one.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let first_line = text.lines().count() + 1;
+    text.push_str("max_fee_sats = 7\nbudget_sats = 100\nsession = \"from-file\"\n");
+    std::fs::write(&file, &text).unwrap();
+    let show = run(
+        &strings(&[
+            "config",
+            "show",
+            "--json",
+            "--config",
+            &file_arg,
+            "--session",
+            "from-flag",
+        ]),
+        &[
+            ("L402_BUDGET_SATS", "200"),
+            ("L402_SESSION", "from-env"),
+            ("L402_DEV_NODE", "http://127.0.0.1:8402"),
+        ],
+    )
+    .await;
+    assert_code(&show, 0);
+    let v = show.json();
+    assert_eq!(v["config_file"]["exists"], true);
+    let s = &v["settings"];
+    assert_eq!(s["session"]["value"], "from-flag");
+    assert_eq!(s["session"]["source"]["kind"], "flag");
+    assert_eq!(s["budget_sats"]["value"], "200");
+    assert_eq!(s["budget_sats"]["source"]["name"], "L402_BUDGET_SATS");
+    assert_eq!(s["max_fee_sats"]["value"], "7");
+    assert_eq!(s["max_fee_sats"]["source"]["kind"], "file");
+    assert_eq!(s["max_fee_sats"]["source"]["line"], first_line);
+    assert_eq!(s["max_cost_sats"]["value"], "1000");
+    assert_eq!(s["max_cost_sats"]["source"]["kind"], "default");
+    assert_eq!(v["payer"]["kind"], "dev");
+
+    let human = run(
+        &strings(&["config", "show", "--config", &file_arg, "--budget", "300"]),
+        &[("L402_BUDGET_SATS", "200")],
+    )
+    .await;
+    assert_code(&human, 0);
+    let budget_line = human
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("budget_sats"))
+        .unwrap();
+    assert!(budget_line.contains("300"), "{budget_line}");
+    assert!(budget_line.ends_with("flag --budget"), "{budget_line}");
+
+    // An unknown key is an error naming its line.
+    text.push_str("budget = 5\n");
+    std::fs::write(&file, &text).unwrap();
+    let bad = run(&strings(&["config", "show", "--config", &file_arg]), &[]).await;
+    assert_code(&bad, 1);
+    assert!(
+        bad.stderr.starts_with(&format!(
+            "error: the config file {file_arg}, line {}: unknown field `budget`",
+            first_line + 3
+        )),
+        "{bad:?}"
+    );
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
