@@ -27,13 +27,30 @@ pub(super) struct Checked {
     pub amount_msat: u64,
 }
 
-/// A usable token, with its `Authorization` value built once.
+/// A usable token, with its `Authorization` value built once and the
+/// paths it was presented at (true: accepted there).
 #[derive(Debug)]
 pub(super) struct Held {
     pub hash: PaymentHash,
     header: HeaderValue,
     /// When its use was last written to the store (unix seconds).
     last_noted: AtomicU64,
+    paths: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+}
+
+impl Held {
+    fn new(token: &Token) -> Result<Self, FetchError> {
+        Ok(Held {
+            hash: token.info.payment_hash,
+            header: credential_header(token)?,
+            last_noted: AtomicU64::new(0),
+            paths: std::sync::Mutex::default(),
+        })
+    }
+
+    fn lock_paths(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
+        self.paths.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Token use is written to the store at most this often per token: the
@@ -108,8 +125,9 @@ impl L402Client {
         unreachable!("the loop returns on its last hop")
     }
 
-    /// One hop: send with the origin's token if any; on a 402 (or a 401
-    /// answering our token), pay under the origin's lock and send again.
+    /// One hop: send with the origin's best token for the path, if any; on
+    /// a 402 (or a 401 answering our token), try the origin's other tokens,
+    /// then pay under the origin's lock and send again.
     async fn fetch_origin(
         &self,
         url: &Url,
@@ -118,11 +136,17 @@ impl L402Client {
         cap: u64,
         receipt: &mut Option<Receipt>,
     ) -> Result<reqwest::Response, FetchError> {
-        let token = self.usable_token(origin).await?;
-        let response = self.send(url, out, token.as_deref()).await?;
-        if !needs_payment(&response, token.is_some()) {
-            if let Some(t) = &token {
-                self.note_used(t);
+        let path = url.path();
+        let mut tried = Vec::new();
+        let first = self
+            .candidates(origin, path, &tried)
+            .await?
+            .into_iter()
+            .next();
+        let response = self.send(url, out, first.as_deref()).await?;
+        if !needs_payment(&response, first.is_some()) {
+            if let Some(t) = &first {
+                self.presented(t, path, response.status());
                 *receipt = Some(self.reused_receipt(t));
             }
             return Ok(response);
@@ -133,19 +157,21 @@ impl L402Client {
         let lock = self.origin_lock(origin);
         let guard = lock.lock().await;
         let mut response = response;
-        if let Some(sent) = &token {
-            // Our token was refused: it is stale.
-            self.forget_token(origin, &sent.hash).await?;
+        if let Some(t) = &first {
+            tried.push(t.hash);
+            self.refused(origin, t, path).await?;
         }
-        // Another task may have bought a token while we waited.
-        if let Some(newer) = self.usable_token(origin).await? {
-            let retried = self.send(url, out, Some(&newer)).await?;
+        // The origin's other tokens: one bought while we waited, or one for
+        // another service that may cover this path too.
+        for t in self.candidates(origin, path, &tried).await? {
+            tried.push(t.hash);
+            let retried = self.send(url, out, Some(&t)).await?;
             if !needs_payment(&retried, true) {
-                self.note_used(&newer);
-                *receipt = Some(self.reused_receipt(&newer));
+                self.presented(&t, path, retried.status());
+                *receipt = Some(self.reused_receipt(&t));
                 return Ok(retried);
             }
-            self.forget_token(origin, &newer.hash).await?;
+            self.refused(origin, &t, path).await?;
             response = retried;
         }
         if response.status() != StatusCode::PAYMENT_REQUIRED {
@@ -160,14 +186,17 @@ impl L402Client {
         // An earlier payment to this origin whose outcome is unknown (a
         // timeout, a crash) may have bought a token already: resolve it
         // before buying another, and never buy while one is in flight.
-        if let Some(held) = self.resolve_pending(origin).await? {
-            let retried = self.send(url, out, Some(&held)).await?;
-            if !needs_payment(&retried, true) {
-                self.note_used(&held);
-                *receipt = Some(self.reused_receipt(&held));
-                return Ok(retried);
+        if self.resolve_pending(origin).await? {
+            for t in self.candidates(origin, path, &tried).await? {
+                tried.push(t.hash);
+                let retried = self.send(url, out, Some(&t)).await?;
+                if !needs_payment(&retried, true) {
+                    self.presented(&t, path, retried.status());
+                    *receipt = Some(self.reused_receipt(&t));
+                    return Ok(retried);
+                }
+                self.refused(origin, &t, path).await?;
             }
-            self.forget_token(origin, &held.hash).await?;
             response = self.send(url, out, None).await?;
             if response.status() != StatusCode::PAYMENT_REQUIRED {
                 return Ok(response);
@@ -182,6 +211,12 @@ impl L402Client {
         // Retry with the new token. If this fails, the token stays paid and
         // the next fetch reuses it.
         let retried = self.send(url, out, Some(&token)).await?;
+        if needs_payment(&retried, true) {
+            // Refused at the path it was bought for: it buys nothing.
+            self.forget_token(origin, &token.hash).await?;
+        } else {
+            self.presented(&token, path, retried.status());
+        }
         *receipt = Some(Receipt {
             paid: true,
             amount_msat: paid.amount_msat,
@@ -189,7 +224,6 @@ impl L402Client {
             payment_hash: token.hash,
             budget_left_msat: self.budget().map(|b| b.left_msat).unwrap_or(0),
         });
-        self.note_used(&token);
         Ok(retried)
     }
 
@@ -229,23 +263,57 @@ impl L402Client {
         req.send().await.map_err(network_error)
     }
 
-    /// The usable token for `origin`: from memory, else from the store.
-    async fn usable_token(&self, origin: &Origin) -> Result<Option<Arc<Held>>, FetchError> {
-        if let Some(t) = self.lock_tokens().get(origin) {
-            return Ok(Some(t.clone()));
+    /// The origin's usable tokens, newest first: from memory, else loaded
+    /// from the store with the paths each was presented at.
+    async fn origin_tokens(&self, origin: &Origin) -> Result<Vec<Arc<Held>>, FetchError> {
+        if let Some(list) = self.lock_tokens().get(origin) {
+            return Ok(list.clone());
         }
         let store = self.store.clone();
         let o = origin.clone();
-        match blocking(move || store.find_usable(&o)).await?? {
-            Some(t) => Ok(Some(self.remember_token(origin, &t)?)),
-            None => Ok(None),
+        let rows = blocking(move || store.usable_tokens(&o)).await??;
+        let mut list = Vec::with_capacity(rows.len());
+        for (token, paths) in rows {
+            let held = Held::new(&token)?;
+            held.lock_paths().extend(paths);
+            list.push(Arc::new(held));
         }
+        let mut tokens = self.lock_tokens();
+        Ok(tokens.entry(origin.clone()).or_insert(list).clone())
+    }
+
+    /// Up to three tokens to present at `path`, best first: those accepted
+    /// there before, then those not refused there, newest first; none of
+    /// `tried`.
+    async fn candidates(
+        &self,
+        origin: &Origin,
+        path: &str,
+        tried: &[PaymentHash],
+    ) -> Result<Vec<Arc<Held>>, FetchError> {
+        const MAX_CANDIDATES: usize = 3;
+        let list = self.origin_tokens(origin).await?;
+        let verdict = |t: &Held| t.lock_paths().get(path).copied();
+        let fresh = list.iter().filter(|t| !tried.contains(&t.hash));
+        let accepted = fresh.clone().filter(|t| verdict(t) == Some(true));
+        let unknown = fresh.filter(|t| verdict(t).is_none());
+        Ok(accepted
+            .chain(unknown)
+            .take(MAX_CANDIDATES)
+            .cloned()
+            .collect())
+    }
+
+    /// Whether any usable token for `origin` is known (for preview).
+    pub(super) async fn has_token(&self, origin: &Origin) -> Result<bool, FetchError> {
+        Ok(!self.origin_tokens(origin).await?.is_empty())
     }
 
     /// Resolves this origin's pending tokens with the payment backend.
-    /// Returns a token that turned out paid; refuses while one is still in
-    /// flight (paying again could pay twice for one resource).
-    async fn resolve_pending(&self, origin: &Origin) -> Result<Option<Arc<Held>>, FetchError> {
+    /// True when one turned out paid (the origin's tokens are reloaded);
+    /// refuses while one is still in flight (paying again could pay twice
+    /// for one resource).
+    async fn resolve_pending(&self, origin: &Origin) -> Result<bool, FetchError> {
         let store = self.store.clone();
         let o = origin.clone();
         let pending = blocking(move || {
@@ -255,7 +323,7 @@ impl L402Client {
         })
         .await??;
         if pending == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         self.recover().await?;
         let store = self.store.clone();
@@ -272,64 +340,91 @@ impl L402Client {
             )));
         }
         self.lock_tokens().remove(origin);
-        self.usable_token(origin).await
+        Ok(true)
     }
 
-    /// Marks a refused token stale, here and in the store.
+    /// A token was refused at `path`. Refused where it used to be accepted,
+    /// it is stale (expired or revoked); otherwise it is only not valid
+    /// here (another service's token), and stays usable elsewhere.
+    async fn refused(&self, origin: &Origin, token: &Held, path: &str) -> Result<(), FetchError> {
+        if token.lock_paths().get(path) == Some(&true) {
+            return self.forget_token(origin, &token.hash).await;
+        }
+        token.lock_paths().insert(path.to_string(), false);
+        let (store, h, p) = (self.store.clone(), token.hash, path.to_string());
+        blocking(move || store.record_path(&h, &p, false)).await??;
+        Ok(())
+    }
+
+    /// Marks a token stale, here and in the store.
     async fn forget_token(&self, origin: &Origin, hash: &PaymentHash) -> Result<(), FetchError> {
-        {
-            let mut tokens = self.lock_tokens();
-            if tokens.get(origin).is_some_and(|t| t.hash == *hash) {
-                tokens.remove(origin);
-            }
+        if let Some(list) = self.lock_tokens().get_mut(origin) {
+            list.retain(|t| t.hash != *hash);
         }
         let store = self.store.clone();
         let h = *hash;
-        tracing::info!(%origin, payment_hash = %h, "server refused a cached token; marking it stale");
+        tracing::info!(%origin, payment_hash = %h, "server refused a token where it used to work; marking it stale");
         blocking(move || store.mark_stale(&h)).await??;
         Ok(())
     }
 
-    /// Records that a token was presented, at most once a minute per token,
-    /// off the request path.
-    fn note_used(&self, token: &Held) {
+    /// A token was presented at `path` and not refused: remember where it
+    /// works (a new path is written to the store, off the request path),
+    /// and note its use at most once a minute.
+    fn presented(&self, token: &Held, path: &str, status: StatusCode) {
+        let newly_accepted = status.as_u16() < 400
+            && token.lock_paths().insert(path.to_string(), true) != Some(true);
         let now = self.store.now();
         let last = token.last_noted.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < NOTE_USE_EVERY_SECS
-            || token
+        let note_use = now.saturating_sub(last) >= NOTE_USE_EVERY_SECS
+            && token
                 .last_noted
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+                .is_ok();
+        if !newly_accepted && !note_use {
             return;
         }
-        let store = self.store.clone();
-        let h = token.hash;
+        let (store, h, p) = (self.store.clone(), token.hash, path.to_string());
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.mark_used(&h) {
+            let result = if newly_accepted {
+                store.record_path(&h, &p, true)
+            } else {
+                Ok(())
+            };
+            let result = result.and_then(|()| {
+                if note_use {
+                    store.mark_used(&h)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "cannot record token use");
             }
         });
     }
 
-    /// Keeps `token` as the origin's usable token, its header built once.
-    pub(super) fn remember_token(
+    /// Keeps a newly paid `token` as the origin's newest.
+    pub(super) async fn remember_token(
         &self,
         origin: &Origin,
         token: &Token,
     ) -> Result<Arc<Held>, FetchError> {
-        let held = Arc::new(Held {
-            hash: token.info.payment_hash,
-            header: credential_header(token)?,
-            last_noted: AtomicU64::new(0),
-        });
-        self.lock_tokens().insert(origin.clone(), held.clone());
+        let list = self.origin_tokens(origin).await?;
+        if let Some(held) = list.iter().find(|t| t.hash == token.info.payment_hash) {
+            return Ok(held.clone());
+        }
+        let held = Arc::new(Held::new(token)?);
+        self.lock_tokens()
+            .entry(origin.clone())
+            .or_default()
+            .insert(0, held.clone());
         Ok(held)
     }
 
     fn lock_tokens(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Origin, Arc<Held>>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Origin, Vec<Arc<Held>>>> {
         self.tokens.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -593,7 +688,7 @@ impl L402Client {
             FetchError::Redirect(format!("{url} redirected more than {MAX_REDIRECTS} times"))
         })?;
         let origin = Origin::from_url(&url).map_err(|e| FetchError::BadRequest(e.to_string()))?;
-        let cached_token = self.usable_token(&origin).await?.is_some();
+        let cached_token = self.has_token(&origin).await?;
         let budget: BudgetView = self.budget()?;
         let status = response.status().as_u16();
         if response.status() != StatusCode::PAYMENT_REQUIRED {

@@ -259,7 +259,7 @@ pub struct L402Client {
     locks: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
     /// Usable tokens by origin: the hot path of a reused token needs no
     /// database read. The store stays the source of truth.
-    tokens: Mutex<HashMap<Origin, Arc<fetch::Held>>>,
+    tokens: Mutex<HashMap<Origin, Vec<Arc<fetch::Held>>>>,
     /// What the session had left when this client last read the ledger.
     budget_left: std::sync::atomic::AtomicU64,
     limiter: DefaultDirectRateLimiter,

@@ -70,7 +70,7 @@ impl L402Client {
         if let Some(existing) = blocking(move || store.get_by_hash(&hash)).await?? {
             return match existing.info.status {
                 TokenStatus::Paid => Ok((
-                    self.remember_token(origin, &existing)?,
+                    self.remember_token(origin, &existing).await?,
                     Paid {
                         amount_msat: 0,
                         fee_msat: 0,
@@ -82,7 +82,7 @@ impl L402Client {
                     let store = self.store.clone();
                     match blocking(move || store.get_by_hash(&hash)).await?? {
                         Some(t) if t.info.status == TokenStatus::Paid => Ok((
-                            self.remember_token(origin, &t)?,
+                            self.remember_token(origin, &t).await?,
                             Paid {
                                 amount_msat: 0,
                                 fee_msat: 0,
@@ -191,7 +191,7 @@ impl L402Client {
             Ok(payment) if payment.preimage.matches(&hash) => {
                 abort_point("after_pay");
                 let token = self.record_success(&hash, &reservation, &payment).await?;
-                let token = self.remember_token(origin, &token)?;
+                let token = self.remember_token(origin, &token).await?;
                 tracing::info!(
                     payment_hash = %hash,
                     amount_msat = payment.amount_msat,

@@ -58,6 +58,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX payments_by_hash ON payments (payment_hash);
     CREATE INDEX payments_by_status ON payments (status, updated_at);
     "#,
+    // 2: where each token was presented and whether it was accepted there,
+    // so that several tokens of one origin (one per service) are each
+    // presented where they work, and a token refused where it used to work
+    // is known to be stale.
+    r#"
+    CREATE TABLE token_paths (
+        token_id INTEGER NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+        path     TEXT NOT NULL,
+        accepted INTEGER NOT NULL CHECK (accepted IN (0, 1)),
+        seen_at  INTEGER NOT NULL,
+        PRIMARY KEY (token_id, path)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this program writes.

@@ -99,6 +99,9 @@ impl fmt::Debug for NewToken<'_> {
     }
 }
 
+/// The paths a token was presented at, and whether it was accepted there.
+pub type TokenPaths = Vec<(String, bool)>;
+
 /// A token's public facts: no macaroon, no preimage. Safe to display.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenInfo {
@@ -392,6 +395,60 @@ impl Store {
                 .optional()
         })?;
         raw.map(Token::try_from).transpose()
+    }
+
+    /// Every paid (not stale) token for exactly this origin, newest first,
+    /// each with the paths it was presented at: `(path, accepted)`.
+    pub fn usable_tokens(&self, origin: &Origin) -> Result<Vec<(Token, TokenPaths)>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE origin = ?1 AND status = 'paid' \
+             ORDER BY paid_at DESC, id DESC"
+        );
+        let rows = self.read(|conn| {
+            let raws = conn
+                .prepare(&sql)?
+                .query_map([origin.as_str()], raw_token)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = conn.prepare(
+                "SELECT path, accepted FROM token_paths WHERE token_id = ?1 ORDER BY path",
+            )?;
+            let mut out = Vec::with_capacity(raws.len());
+            for raw in raws {
+                let paths = stmt
+                    .query_map([raw.id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out.push((raw, paths));
+            }
+            Ok::<_, rusqlite::Error>(out)
+        })?;
+        rows.into_iter()
+            .map(|(raw, paths)| Ok((Token::try_from(raw)?, paths)))
+            .collect()
+    }
+
+    /// Records that the token was presented at `path` and whether the
+    /// server accepted it there.
+    pub fn record_path(
+        &self,
+        hash: &PaymentHash,
+        path: &str,
+        accepted: bool,
+    ) -> Result<(), StoreError> {
+        self.write(|tx, now| {
+            let n = tx.execute(
+                "INSERT INTO token_paths (token_id, path, accepted, seen_at) \
+                 SELECT id, ?2, ?3, ?4 FROM tokens WHERE payment_hash = ?1 \
+                 ON CONFLICT (token_id, path) DO UPDATE SET accepted = excluded.accepted, \
+                 seen_at = excluded.seen_at",
+                params![hash.to_hex(), path, i64::from(accepted), time_to_sql(now)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::TokenNotFound(*hash));
+            }
+            Ok(())
+        })
     }
 
     /// The token with this payment hash, in any status, with its secrets.

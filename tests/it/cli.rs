@@ -172,10 +172,9 @@ async fn another_service_on_the_same_origin_pays_again() {
     assert_eq!(env.settlements(), 2);
 }
 
-/// Today the client keeps one token per origin: /v1/data's 401 marks the
-/// still-good /v1/demo token stale, so going back to /v1/demo pays again.
+/// One origin, two services: each token is presented where it works, and a
+/// refusal on another service does not stale a good token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "client core keeps one token per origin; a refusal on another service stales a good token"]
 async fn going_back_to_the_first_service_reuses_its_token() {
     let env = Env::start().await;
     for path in ["/v1/demo", "/v1/data", "/v1/demo"] {

@@ -922,3 +922,36 @@ async fn payments_above_the_threshold_need_approval() {
     );
     assert_eq!(gw.node.settlements(), 2);
 }
+
+#[tokio::test]
+async fn each_service_of_an_origin_keeps_its_own_token() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let fx = dev_client(&gw, |_| {});
+    let paid = |path: &'static str| {
+        let c = fx.client.clone();
+        let url = format!("{}{path}", gw.base);
+        async move {
+            let r = c.fetch(FetchRequest::get(url)).await.unwrap();
+            assert_eq!(r.status, 200, "{path}");
+            r.receipt.unwrap().paid
+        }
+    };
+    assert!(paid("/v1/demo").await);
+    assert!(
+        paid("/v1/data").await,
+        "another service: a token of its own"
+    );
+    assert!(!paid("/v1/demo").await, "the first token still works");
+    assert!(!paid("/v1/data").await);
+    assert_eq!(gw.node.settlements(), 2);
+    // Neither token was marked stale by the other service's refusal.
+    let statuses: Vec<String> = fx
+        .client
+        .store()
+        .list_tokens()
+        .unwrap()
+        .iter()
+        .map(|t| t.status.to_string())
+        .collect();
+    assert_eq!(statuses, ["paid", "paid"]);
+}

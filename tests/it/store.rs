@@ -88,19 +88,19 @@ fn store_is_send_sync_and_shareable() {
 fn schema_is_created_and_reopened_at_the_current_version() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
-    assert_eq!(SCHEMA_VERSION, 1);
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(store.schema_version().unwrap(), 2);
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     drop(store);
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -113,7 +113,7 @@ fn schema_is_created_and_reopened_at_the_current_version() {
         .collect::<Result<_, _>>()
         .unwrap();
     tables.sort();
-    assert_eq!(tables, ["payments", "sessions", "tokens"]);
+    assert_eq!(tables, ["payments", "sessions", "token_paths", "tokens"]);
 }
 
 #[test]
@@ -132,14 +132,14 @@ fn store_from_a_newer_program_is_refused_untouched() {
             supported,
         } => {
             assert_eq!(p, &path.display().to_string());
-            assert_eq!((*found, *supported), (7, 1));
+            assert_eq!((*found, *supported), (7, 2));
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
         format!(
-            "the token store at {} has schema version 7, but this program knows only up to 1: \
+            "the token store at {} has schema version 7, but this program knows only up to 2: \
              it was written by a newer l402-mcp; upgrade, or use another store",
             path.display()
         )
@@ -1107,4 +1107,44 @@ fn many_connections_opening_a_fresh_file_at_once_all_succeed() {
             assert_eq!(h.join().unwrap().unwrap(), SCHEMA_VERSION);
         }
     }
+}
+
+#[test]
+fn a_version_1_store_is_migrated_keeping_its_tokens() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let origin: Origin = "http://a.example:80".parse().unwrap();
+    let preimage = Preimage([9; 32]);
+    let hash = preimage.payment_hash();
+    store
+        .insert_pending(&NewToken {
+            origin: &origin,
+            payment_hash: &hash,
+            macaroon: "AgEEbHNhdA==",
+            invoice: "lnbcrt1",
+            amount_msat: 1000,
+            session: "s",
+        })
+        .unwrap();
+    store.mark_paid(&hash, &preimage, 0).unwrap();
+    drop(store);
+    // Roll the file back to version 1, as an older release left it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE token_paths; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    let usable = store.usable_tokens(&origin).unwrap();
+    assert_eq!(usable.len(), 1);
+    assert!(usable[0].1.is_empty());
+    store.record_path(&hash, "/v1/x", true).unwrap();
+    store.record_path(&hash, "/v1/y", false).unwrap();
+    store.record_path(&hash, "/v1/y", true).unwrap();
+    let usable = store.usable_tokens(&origin).unwrap();
+    assert_eq!(
+        usable[0].1,
+        vec![("/v1/x".to_string(), true), ("/v1/y".to_string(), true)]
+    );
 }
