@@ -10,6 +10,7 @@
 //! | 24-hour cap | none | set it to bound all sessions together |
 //! | response body cap | 1 MiB | what an agent's context can use; the CLI streams larger bodies to a file |
 //! | request timeout | 60 s | one HTTP exchange |
+//! | fetch deadline | 180 s | a whole fetch: redirects, challenge, payment, retry |
 //! | payment timeout | 60 s | Lightning payments settle in seconds; after this the outcome is looked up |
 //! | redirects | 5 | as browsers, and each hop is checked again |
 
@@ -27,6 +28,9 @@ pub const DEFAULT_PAYMENTS_PER_MINUTE: u32 = 20;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default timeout of one HTTP exchange.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default deadline of a whole fetch (a payment under way when it passes
+/// still completes and is recorded).
+pub const DEFAULT_FETCH_DEADLINE: Duration = Duration::from_secs(180);
 /// Default timeout of one payment.
 pub const DEFAULT_PAYMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Redirect hops followed at most.
@@ -63,6 +67,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Timeout of one payment.
     pub payment_timeout: Duration,
+    /// Deadline of a whole fetch.
+    pub fetch_deadline: Duration,
     /// The User-Agent sent.
     pub user_agent: String,
 }
@@ -82,6 +88,7 @@ impl Default for ClientConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
+            fetch_deadline: DEFAULT_FETCH_DEADLINE,
             user_agent: format!("l402-mcp/{}", env!("CARGO_PKG_VERSION")),
         }
     }

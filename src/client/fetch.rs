@@ -66,7 +66,21 @@ struct Outgoing {
 
 impl L402Client {
     /// Fetches `req`, paying if needed, and returns the response unread.
+    /// The whole exchange has the configured deadline; a payment under way
+    /// when it passes runs in its own task, completes and is recorded.
     pub async fn fetch_raw(&self, req: FetchRequest) -> Result<RawResponse, FetchError> {
+        let deadline = self.config.fetch_deadline;
+        tokio::time::timeout(deadline, self.fetch_raw_inner(req))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Network(format!(
+                    "the fetch did not finish within {} s",
+                    deadline.as_secs()
+                )))
+            })
+    }
+
+    async fn fetch_raw_inner(&self, req: FetchRequest) -> Result<RawResponse, FetchError> {
         self.recover_once().await;
         let mut url = parse_url(&req.url)?;
         let cap = req.max_cost_msat.map_or(self.config.max_cost_msat, |m| {

@@ -662,3 +662,70 @@ async fn config_init_then_show_reports_each_value_and_its_source() {
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
+
+// ---------------------------------------------------------------------------
+// Crash safety: the process killed at every step between reserve and retry.
+
+/// For each step of a paid fetch, a process aborted there (SIGABRT, as
+/// abrupt as `kill -9`: no destructors, no flush) and a second run: exactly
+/// one payment, one usable token, nothing left pending, and the ledger
+/// equal to what was really paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_step_never_pays_twice_nor_loses_the_token() {
+    let runs = l402_mcp::client::ABORT_STEPS.iter().map(|step| async move {
+        let env = Env::start().await;
+        let url = env.url("/v1/demo");
+        // A short payment timeout makes the recovery grace short (1.5x).
+        let timeout = ("L402_PAYMENT_TIMEOUT_SECS", "2");
+        let crashed = env
+            .fetch_env(&[&url], &[("L402_MCP_ABORT_AT", step), timeout])
+            .await;
+        assert_eq!(
+            crashed.code, -1,
+            "{step}: the process should die by signal: {crashed:#?}"
+        );
+        let paid_before_crash = matches!(*step, "after_pay" | "after_mark_paid");
+        assert_eq!(env.settlements(), u64::from(paid_before_crash), "{step}");
+
+        // Payments left reserved or in flight, never sent, are released
+        // only once they are old enough that no live process can be
+        // sending them.
+        if !paid_before_crash {
+            tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        }
+        let second = env.fetch_env(&[&url], &[timeout]).await;
+        assert_code(&second, 0);
+        assert!(
+            second.stdout.contains("\"paid\":true"),
+            "{step}: {second:#?}"
+        );
+        assert_eq!(env.settlements(), 1, "{step}: paid exactly once");
+
+        let store = env.store();
+        let tokens = store.list_tokens().unwrap();
+        let statuses: Vec<String> = tokens.iter().map(|t| t.status.to_string()).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| *s == "paid").count(),
+            1,
+            "{step}: {statuses:?}"
+        );
+        assert!(
+            !statuses.contains(&"pending".to_string()),
+            "{step}: {statuses:?}"
+        );
+        let summary = l402_mcp::budget::Ledger::new(std::sync::Arc::new(store))
+            .summary("default")
+            .unwrap();
+        assert_eq!(
+            (summary.spent_msat, summary.reserved_msat, summary.payments),
+            (21_000, 0, 1),
+            "{step}: the ledger matches the one real payment"
+        );
+        // And a third run reuses the token without paying.
+        let third = env.fetch_env(&[&url], &[timeout]).await;
+        assert_code(&third, 0);
+        assert!(third.stderr.contains("reused"), "{step}: {third:#?}");
+        assert_eq!(env.settlements(), 1, "{step}");
+    });
+    futures_util::future::join_all(runs).await;
+}
