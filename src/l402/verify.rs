@@ -256,12 +256,24 @@ pub fn check_caveats(caveats: &[Caveat], ctx: &VerifyContext<'_>) -> Result<(), 
             }
         }
     }
-    if let (Some(last), Some(wanted)) = (capabilities.last(), ctx.capability) {
-        if !last.contains(&wanted) {
-            return Err(fail(
-                &condition,
-                format!("capability {wanted} is not among {}", last.join(",")),
-            ));
+    // Stricter than aperture: a route that names a capability needs a
+    // token that names it. A token without any capabilities caveat (minted
+    // for another route of the same service) does not open it.
+    if let Some(wanted) = ctx.capability {
+        match capabilities.last() {
+            Some(last) if last.contains(&wanted) => {}
+            Some(last) => {
+                return Err(fail(
+                    &condition,
+                    format!("capability {wanted} is not among {}", last.join(",")),
+                ));
+            }
+            None => {
+                return Err(fail(
+                    &condition,
+                    format!("the route needs capability {wanted}; the token names none"),
+                ));
+            }
         }
     }
 

@@ -873,7 +873,22 @@ fn unknown_caveats_are_ignored() {
             Caveat::capabilities("weather", ["none"]),
         ],
     );
-    assert_eq!(check(m, &ctx("demo", Some("read"))), Ok(identifier()));
+    assert_eq!(check(m, &ctx("demo", None)), Ok(identifier()));
+}
+
+#[test]
+fn a_route_naming_a_capability_refuses_a_token_that_names_none() {
+    // Minted for a route of the same service without a capability: it
+    // must not open the service's capability routes.
+    let m = narrowed(&[Caveat::services(["demo"])], &[]);
+    assert_eq!(
+        check(m.clone(), &ctx("demo", Some("write"))),
+        Err(caveat_error(
+            "demo_capabilities",
+            "the route needs capability write; the token names none"
+        ))
+    );
+    assert_eq!(check(m, &ctx("demo", None)), Ok(identifier()));
 }
 
 #[test]
