@@ -221,22 +221,22 @@ pub fn check_caveats(caveats: &[Caveat], ctx: &VerifyContext<'_>) -> Result<(), 
         .map(|v| parse_services(v).map_err(|r| fail(CONDITION_SERVICES, r)))
         .collect::<Result<Vec<_>, _>>()?;
     for pair in parsed.windows(2) {
-        if let [prev, cur] = pair {
-            if let Some(extra) = cur.iter().find(|s| !prev.contains(s)) {
-                return Err(fail(
-                    CONDITION_SERVICES,
-                    format!("service {extra} was not allowed by an earlier caveat"),
-                ));
-            }
-        }
-    }
-    if let Some(last) = parsed.last() {
-        if !last.contains(&ctx.service) {
+        if let [prev, cur] = pair
+            && let Some(extra) = cur.iter().find(|s| !prev.contains(s))
+        {
             return Err(fail(
                 CONDITION_SERVICES,
-                format!("service {} is not among {}", ctx.service, last.join(",")),
+                format!("service {extra} was not allowed by an earlier caveat"),
             ));
         }
+    }
+    if let Some(last) = parsed.last()
+        && !last.contains(&ctx.service)
+    {
+        return Err(fail(
+            CONDITION_SERVICES,
+            format!("service {} is not among {}", ctx.service, last.join(",")),
+        ));
     }
 
     // <service>_capabilities=<a>,<b>: later ones name a subset; the last
@@ -247,13 +247,13 @@ pub fn check_caveats(caveats: &[Caveat], ctx: &VerifyContext<'_>) -> Result<(), 
         .map(|v| v.split(',').collect())
         .collect();
     for pair in capabilities.windows(2) {
-        if let [prev, cur] = pair {
-            if let Some(extra) = cur.iter().find(|c| !prev.contains(c)) {
-                return Err(fail(
-                    &condition,
-                    format!("capability {extra} was not allowed by an earlier caveat"),
-                ));
-            }
+        if let [prev, cur] = pair
+            && let Some(extra) = cur.iter().find(|c| !prev.contains(c))
+        {
+            return Err(fail(
+                &condition,
+                format!("capability {extra} was not allowed by an earlier caveat"),
+            ));
         }
     }
     // Stricter than aperture: a route that names a capability needs a
@@ -288,19 +288,19 @@ pub fn check_caveats(caveats: &[Caveat], ctx: &VerifyContext<'_>) -> Result<(), 
         })
         .collect::<Result<Vec<_>, _>>()?;
     for pair in times.windows(2) {
-        if let [prev, cur] = pair {
-            if cur > prev {
-                return Err(fail(
-                    &condition,
-                    format!("{cur} is later than the earlier caveat's {prev}"),
-                ));
-            }
+        if let [prev, cur] = pair
+            && cur > prev
+        {
+            return Err(fail(
+                &condition,
+                format!("{cur} is later than the earlier caveat's {prev}"),
+            ));
         }
     }
-    if let Some(&last) = times.last() {
-        if i128::from(ctx.now_unix) >= i128::from(last) {
-            return Err(VerifyError::Expired);
-        }
+    if let Some(&last) = times.last()
+        && i128::from(ctx.now_unix) >= i128::from(last)
+    {
+        return Err(VerifyError::Expired);
     }
     Ok(())
 }
