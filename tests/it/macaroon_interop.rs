@@ -31,7 +31,7 @@ fn secret_hex(root: &RootKey) -> String {
 fn ctx(service: &str) -> VerifyContext<'_> {
     VerifyContext {
         service,
-        capability: Some("read"),
+        capability: None,
         now_unix: NOW,
     }
 }
