@@ -56,6 +56,14 @@ impl std::fmt::Debug for HttpOptions {
     }
 }
 
+impl HttpOptions {
+    /// Checks these options for a listener on `bind`: a token is required
+    /// on a non-loopback address, and the origins must parse.
+    pub fn validate(&self, bind: SocketAddr) -> Result<(), HttpError> {
+        Guard::new(bind, self).map(drop)
+    }
+}
+
 /// Why the HTTP transports cannot run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
