@@ -11,4 +11,5 @@ mod dev_node;
 mod gateway;
 mod l402_vectors;
 mod macaroon_interop;
+mod mcp;
 mod store;
