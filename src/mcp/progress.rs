@@ -257,3 +257,82 @@ impl Payer for ProgressPayer {
         self.inner.status(payment_hash).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lightning::Invoicer;
+    use crate::lightning::dev::DevNode;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// Counts payments and pays none.
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl Payer for Counting {
+        fn network(&self) -> Network {
+            Network::Regtest
+        }
+        async fn pay(&self, _: &Invoice, _: u64) -> Result<Payment, PayError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(PayError::Failed("counted, not paid".into()))
+        }
+        async fn status(&self, _: &PaymentHash) -> Result<PaymentStatus, PayError> {
+            Ok(PaymentStatus::Unknown)
+        }
+    }
+
+    async fn invoice() -> Invoice {
+        let issued = DevNode::new()
+            .create_invoice(21_000, "test", Duration::from_secs(600))
+            .await
+            .unwrap();
+        issued.bolt11.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_call_cancelled_before_its_payment_never_pays() {
+        let counting = Arc::new(Counting::default());
+        let calls = Arc::new(Calls::default());
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let payer = ProgressPayer::new(counting.clone(), calls.clone(), store);
+        let invoice = invoice().await;
+
+        let guard = calls.begin("http://a.example/x", None);
+        assert!(!guard.call.cancel(), "nothing was paying yet");
+        let refused = payer.pay(&invoice, 0).await.unwrap_err();
+        assert!(matches!(refused, PayError::Refused(ref s) if s.contains("cancelled")));
+        assert_eq!(counting.0.load(Ordering::SeqCst), 0);
+        drop(guard);
+
+        // A live call pays; cancelled afterwards, it says the payment had
+        // started (and the client completes and records it).
+        let guard = calls.begin("http://a.example/x", None);
+        let _ = payer.pay(&invoice, 0).await;
+        assert_eq!(counting.0.load(Ordering::SeqCst), 1);
+        assert!(guard.call.cancel());
+    }
+
+    #[test]
+    fn payments_match_calls_by_url_then_origin_then_the_only_call() {
+        let calls = Arc::new(Calls::default());
+        let a = calls.begin("http://a.example/x", None);
+        let b = calls.begin("http://b.example/y", None);
+        let ids = |v: Vec<Arc<Call>>| v.iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(calls.matching(Some("http://a.example/x"))),
+            vec![a.call.id]
+        );
+        assert_eq!(
+            ids(calls.matching(Some("http://b.example/z"))),
+            vec![b.call.id]
+        );
+        assert!(calls.matching(Some("http://c.example/")).is_empty());
+        drop(b);
+        assert_eq!(ids(calls.matching(None)), vec![a.call.id]);
+        drop(a);
+        assert!(calls.lock().is_empty());
+    }
+}
