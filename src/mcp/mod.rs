@@ -3,7 +3,7 @@
 //! HTTP and the legacy HTTP+SSE transport.
 //!
 //! This module owns the MCP face of the client and nothing else: every
-//! decision about money is the [`L402Client`]'s; a tool handler parses its
+//! decision about money is the [`L402Client`](crate::client::L402Client)'s; a tool handler parses its
 //! arguments, calls the client, and turns the answer (or the refusal) into a
 //! tool result. What is MCP-specific lives here:
 //!
@@ -14,7 +14,7 @@
 //!   budget, and a restarted server starts new sessions. The rows stay in
 //!   the store as history (`l402-mcp spend --session NAME`); the optional
 //!   rolling 24-hour cap is what bounds all sessions together.
-//! - **Progress and cancellation.** The payer is wrapped ([`progress`]) so a
+//! - **Progress and cancellation.** The payer is wrapped so that a
 //!   call that sent a progress token hears "paying" and "paid", and so that a
 //!   call cancelled before its payment starts never pays. A payment already
 //!   started completes and is recorded.
