@@ -17,7 +17,7 @@ pub struct ServeArgs {
     http: Option<SocketAddr>,
 
     /// The bearer token HTTP clients must send (Authorization: Bearer
-    /// TOKEN); required when ADDR is not loopback [env: L402_MCP_AUTH_TOKEN].
+    /// TOKEN); required when ADDR is not loopback.
     #[arg(
         long,
         env = "L402_MCP_AUTH_TOKEN",
