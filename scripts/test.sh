@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: sets up the Python interop environment (pymacaroons,
-# bolt11) once, then the Rust suites. Usage: ./scripts/test.sh [cargo test args]
+# bolt11, the MCP Python SDK) and the MCP Inspector (Node 22, cached under
+# ~/.cache/l402-mcp) once, then the Rust suites.
+# Usage: ./scripts/test.sh [cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/python-env.sh
+if ! bash scripts/mcp-inspector.sh --install >/dev/null; then
+  # Outside CI the Inspector test then skips, saying so; under CI it fails.
+  echo "warning: the MCP Inspector could not be installed (npm needed)" >&2
+fi
 cargo test --locked "$@"

@@ -10,4 +10,5 @@ pub mod client;
 pub mod gateway;
 pub mod l402;
 pub mod lightning;
+pub mod mcp;
 pub mod store;

@@ -7,9 +7,11 @@
 //! response), 2 refused by a check, 3 payment failed, 4 network error.
 
 mod config;
+mod demo;
 mod fetch;
 mod gateway;
 mod output;
+mod serve;
 pub mod settings;
 mod spend;
 mod tokens;
@@ -68,6 +70,12 @@ enum Command {
     Config(config::ConfigArgs),
     /// Run the L402 gateway: sell access to demo endpoints or an upstream API.
     Gateway(gateway::GatewayArgs),
+    /// Run the MCP server (stdio, or HTTP with --http): the tools l402_fetch,
+    /// preview_cost, list_tokens, spend_summary.
+    Serve(serve::ServeArgs),
+    /// See it work with no node: a gateway on its dev node, an agent paying
+    /// it through MCP, then the snippets to register `serve` in your client.
+    Demo(demo::DemoArgs),
 }
 
 /// The settings every client command takes: where the config file is, and
@@ -292,7 +300,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { EXIT_OK });
         }
     };
-    let chatty = matches!(cli.command, Command::Gateway(_));
+    let chatty = matches!(cli.command, Command::Gateway(_) | Command::Serve(_));
     init_logging(cli.verbose, cli.quiet, chatty);
     let ctx = Ctx { quiet: cli.quiet };
     let json = match &cli.command {
@@ -301,7 +309,7 @@ pub fn main() -> ExitCode {
         Command::Tokens(a) => a.json(),
         Command::Spend(a) => a.json,
         Command::Config(a) => a.json(),
-        Command::Gateway(_) => false,
+        Command::Gateway(_) | Command::Serve(_) | Command::Demo(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -324,6 +332,10 @@ pub fn main() -> ExitCode {
             Command::Gateway(args) => gateway::run(args)
                 .await
                 .map_err(|e| Failure::general("gateway", format!("{e:#}"))),
+            Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => demo::run(args)
+                .await
+                .map_err(|e| Failure::general("demo", format!("{e:#}"))),
         }
     });
     // Do not wait for the client's background bookkeeping (a token's

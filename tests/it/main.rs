@@ -11,5 +11,6 @@ mod dev_node;
 mod gateway;
 mod l402_vectors;
 mod macaroon_interop;
+mod mcp;
 mod registration;
 mod store;

@@ -1,0 +1,120 @@
+//! `l402-mcp serve`: the MCP server, on stdio (the default) or HTTP.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+use l402_mcp::mcp::{HttpOptions, McpServer, bind_http};
+
+use super::settings::{self, Overrides, Settings};
+use super::{ClientFlags, EXIT_OK, Failure, make_payer, open_store};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Serve over HTTP on ADDR instead of stdio: Streamable HTTP at /mcp,
+    /// the legacy HTTP+SSE transport at /sse (e.g. 127.0.0.1:8403).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+
+    /// The bearer token HTTP clients must send (Authorization: Bearer
+    /// TOKEN); required when ADDR is not loopback.
+    #[arg(
+        long,
+        env = "L402_MCP_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    auth_token: Option<String>,
+
+    /// Also accept this Host header on HTTP (a name or name:port; the
+    /// loopback names are always accepted). Repeatable.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+
+    /// Also accept requests from this browser origin on HTTP
+    /// (scheme://host[:port]; loopback origins are always accepted).
+    /// Repeatable.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+
+    /// Largest price paid for one request; a tool's max_cost_sats can only
+    /// lower it [env: L402_MAX_COST_SATS] [default: 1000].
+    #[arg(long, value_name = "SATS")]
+    max_cost: Option<u64>,
+
+    #[command(flatten)]
+    client: ClientFlags,
+}
+
+impl ServeArgs {
+    fn settings(&self) -> Result<Settings, Failure> {
+        let c = &self.client;
+        let overrides = Overrides {
+            session: c.session.clone(),
+            max_cost_sats: self.max_cost,
+            max_fee_sats: c.max_fee,
+            budget_sats: c.budget,
+            payments_per_minute: c.payments_per_minute,
+            approve_above_sats: c.approve_above,
+            daily_cap_sats: c.daily_cap,
+            allow_private: c.allow_private,
+            dev_node: c.dev_node.clone(),
+            data_dir: c.data_dir.clone(),
+        };
+        Ok(Settings::resolve(
+            c.config.as_deref(),
+            &settings::process_env,
+            &overrides,
+        )?)
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
+    // Everything that can be wrong is found before a client connects.
+    let settings = args.settings()?;
+    let payer = make_payer(&settings)?;
+    let store = open_store(&settings)?;
+    let server = McpServer::new(settings.client_config(), payer, store);
+
+    let Some(addr) = args.http else {
+        server
+            .serve_stdio(super::shutdown_signal())
+            .await
+            .map_err(|e| Failure::general("mcp", e.to_string()))?;
+        return Ok(EXIT_OK);
+    };
+
+    let options = HttpOptions {
+        auth_token: args.auth_token.clone(),
+        allowed_hosts: args.allowed_hosts.clone(),
+        allowed_origins: args.allowed_origins.clone(),
+    };
+    // Refuse a public address without a token before binding it.
+    options
+        .validate(addr)
+        .map_err(|e| Failure::general("config", e.to_string()))?;
+    let listener = bind_http(addr)
+        .await
+        .map_err(|e| Failure::general("io", e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::general("io", e.to_string()))?;
+    eprintln!(
+        "l402-mcp serve: MCP over Streamable HTTP at http://{local}/mcp and legacy SSE at \
+         http://{local}/sse{}",
+        if options.auth_token.is_some() {
+            " (bearer token required)"
+        } else {
+            ""
+        }
+    );
+    eprintln!(
+        "  each MCP session gets its own budget of {} sats (session names {}-http-…, {}-sse-…)",
+        settings.budget_sats.value, settings.session.value, settings.session.value
+    );
+    server
+        .serve_http(listener, &options, super::shutdown_signal())
+        .await
+        .map_err(|e| Failure::general("mcp", e.to_string()))?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,424 @@
+//! MCP over HTTP: Streamable HTTP at `/mcp` (rmcp's server), the legacy
+//! HTTP+SSE transport at `/sse` and `/message`, and the guard in front of
+//! both.
+//!
+//! The guard checks, in order:
+//!
+//! 1. `Host` (DNS-rebinding protection): on a loopback address only
+//!    `localhost`, `127.0.0.1` and `[::1]` are accepted, plus the names
+//!    given with `--allowed-host`; on another address, the names given
+//!    (any, when none is given: the bearer token then stands guard).
+//! 2. `Origin`, when a browser sends one: loopback origins and the ones
+//!    given with `--allowed-origin`.
+//! 3. The bearer token (`Authorization: Bearer …`), compared in constant
+//!    time, when one is configured. One is required to listen on an
+//!    address that is not loopback.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::sse::{self, SseSessions, SseState};
+use super::{McpServer, ServeError};
+
+/// The HTTP transports' settings.
+#[derive(Clone, Default)]
+pub struct HttpOptions {
+    /// The bearer token clients must present; required on a non-loopback
+    /// address.
+    pub auth_token: Option<String>,
+    /// Host names (or `host:port`) accepted besides the loopback names.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`scheme://host[:port]`) accepted besides loopback
+    /// ones.
+    pub allowed_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<set>"))
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+impl HttpOptions {
+    /// Checks these options for a listener on `bind`: a token is required
+    /// on a non-loopback address, and the origins must parse.
+    pub fn validate(&self, bind: SocketAddr) -> Result<(), HttpError> {
+        Guard::new(bind, self).map(drop)
+    }
+}
+
+/// Why the HTTP transports cannot run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// A non-loopback address without a token would let anyone who can
+    /// reach it spend the budget.
+    #[error(
+        "{0} is not a loopback address: set a bearer token (--auth-token or L402_MCP_AUTH_TOKEN) \
+         so that only clients holding it can spend the budget"
+    )]
+    TokenRequired(SocketAddr),
+    /// An empty token would match an empty header.
+    #[error("the bearer token is empty")]
+    EmptyToken,
+    /// An `--allowed-origin` that is not an origin.
+    #[error("{0:?} is not an origin; write it as scheme://host[:port]")]
+    BadOrigin(String),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Binds `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })
+}
+
+/// The router serving `server` at `/mcp`, `/sse` and `/message` behind the
+/// guard, for a listener on `bind`. Sessions end when `shutdown` is
+/// cancelled.
+pub fn router(
+    server: &McpServer,
+    bind: SocketAddr,
+    options: &HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<Router, HttpError> {
+    let guard = Arc::new(Guard::new(bind, options)?);
+
+    // Host and Origin are the guard's job, for all three routes alike.
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
+        .with_cancellation_token(shutdown.child_token());
+    let factory = server.clone();
+    let streamable = StreamableHttpService::new(
+        move || Ok(factory.session("http")),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let sse_state = SseState {
+        server: server.clone(),
+        sessions: Arc::new(SseSessions::default()),
+        shutdown,
+    };
+    Ok(Router::new()
+        .route("/sse", get(sse::connect))
+        .route("/message", post(sse::post))
+        .with_state(sse_state)
+        .nest_service("/mcp", streamable)
+        .layer(middleware::from_fn_with_state(guard, check)))
+}
+
+impl McpServer {
+    /// Serves MCP over HTTP on `listener` until `shutdown` resolves.
+    pub async fn serve_http(
+        &self,
+        listener: TcpListener,
+        options: &HttpOptions,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let addr = listener.local_addr().map_err(HttpError::Serve)?;
+        let stop = CancellationToken::new();
+        let app = router(self, addr, options, stop.clone())?;
+        let stopping = stop.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stopping.cancel();
+            })
+            .await
+            .map_err(HttpError::Serve)?;
+        Ok(())
+    }
+}
+
+// -------------------------------------------------------------------------
+// the guard
+
+struct Guard {
+    token: Option<String>,
+    loopback_bind: bool,
+    hosts: Vec<String>,
+    origins: Vec<String>,
+}
+
+impl Guard {
+    fn new(bind: SocketAddr, options: &HttpOptions) -> Result<Self, HttpError> {
+        let loopback_bind = bind.ip().is_loopback();
+        match options.auth_token.as_deref() {
+            Some("") => return Err(HttpError::EmptyToken),
+            None if !loopback_bind => return Err(HttpError::TokenRequired(bind)),
+            _ => {}
+        }
+        let origins = options
+            .allowed_origins
+            .iter()
+            .map(|o| normalize_origin(o).ok_or_else(|| HttpError::BadOrigin(o.clone())))
+            .collect::<Result<_, _>>()?;
+        Ok(Guard {
+            token: options.auth_token.clone(),
+            loopback_bind,
+            hosts: options
+                .allowed_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+            origins,
+        })
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Result<(), Refused> {
+        // 1. Host.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(|h| h.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let name = host_name(&host);
+        let host_ok = self.hosts.iter().any(|h| *h == host || *h == name)
+            || is_loopback_name(name)
+            || (!self.loopback_bind && self.hosts.is_empty());
+        if !host_ok {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Host {host:?} is not allowed (DNS-rebinding protection); the operator can \
+                     allow it with --allowed-host"
+                ),
+            ));
+        }
+        // 2. Origin.
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let text = origin.to_str().unwrap_or_default();
+            let ok = normalize_origin(text).is_some_and(|o| {
+                self.origins.contains(&o)
+                    || url::Url::parse(&o)
+                        .ok()
+                        .and_then(|u| {
+                            u.host_str()
+                                .map(|h| is_loopback_name(h.trim_matches(['[', ']'])))
+                        })
+                        .unwrap_or(false)
+            }) || (text == "null" && self.origins.iter().any(|o| o == "null"));
+            if !ok {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "Origin {text:?} is not allowed; the operator can allow it with \
+                         --allowed-origin"
+                    ),
+                ));
+            }
+        }
+        // 3. The bearer token.
+        if let Some(token) = &self.token {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    let (scheme, rest) = v.trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+                })
+                .unwrap_or_default();
+            if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "a bearer token is required: send Authorization: Bearer <token>".to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    match guard.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => {
+            tracing::info!(
+                path = %request.uri().path(),
+                status = refused.status.as_u16(),
+                "HTTP request refused by the guard"
+            );
+            refused.into_response()
+        }
+    }
+}
+
+/// A request the guard turns away: a status and a sentence.
+#[derive(Debug)]
+struct Refused {
+    status: StatusCode,
+    sentence: String,
+}
+
+fn refuse(status: StatusCode, sentence: String) -> Refused {
+    Refused { status, sentence }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            axum::Json(serde_json::json!({ "error": self.sentence })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"l402-mcp\""),
+            );
+        }
+        r
+    }
+}
+
+/// The host part of a `Host` value: `[::1]:80` -> `::1`, `a.b:80` -> `a.b`.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `scheme://host[:port]`, lower-case, default port dropped; `None` when
+/// it is not an http(s) origin.
+fn normalize_origin(text: &str) -> Option<String> {
+    if text.trim() == "null" {
+        return Some("null".into());
+    }
+    let url = url::Url::parse(text.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return None;
+    }
+    Some(url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn loopback(options: HttpOptions) -> Guard {
+        Guard::new("127.0.0.1:8403".parse().unwrap(), &options).unwrap()
+    }
+
+    #[test]
+    fn a_public_address_needs_a_token() {
+        let addr: SocketAddr = "0.0.0.0:8403".parse().unwrap();
+        assert!(matches!(
+            Guard::new(addr, &HttpOptions::default()),
+            Err(HttpError::TokenRequired(_))
+        ));
+        let with = HttpOptions {
+            auth_token: Some("t".into()),
+            ..HttpOptions::default()
+        };
+        assert!(Guard::new(addr, &with).is_ok());
+    }
+
+    #[test]
+    fn loopback_hosts_pass_and_rebound_names_do_not() {
+        let g = loopback(HttpOptions::default());
+        for host in [
+            "127.0.0.1:8403",
+            "localhost:8403",
+            "[::1]:8403",
+            "localhost",
+        ] {
+            assert!(g.check(&headers(&[("host", host)])).is_ok(), "{host}");
+        }
+        let refused = g
+            .check(&headers(&[("host", "evil.example:8403")]))
+            .unwrap_err();
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert!(g.check(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn origins_must_be_loopback_or_allowed() {
+        let g = loopback(HttpOptions {
+            allowed_origins: vec!["https://app.example".into()],
+            ..HttpOptions::default()
+        });
+        let ok = |o: &str| {
+            g.check(&headers(&[("host", "127.0.0.1:8403"), ("origin", o)]))
+                .is_ok()
+        };
+        assert!(ok("http://localhost:6274"));
+        assert!(ok("http://127.0.0.1:3000"));
+        assert!(ok("https://app.example"));
+        assert!(ok("https://app.example:443"));
+        assert!(!ok("https://evil.example"));
+        assert!(!ok("null"));
+    }
+
+    #[test]
+    fn the_token_is_required_when_set() {
+        let g = loopback(HttpOptions {
+            auth_token: Some("s3cret".into()),
+            ..HttpOptions::default()
+        });
+        let host = ("host", "127.0.0.1:8403");
+        let refused = g.check(&headers(&[host])).unwrap_err();
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        let response = refused.into_response();
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert!(
+            g.check(&headers(&[host, ("authorization", "Bearer wrong")]))
+                .is_err()
+        );
+        assert!(
+            g.check(&headers(&[host, ("authorization", "Bearer s3cret")]))
+                .is_ok()
+        );
+        assert!(
+            g.check(&headers(&[host, ("authorization", "bearer s3cret")]))
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""The official MCP Python SDK as the client of `l402-mcp serve`.
+
+Usage:
+  mcp_client.py --scenario NAME --gateway BASE --transport stdio -- CMD ARGS...
+  mcp_client.py --scenario NAME --gateway BASE --transport http|sse --url URL [--token T]
+
+Scenarios (each exits non-zero with a message on the first failed check):
+  full          initialize; tools/list (four tools, valid JSON Schemas,
+                annotations); every tool against the gateway, structured
+                content validated against each tool's output schema; progress
+                while paying; refusals (over cap, SSRF) returned as isError.
+  two-sessions  two sessions at once each pay POST /v1/generate (250 sats)
+                from their own budget (run the server with --budget 300
+                --max-fee 0: one shared budget could pay only once).
+  approve       --approve-above below the price: a client without
+                elicitation is refused with a sentence naming the threshold,
+                one whose user declines is refused, one whose user accepts pays.
+Prints one JSON object with what it saw.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+
+import httpx2
+import jsonschema
+import mcp_types as types
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+TOOLS = {"l402_fetch", "preview_cost", "list_tokens", "spend_summary"}
+READ_ONLY = {"preview_cost", "list_tokens", "spend_summary"}
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failed(what)
+
+
+def server_target(args):
+    if args.transport == "stdio":
+        return StdioServerParameters(command=args.command[0], args=args.command[1:])
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    if args.transport == "http":
+        http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=120.0))
+        return streamable_http_client(args.url, http_client=http)
+    return sse_client(args.url, headers=headers, timeout=30.0)
+
+
+def text_of(result):
+    return "\n".join(c.text for c in result.content if getattr(c, "type", "") == "text")
+
+
+class Tools:
+    """The listed tools, with validators for their output schemas."""
+
+    def __init__(self, listed):
+        self.by_name = {t.name: t for t in listed.tools}
+        self.validators = {}
+        for t in listed.tools:
+            jsonschema.Draft202012Validator.check_schema(t.input_schema)
+            check(t.output_schema is not None, f"{t.name} has no output schema")
+            jsonschema.Draft202012Validator.check_schema(t.output_schema)
+            self.validators[t.name] = jsonschema.Draft202012Validator(t.output_schema)
+
+    async def call(self, client, name, arguments, ok=True, **kw):
+        result = await client.call_tool(name, arguments, **kw)
+        text = text_of(result)
+        if ok:
+            check(not result.is_error, f"{name} {arguments} failed: {text}")
+            check(result.structured_content is not None, f"{name}: no structured content")
+            errors = list(self.validators[name].iter_errors(result.structured_content))
+            check(not errors, f"{name}: structured content does not match the output schema: {errors[:3]}")
+            check(text.strip(), f"{name}: no text summary")
+        else:
+            check(result.is_error, f"{name} {arguments} should have been refused, got: {text}")
+        return result
+
+
+async def connect_and_list(client):
+    init = client.session.initialize_result
+    check(init is not None, "no initialize result: the handshake did not run")
+    check(client.server_info.name == "l402-mcp", f"server name {client.server_info.name!r}")
+    check(client.instructions, "no instructions")
+    check(client.server_capabilities.tools is not None, "no tools capability")
+    listed = await client.list_tools()
+    names = {t.name for t in listed.tools}
+    check(names == TOOLS, f"tools {sorted(names)}")
+    tools = Tools(listed)
+    for t in listed.tools:
+        check(t.description and len(t.description) > 80, f"{t.name}: description too thin")
+        check(t.annotations is not None, f"{t.name}: no annotations")
+        check(bool(t.annotations.read_only_hint) == (t.name in READ_ONLY), f"{t.name}: readOnlyHint {t.annotations.read_only_hint}")
+    props = tools.by_name["l402_fetch"].input_schema["properties"]
+    for field in ("url", "method", "headers", "body", "max_cost_sats"):
+        check(field in props and props[field].get("description"), f"l402_fetch.{field} undescribed")
+    check(tools.by_name["l402_fetch"].input_schema.get("required") == ["url"], "only url is required")
+    return init, tools
+
+
+async def full(args):
+    gw = args.gateway
+    demo = f"{gw}/v1/demo"
+    seen = {}
+    async with Client(server_target(args)) as client:
+        init, tools = await connect_and_list(client)
+        seen["protocol_version"] = client.protocol_version
+
+        # Nothing bought yet: the price, every check, nothing paid.
+        r = await tools.call(client, "preview_cost", {"url": demo})
+        p = r.structured_content
+        check(p["payment_required"] and p["price_sats"] == 21, f"preview: {p}")
+        check(p["would_pay"], f"preview says it would not pay: {p}")
+        names = {c["name"] for c in p["checks"]}
+        check({"invoice", "amount", "expiry", "network", "payment_hash", "cap", "budget"} <= names, f"checks {names}")
+        check(p["budget"]["spent_sats"] == 0, "a preview spent money")
+
+        # Pay: 402, paid, 200; progress while paying.
+        progress = []
+
+        async def on_progress(value, total, message):
+            progress.append({"progress": value, "total": total, "message": message})
+
+        r = await tools.call(client, "l402_fetch", {"url": demo}, progress_callback=on_progress)
+        f = r.structured_content
+        check(f["status"] == 200 and f["receipt"]["paid"], f"first fetch: {f}")
+        check(f["receipt"]["amount_sats"] == 21, f"receipt: {f['receipt']}")
+        check("Hello from behind the paywall" in f["body"] and f["body_encoding"] == "text", "body")
+        check("untrusted" in f["notice"] and "<untrusted-content" in text_of(r), "untrusted marking")
+        check(any("paying 21 sats" in (m["message"] or "") for m in progress), f"progress: {progress}")
+        seen["progress"] = progress
+        session = f["receipt"]["session"]
+
+        # Again: the token is reused, nothing paid.
+        r = await tools.call(client, "l402_fetch", {"url": demo, "method": "get"})
+        f = r.structured_content
+        check(f["status"] == 200 and not f["receipt"]["paid"] and f["receipt"]["amount_sats"] == 0, f"second fetch: {f}")
+
+        # A binary-safe body and a POST with a body, single-use token.
+        r = await tools.call(
+            client,
+            "l402_fetch",
+            {"url": f"{gw}/v1/generate", "method": "POST", "body": '{"prompt": "hi"}', "headers": {"Content-Type": "application/json"}},
+        )
+        check(r.structured_content["receipt"]["amount_sats"] == 250, f"generate: {r.structured_content}")
+
+        # Tokens, never their secrets.
+        r = await tools.call(client, "list_tokens", {})
+        toks = r.structured_content["tokens"]
+        # (The generate service's 401 to the demo token marks that one stale:
+        # a known client-core gap; the statuses are the store's.)
+        check(len(toks) == 2 and {t["status"] for t in toks} <= {"paid", "stale"}, f"tokens: {toks}")
+        check({t["amount_sats"] for t in toks} == {21, 250}, f"tokens: {toks}")
+        raw = json.dumps(r.structured_content) + text_of(r)
+        check("macaroon" not in raw.lower() and "preimage" not in raw.lower(), "a secret leaked into list_tokens")
+
+        # The session's spend and all time.
+        r = await tools.call(client, "spend_summary", {})
+        s = r.structured_content
+        check(s["session"]["session"] == session, f"session {s['session']['session']} vs {session}")
+        check(s["session"]["spent_sats"] == 271 and s["session"]["payments"] == 2, f"spend: {s['session']}")
+        check(s["all_time"]["by_origin"][0]["spent_sats"] == 271, f"all time: {s['all_time']}")
+        check(len(s["payments"]) == 2, "payments listed")
+
+        # Refusals: tool results with isError and a sentence; nothing paid.
+        r = await tools.call(client, "l402_fetch", {"url": f"{gw}/v1/data", "max_cost_sats": 50}, ok=False)
+        t = text_of(r)
+        check("asks 100 sats; the per-request cap is 50 sats" in t and "Nothing was paid" in t, f"over cap: {t}")
+        seen["over_cap"] = t
+        r = await tools.call(client, "l402_fetch", {"url": "http://169.254.169.254/latest/meta-data/"}, ok=False)
+        check("url_refused" in text_of(r), f"SSRF: {text_of(r)}")
+        r = await tools.call(client, "preview_cost", {"url": "not a url"}, ok=False)
+        check("not a valid URL" in text_of(r), f"bad url: {text_of(r)}")
+        r = await tools.call(client, "spend_summary", {})
+        check(r.structured_content["session"]["spent_sats"] == 271, "a refusal spent money")
+
+        # A request that cannot be processed at all is a JSON-RPC error.
+        try:
+            await client.call_tool("no_such_tool", {})
+            raise Failed("an unknown tool did not raise")
+        except Failed:
+            raise
+        except Exception as e:  # McpError
+            seen["unknown_tool_error"] = str(e)
+    seen["ok"] = True
+    return seen
+
+
+async def two_sessions(args):
+    url = f"{args.gateway}/v1/generate"
+
+    async def one(i):
+        async with Client(server_target(args)) as client:
+            _, tools = await connect_and_list(client)
+            r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": f"prompt {i}"})
+            receipt = r.structured_content["receipt"]
+            check(receipt["paid"] and receipt["amount_sats"] == 250, f"session {i}: {receipt}")
+            r = await tools.call(client, "spend_summary", {})
+            s = r.structured_content["session"]
+            check(s["budget_sats"] == 300 and s["spent_sats"] == 250 and s["left_sats"] == 50, f"session {i}: {s}")
+            # Its own budget is spent: a second purchase is refused.
+            r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": "again"}, ok=False)
+            check("over_budget" in text_of(r), f"session {i} second purchase: {text_of(r)}")
+            return s["session"]
+
+    names = await asyncio.gather(one(1), one(2))
+    check(names[0] != names[1], f"both sessions named {names[0]}")
+    return {"ok": True, "sessions": names}
+
+
+async def approve(args):
+    url = f"{args.gateway}/v1/demo"
+    seen = {}
+
+    # No elicitation: refused, and the sentence says how to raise the threshold.
+    async with Client(server_target(args)) as client:
+        _, tools = await connect_and_list(client)
+        r = await tools.call(client, "preview_cost", {"url": url})
+        check(not r.structured_content["would_pay"], "preview should show approval as unavailable")
+        r = await tools.call(client, "l402_fetch", {"url": url}, ok=False)
+        check("--approve-above" in text_of(r), f"no elicitation: {text_of(r)}")
+        seen["unavailable"] = text_of(r)
+
+    asked = []
+
+    async def decline(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="decline")
+
+    async with Client(server_target(args), elicitation_callback=decline) as client:
+        _, tools = await connect_and_list(client)
+        r = await tools.call(client, "l402_fetch", {"url": url}, ok=False)
+        check("not approved" in text_of(r), f"declined: {text_of(r)}")
+        seen["declined"] = text_of(r)
+
+    async def accept(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(server_target(args), elicitation_callback=accept) as client:
+        _, tools = await connect_and_list(client)
+        r = await tools.call(client, "l402_fetch", {"url": url})
+        check(r.structured_content["receipt"]["paid"], f"accepted: {r.structured_content}")
+    check(len(asked) == 2 and "21 sats" in asked[0], f"questions: {asked}")
+    seen["question"] = asked[0]
+    seen["ok"] = True
+    return seen
+
+
+def first_failure(e):
+    if isinstance(e, Failed):
+        return e
+    for inner in getattr(e, "exceptions", ()):
+        found = first_failure(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", required=True, choices=["full", "two-sessions", "approve"])
+    ap.add_argument("--transport", required=True, choices=["stdio", "http", "sse"])
+    ap.add_argument("--gateway", required=True)
+    ap.add_argument("--url")
+    ap.add_argument("--token")
+    ap.add_argument("command", nargs="*")
+    args = ap.parse_args()
+    run = {"full": full, "two-sessions": two_sessions, "approve": approve}[args.scenario]
+    try:
+        seen = asyncio.run(asyncio.wait_for(run(args), timeout=120))
+    except BaseException as e:  # anyio wraps failures in exception groups
+        failed = first_failure(e)
+        if failed is None:
+            raise
+        print(f"FAILED ({args.scenario} over {args.transport}): {failed}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    main()
