@@ -88,8 +88,10 @@ pub struct ClientFlags {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// The session whose budget pays; a named session's budget holds
-    /// across invocations [env: L402_SESSION] [default: default].
+    /// The session whose budget pays; with fetch/preview/spend a named
+    /// session's budget holds across invocations, with serve it is the
+    /// prefix of each MCP session's own [env: L402_SESSION] [default:
+    /// default].
     #[arg(long, value_name = "NAME")]
     session: Option<String>,
 
@@ -273,9 +275,20 @@ fn init_logging(verbose: u8, quiet: bool, chatty: bool) {
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(default))
-        .add_directive("libmacaroon=off".parse().expect("static directive"));
+    // Libraries that print whole messages at debug or trace (rmcp: every
+    // JSON-RPC message, tool arguments with an agent's headers included;
+    // hyper and h2: header blocks; libmacaroon: macaroons) are held at info
+    // whatever RUST_LOG or -v asks: no secret reaches a log line.
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    for directive in [
+        "libmacaroon=off",
+        "rmcp=info",
+        "hyper=info",
+        "hyper_util=info",
+        "h2=info",
+    ] {
+        filter = filter.add_directive(directive.parse().expect("static directive"));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
