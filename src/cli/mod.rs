@@ -279,15 +279,16 @@ fn init_logging(verbose: u8, quiet: bool, chatty: bool) {
     // JSON-RPC message, tool arguments with an agent's headers included;
     // hyper and h2: header blocks; libmacaroon: macaroons) are held at info
     // whatever RUST_LOG or -v asks: no secret reaches a log line.
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    for directive in [
-        "libmacaroon=off",
-        "rmcp=info",
-        "hyper=info",
-        "hyper_util=info",
-        "h2=info",
-    ] {
-        filter = filter.add_directive(directive.parse().expect("static directive"));
+    // (A directive sets a level rather than capping one, so the info caps
+    // are added only where debug or trace could otherwise reach them.)
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let could_be_verbose = from_env.is_some() || verbose >= 2;
+    let mut filter = from_env.unwrap_or_else(|| EnvFilter::new(default));
+    filter = filter.add_directive("libmacaroon=off".parse().expect("static directive"));
+    if could_be_verbose {
+        for directive in ["rmcp=info", "hyper=info", "hyper_util=info", "h2=info"] {
+            filter = filter.add_directive(directive.parse().expect("static directive"));
+        }
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -729,3 +729,30 @@ async fn a_crash_at_any_step_never_pays_twice_nor_loses_the_token() {
     });
     futures_util::future::join_all(runs).await;
 }
+
+/// At the most verbose level, with every library logging, no preimage or
+/// macaroon of the token bought reaches stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_log_even_at_trace() {
+    let env = Env::start().await;
+    let url = env.url("/v1/demo");
+    let first = env.fetch(&[&url, "-vvv"]).await;
+    assert_code(&first, 0);
+    let second = env.fetch_env(&[&url], &[("RUST_LOG", "trace")]).await;
+    assert_code(&second, 0);
+    assert!(first.stderr.contains("INFO paying invoice"), "verbose logging is on: {first:#?}");
+    let store = env.store();
+    let origin: Origin = env.gw.base.parse().unwrap();
+    let token = store.find_usable(&origin).unwrap().unwrap();
+    let preimage = token.preimage().unwrap().to_hex();
+    let macaroon = token.macaroon().to_string();
+    for run in [&first, &second] {
+        for secret in [&preimage, &macaroon] {
+            // Any 24-character window of the secret, in case it is split.
+            for start in (0..secret.len().saturating_sub(24)).step_by(8) {
+                let window = &secret[start..start + 24];
+                assert!(!run.stderr.contains(window), "a secret reached the log: {window}");
+            }
+        }
+    }
+}
