@@ -740,7 +740,10 @@ async fn secrets_never_reach_the_log_even_at_trace() {
     assert_code(&first, 0);
     let second = env.fetch_env(&[&url], &[("RUST_LOG", "trace")]).await;
     assert_code(&second, 0);
-    assert!(first.stderr.contains("INFO paying invoice"), "verbose logging is on: {first:#?}");
+    assert!(
+        first.stderr.contains("INFO paying invoice"),
+        "verbose logging is on: {first:#?}"
+    );
     let store = env.store();
     let origin: Origin = env.gw.base.parse().unwrap();
     let token = store.find_usable(&origin).unwrap().unwrap();
@@ -751,7 +754,10 @@ async fn secrets_never_reach_the_log_even_at_trace() {
             // Any 24-character window of the secret, in case it is split.
             for start in (0..secret.len().saturating_sub(24)).step_by(8) {
                 let window = &secret[start..start + 24];
-                assert!(!run.stderr.contains(window), "a secret reached the log: {window}");
+                assert!(
+                    !run.stderr.contains(window),
+                    "a secret reached the log: {window}"
+                );
             }
         }
     }
