@@ -50,13 +50,12 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::lightning::PaymentHash;
+use crate::lightning::{PaymentHash, Sats};
 use crate::store::{
     Origin, PAYMENT_COLUMNS, PaymentRecord, PaymentState, Store, StoreError, msat_to_sql,
     query_payments, time_to_sql,
@@ -123,21 +122,6 @@ pub enum BudgetError {
 impl From<rusqlite::Error> for BudgetError {
     fn from(e: rusqlite::Error) -> Self {
         BudgetError::Store(StoreError::Query(e))
-    }
-}
-
-/// Millisatoshis shown as sats: `1200 sats`, `1200.5 sats`.
-struct Sats(u64);
-
-impl fmt::Display for Sats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (sats, msat) = (self.0 / 1000, self.0 % 1000);
-        if msat == 0 {
-            write!(f, "{sats} sats")
-        } else {
-            let frac = format!("{msat:03}");
-            write!(f, "{sats}.{} sats", frac.trim_end_matches('0'))
-        }
     }
 }
 

@@ -1,10 +1,8 @@
 //! What can go wrong in a fetch, as values a caller can match and sentences
 //! an agent can act on, with lnget's exit codes.
 
-use std::fmt;
-
 use crate::budget::BudgetError;
-use crate::lightning::{Network, PaymentHash};
+use crate::lightning::{Network, PaymentHash, Sats};
 use crate::store::StoreError;
 
 use super::net::UrlPolicyError;
@@ -17,22 +15,6 @@ pub const EXIT_REFUSED: u8 = 2;
 pub const EXIT_PAYMENT_FAILED: u8 = 3;
 /// Exit code: the network failed (connect, DNS, TLS, timeout).
 pub const EXIT_NETWORK: u8 = 4;
-
-/// Sats, printed with millisatoshis only when there are any.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sats(pub u64);
-
-impl fmt::Display for Sats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (sats, msat) = (self.0 / 1000, self.0 % 1000);
-        if msat == 0 {
-            write!(f, "{sats} sats")
-        } else {
-            let frac = format!("{msat:03}");
-            write!(f, "{sats}.{} sats", frac.trim_end_matches('0'))
-        }
-    }
-}
 
 /// A check that refused to pay. Nothing was paid and nothing is reserved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -57,6 +57,14 @@ impl Held {
 /// hot path of a reused token does no database write.
 const NOTE_USE_EVERY_SECS: u64 = 60;
 
+/// What presenting cached tokens came to.
+enum Attempt {
+    /// A token was not refused: its response.
+    Served(reqwest::Response),
+    /// Every token was refused: the last refusal, if any token was tried.
+    Refused(Option<reqwest::Response>),
+}
+
 /// The request as sent on each hop.
 struct Outgoing {
     method: Method,
@@ -177,16 +185,13 @@ impl L402Client {
         }
         // The origin's other tokens: one bought while we waited, or one for
         // another service that may cover this path too.
-        for t in self.candidates(origin, path, &tried).await? {
-            tried.push(t.hash);
-            let retried = self.send(url, out, Some(&t)).await?;
-            if !needs_payment(&retried, true) {
-                self.presented(&t, path, retried.status());
-                *receipt = Some(self.reused_receipt(&t));
-                return Ok(retried);
-            }
-            self.refused(origin, &t, path).await?;
-            response = retried;
+        match self
+            .try_candidates(url, origin, out, &mut tried, receipt)
+            .await?
+        {
+            Attempt::Served(served) => return Ok(served),
+            Attempt::Refused(Some(last)) => response = last,
+            Attempt::Refused(None) => {}
         }
         if response.status() != StatusCode::PAYMENT_REQUIRED {
             // A refused token may get a 401 without a challenge: ask again
@@ -200,21 +205,12 @@ impl L402Client {
         // An earlier payment to this origin whose outcome is unknown (a
         // timeout, a crash) may have bought a token already: resolve it
         // before buying another, and never buy while one is in flight.
-        if self.resolve_pending(origin).await? {
-            for t in self.candidates(origin, path, &tried).await? {
-                tried.push(t.hash);
-                let retried = self.send(url, out, Some(&t)).await?;
-                if !needs_payment(&retried, true) {
-                    self.presented(&t, path, retried.status());
-                    *receipt = Some(self.reused_receipt(&t));
-                    return Ok(retried);
-                }
-                self.refused(origin, &t, path).await?;
-            }
-            response = self.send(url, out, None).await?;
-            if response.status() != StatusCode::PAYMENT_REQUIRED {
-                return Ok(response);
-            }
+        if self.resolve_pending(origin).await?
+            && let Attempt::Served(served) = self
+                .try_candidates(url, origin, out, &mut tried, receipt)
+                .await?
+        {
+            return Ok(served);
         }
 
         let checked = self.check_challenge(&response, url, cap).await?;
@@ -239,6 +235,32 @@ impl L402Client {
             budget_left_msat: self.budget().map(|b| b.left_msat).unwrap_or(0),
         });
         Ok(retried)
+    }
+
+    /// Presents the origin's untried tokens at the URL's path, best first:
+    /// the response of the first not refused, or of the last refused.
+    async fn try_candidates(
+        &self,
+        url: &Url,
+        origin: &Origin,
+        out: &Outgoing,
+        tried: &mut Vec<PaymentHash>,
+        receipt: &mut Option<Receipt>,
+    ) -> Result<Attempt, FetchError> {
+        let path = url.path();
+        let mut last = None;
+        for t in self.candidates(origin, path, tried).await? {
+            tried.push(t.hash);
+            let response = self.send(url, out, Some(&t)).await?;
+            if !needs_payment(&response, true) {
+                self.presented(&t, path, response.status());
+                *receipt = Some(self.reused_receipt(&t));
+                return Ok(Attempt::Served(response));
+            }
+            self.refused(origin, &t, path).await?;
+            last = Some(response);
+        }
+        Ok(Attempt::Refused(last))
     }
 
     fn reused_receipt(&self, token: &Held) -> Receipt {

@@ -35,6 +35,7 @@ mod fetch;
 pub mod net;
 mod pay;
 
+pub use crate::lightning::Sats;
 pub use approve::{Approval, ApprovalRequest, Approver};
 pub use config::{
     ClientConfig, DEFAULT_FEE_LIMIT_MSAT, DEFAULT_FETCH_DEADLINE, DEFAULT_MAX_BODY_BYTES,
@@ -42,7 +43,7 @@ pub use config::{
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION, DEFAULT_SESSION_BUDGET_MSAT, MAX_REDIRECTS,
 };
 pub use error::{
-    EXIT_GENERAL, EXIT_NETWORK, EXIT_PAYMENT_FAILED, EXIT_REFUSED, FetchError, Refusal, Sats,
+    EXIT_GENERAL, EXIT_NETWORK, EXIT_PAYMENT_FAILED, EXIT_REFUSED, FetchError, Refusal,
 };
 pub use pay::ABORT_STEPS;
 

@@ -71,36 +71,25 @@ pub fn classify(ip: IpAddr) -> Option<(&'static str, bool)> {
             }
             // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed an IPv4 address.
             if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-                let v4 = Ipv4Addr::new(
-                    (seg[6] >> 8) as u8,
-                    seg[6] as u8,
-                    (seg[7] >> 8) as u8,
-                    seg[7] as u8,
-                );
-                return classify_v4(v4);
+                return classify_v4(v4_from(seg[6], seg[7]));
             }
             if seg[0] == 0x2002 {
-                let v4 = Ipv4Addr::new(
-                    (seg[1] >> 8) as u8,
-                    seg[1] as u8,
-                    (seg[2] >> 8) as u8,
-                    seg[2] as u8,
-                );
-                return classify_v4(v4);
+                return classify_v4(v4_from(seg[1], seg[2]));
             }
             if seg[0..6] == [0, 0, 0, 0, 0, 0] {
                 // Deprecated IPv4-compatible ::a.b.c.d.
-                let v4 = Ipv4Addr::new(
-                    (seg[6] >> 8) as u8,
-                    seg[6] as u8,
-                    (seg[7] >> 8) as u8,
-                    seg[7] as u8,
-                );
-                return classify_v4(v4);
+                return classify_v4(v4_from(seg[6], seg[7]));
             }
             None
         }
     }
+}
+
+/// The IPv4 address held in two IPv6 segments.
+fn v4_from(high: u16, low: u16) -> Ipv4Addr {
+    let [a, b] = high.to_be_bytes();
+    let [c, d] = low.to_be_bytes();
+    Ipv4Addr::new(a, b, c, d)
 }
 
 fn classify_v4(v4: Ipv4Addr) -> Option<(&'static str, bool)> {

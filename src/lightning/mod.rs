@@ -12,7 +12,7 @@ mod invoice;
 mod types;
 
 pub use invoice::{Invoice, InvoiceError};
-pub use types::{Network, PaymentHash, Preimage, PrimitiveError};
+pub use types::{Network, PaymentHash, Preimage, PrimitiveError, Sats};
 
 use std::time::Duration;
 

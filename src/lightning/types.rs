@@ -193,3 +193,19 @@ impl From<Network> for lightning_invoice::Currency {
         }
     }
 }
+
+/// An amount in millisatoshis, shown as sats: `1200 sats`, `1200.5 sats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sats(pub u64);
+
+impl fmt::Display for Sats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (sats, msat) = (self.0 / 1000, self.0 % 1000);
+        if msat == 0 {
+            write!(f, "{sats} sats")
+        } else {
+            let frac = format!("{msat:03}");
+            write!(f, "{sats}.{} sats", frac.trim_end_matches('0'))
+        }
+    }
+}
