@@ -12,11 +12,15 @@
 //!   and releases the reservation);
 //! - otherwise marks them as paying, so that a cancellation from now on
 //!   does not stop anything: the payment completes and is recorded;
-//! - and sends each call that asked for progress a notification before and
-//!   after paying.
+//! - and sends each call that asked for progress (and was not cancelled) a
+//!   notification before and after paying. A notification never holds up a
+//!   payment's record: one that the client does not take within
+//!   [`PROGRESS_SEND_TIMEOUT`] (it stopped reading, or closed its input and
+//!   the session is winding down) is dropped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::Url;
@@ -40,14 +44,23 @@ pub(crate) struct ProgressSink {
     pub token: ProgressToken,
 }
 
+/// How long a progress notification may wait for the transport. Sending
+/// one waits until it is written; once the client has closed its input, the
+/// session stops writing and a send would wait until the session is torn
+/// down, while the payment it reports waits to be recorded.
+pub(crate) const PROGRESS_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl ProgressSink {
-    /// Sends one notification; a client that went away is not an error.
+    /// Sends one notification; a client that went away, or does not take it
+    /// within [`PROGRESS_SEND_TIMEOUT`], is not an error.
     pub async fn notify(&self, step: f64, message: impl Into<String>) {
         let param = ProgressNotificationParam::new(self.token.clone(), step)
             .with_total(PROGRESS_STEPS)
             .with_message(message);
-        if let Err(e) = self.peer.notify_progress(param).await {
-            tracing::debug!(error = %e, "cannot send a progress notification");
+        match tokio::time::timeout(PROGRESS_SEND_TIMEOUT, self.peer.notify_progress(param)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "cannot send a progress notification"),
+            Err(_) => tracing::debug!("progress notification not taken in time; dropped"),
         }
     }
 }
@@ -85,6 +98,17 @@ impl Call {
     /// Where its progress goes, if it asked for progress.
     pub fn progress(&self) -> Option<&ProgressSink> {
         self.progress.as_ref()
+    }
+
+    /// Where its progress goes while the client still wants it: a cancelled
+    /// request is over for the client, which drops anything more about it.
+    fn live_progress(&self) -> Option<&ProgressSink> {
+        let cancelled = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancelled;
+        if cancelled { None } else { self.progress() }
     }
 }
 
@@ -227,7 +251,7 @@ impl Payer for ProgressPayer {
 
         let amount = invoice.amount_msat().unwrap_or(0);
         let what = url.as_deref().unwrap_or("the request");
-        for sink in calls.iter().filter_map(|c| c.progress()) {
+        for sink in calls.iter().filter_map(|c| c.live_progress()) {
             sink.notify(
                 1.0,
                 format!(
@@ -247,7 +271,7 @@ impl Payer for ProgressPayer {
             ),
             Err(e) => format!("the payment did not go through: {e}"),
         };
-        for sink in calls.iter().filter_map(|c| c.progress()) {
+        for sink in calls.iter().filter_map(|c| c.live_progress()) {
             sink.notify(2.0, message.clone()).await;
         }
         outcome

@@ -16,6 +16,18 @@ Scenarios (each exits non-zero with a message on the first failed check):
   approve       --approve-above below the price: a client without
                 elicitation is refused with a sentence naming the threshold,
                 one whose user declines is refused, one whose user accepts pays.
+  cancel-before-paying
+                against the test's hold proxy (serve --approve-above 50): the
+                client cancels l402_fetch /v1/data from its elicitation callback
+                instead of answering, then l402_fetch /v1/demo while the proxy
+                holds its 402 (on hearing "requesting"), opens that gate once
+                the server has read the cancellation, and closes the session.
+                The test reads the store after serve exits.
+  cancel-while-paying
+                against the hold proxy holding POST /dev/pay: the client cancels
+                l402_fetch /v1/demo on hearing "paying", opens the gate once
+                the server has read the cancellation, and closes the session at
+                once. The test reads the store after serve exits.
 Prints one JSON object with what it saw.
 """
 
@@ -24,6 +36,7 @@ import asyncio
 import json
 import sys
 
+import anyio
 import httpx2
 import jsonschema
 import mcp_types as types
@@ -255,6 +268,128 @@ async def approve(args):
     return seen
 
 
+class Abandoned:
+    """One tools/call this client gives up on. Cancelling the task that awaits
+    it is how the SDK cancels a request: it writes notifications/cancelled
+    with the request's id before the task ends."""
+
+    def __init__(self, client, name, arguments, **kw):
+        self.call = (client, name, arguments, kw)
+        self.scope = anyio.CancelScope()
+        self.ended = anyio.Event()
+        self.result = None
+
+    def start(self, tg):
+        client, name, arguments, kw = self.call
+
+        async def run():
+            try:
+                with self.scope:
+                    self.result = await client.call_tool(name, arguments, **kw)
+            finally:
+                self.ended.set()
+
+        tg.start_soon(run)
+
+    async def cancelled(self):
+        """Waits until the call was cancelled (by `cancel()` or from a
+        callback) and its notifications/cancelled written."""
+        await self.ended.wait()
+        check(self.scope.cancelled_caught, f"{self.call[1]} was not cancelled")
+        check(self.result is None, f"{self.call[1]} answered: {self.result}")
+
+    async def cancel(self):
+        self.scope.cancel()
+        await self.cancelled()
+
+
+async def read_by_server(client, tools):
+    """Returns once the server has read every message sent before: it reads
+    them in order, and answers this request after them."""
+    await tools.call(client, "list_tokens", {})
+
+
+async def open_gate(gateway, gate):
+    """Opens one of the test proxy's gates."""
+    async with httpx2.AsyncClient() as http:
+        r = await http.post(f"{gateway}/__test/release/{gate}")
+        check(r.status_code == 200, f"opening the {gate} gate: {r.status_code}")
+
+
+async def cancel_before_paying(args):
+    gw = args.gateway
+    seen = {}
+    asked = []
+    data = None
+
+    async def cancel_instead_of_answering(context, params):
+        asked.append(params.message)
+        data.scope.cancel()
+        await anyio.sleep_forever()
+
+    async with Client(server_target(args), elicitation_callback=cancel_instead_of_answering) as client:
+        _, tools = await connect_and_list(client)
+        r = await tools.call(client, "spend_summary", {})
+        seen["session"] = r.structured_content["session"]["session"]
+
+        requesting = anyio.Event()
+
+        async def on_progress(value, total, message):
+            if (message or "").startswith("requesting"):
+                requesting.set()
+
+        async with anyio.create_task_group() as tg:
+            # 100 sats: the server asks the user, who cancels the call instead.
+            data = Abandoned(client, "l402_fetch", {"url": f"{gw}/v1/data"})
+            data.start(tg)
+            await data.cancelled()
+            check(len(asked) == 1 and "100 sats" in asked[0], f"questions: {asked}")
+
+            # 21 sats, no question: cancelled while the server waits for its 402.
+            demo = Abandoned(client, "l402_fetch", {"url": f"{gw}/v1/demo"}, progress_callback=on_progress)
+            demo.start(tg)
+            await requesting.wait()
+            await demo.cancel()
+            # Only once the server has read the cancellation does the 402 come.
+            await read_by_server(client, tools)
+            await open_gate(gw, "challenge")
+        # Leaving closes stdin; serve finishes the cancelled calls, then exits.
+    seen["question"] = asked[0]
+    seen["ok"] = True
+    return seen
+
+
+async def cancel_while_paying(args):
+    url = f"{args.gateway}/v1/demo"
+    seen = {}
+    async with Client(server_target(args)) as client:
+        _, tools = await connect_and_list(client)
+        r = await tools.call(client, "spend_summary", {})
+        seen["session"] = r.structured_content["session"]["session"]
+        paying = anyio.Event()
+        progress = []
+
+        async def on_progress(value, total, message):
+            progress.append(message)
+            if (message or "").startswith("paying"):
+                paying.set()
+
+        async with anyio.create_task_group() as tg:
+            call = Abandoned(client, "l402_fetch", {"url": url}, progress_callback=on_progress)
+            call.start(tg)
+            # "paying" comes once the payment started (the proxy holds it).
+            await paying.wait()
+            await call.cancel()
+            await read_by_server(client, tools)
+            await open_gate(args.gateway, "pay")
+        # Leaving at once closes stdin: serve must still record the payment
+        # (the test reads the store after it exits).
+    check(any((m or "").startswith("requesting") for m in progress), f"progress: {progress}")
+    seen["progress"] = progress
+    seen["ok"] = True
+    return seen
+
+
 def first_failure(e):
     if isinstance(e, Failed):
         return e
@@ -267,14 +402,21 @@ def first_failure(e):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", required=True, choices=["full", "two-sessions", "approve"])
+    scenarios = ["full", "two-sessions", "approve", "cancel-before-paying", "cancel-while-paying"]
+    ap.add_argument("--scenario", required=True, choices=scenarios)
     ap.add_argument("--transport", required=True, choices=["stdio", "http", "sse"])
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--url")
     ap.add_argument("--token")
     ap.add_argument("command", nargs="*")
     args = ap.parse_args()
-    run = {"full": full, "two-sessions": two_sessions, "approve": approve}[args.scenario]
+    run = {
+        "full": full,
+        "two-sessions": two_sessions,
+        "approve": approve,
+        "cancel-before-paying": cancel_before_paying,
+        "cancel-while-paying": cancel_while_paying,
+    }[args.scenario]
     try:
         seen = asyncio.run(asyncio.wait_for(run(args), timeout=120))
     except BaseException as e:  # anyio wraps failures in exception groups

@@ -5,8 +5,14 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use l402_mcp::budget::Ledger;
 use l402_mcp::gateway::GatewayConfig;
+use l402_mcp::store::{PaymentState, Store, TokenStatus};
+use tokio_util::sync::CancellationToken;
 
 use crate::common::{TestGateway, python, run_python};
 
@@ -437,4 +443,422 @@ async fn mcp_inspector_cli_lists_and_calls_tools() {
     );
     let v: serde_json::Value = serde_json::from_str(&text).expect("inspector prints JSON");
     assert_eq!(v["structuredContent"]["price_sats"], 21.0, "{v}");
+}
+
+// -------------------------------------------------------------------------
+// cancellation over the wire
+
+/// A proxy in front of a [`TestGateway`] (its routes and its dev node) that
+/// holds requests at two gates until the MCP client opens them, so that a
+/// cancellation provably arrives while the server waits there: `challenge`
+/// holds an unauthenticated `GET /v1/demo` (the server is waiting for its
+/// 402, before any payment), `pay` holds `POST /dev/pay` (the payment has
+/// started). `POST /__test/release/challenge` or `.../pay` opens a gate
+/// for good; a gate not asked for is open from the start.
+struct HoldProxy {
+    base: String,
+    /// `POST /dev/pay` requests seen: payments the server started.
+    pays: Arc<AtomicUsize>,
+    /// The `pay` gate, for a test to open itself.
+    pay_gate: CancellationToken,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+struct ProxyState {
+    upstream: String,
+    http: reqwest::Client,
+    challenge: CancellationToken,
+    pay: CancellationToken,
+    pays: Arc<AtomicUsize>,
+}
+
+impl HoldProxy {
+    async fn start(upstream: &str, hold_challenge: bool, hold_pay: bool) -> Self {
+        use axum::body::Body;
+        use axum::extract::{Path as UrlPath, Request, State};
+        use axum::http::{Method, header};
+        use axum::response::Response;
+
+        async fn release(State(s): State<Arc<ProxyState>>, UrlPath(gate): UrlPath<String>) {
+            match gate.as_str() {
+                "challenge" => s.challenge.cancel(),
+                "pay" => s.pay.cancel(),
+                other => panic!("no gate {other}"),
+            }
+        }
+
+        async fn forward(State(s): State<Arc<ProxyState>>, req: Request) -> Response {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await.expect("body");
+            let path = parts.uri.path();
+            if parts.method == Method::POST && path == "/dev/pay" {
+                s.pays.fetch_add(1, Ordering::SeqCst);
+                s.pay.cancelled().await;
+            } else if parts.method == Method::GET
+                && path == "/v1/demo"
+                && !parts.headers.contains_key(header::AUTHORIZATION)
+            {
+                s.challenge.cancelled().await;
+            }
+            let target = parts.uri.path_and_query().map_or(path, |p| p.as_str());
+            let mut out = s
+                .http
+                .request(parts.method.clone(), format!("{}{target}", s.upstream))
+                .body(body);
+            for (name, value) in &parts.headers {
+                if name != header::HOST && name != header::CONTENT_LENGTH {
+                    out = out.header(name, value);
+                }
+            }
+            let resp = out.send().await.expect("the gateway answers");
+            let mut back = Response::builder().status(resp.status());
+            for (name, value) in resp.headers() {
+                if name != header::TRANSFER_ENCODING && name != header::CONTENT_LENGTH {
+                    back = back.header(name, value);
+                }
+            }
+            let bytes = resp.bytes().await.expect("the gateway's body");
+            back.body(Body::from(bytes)).expect("response")
+        }
+
+        let open = |hold: bool| {
+            let gate = CancellationToken::new();
+            if !hold {
+                gate.cancel();
+            }
+            gate
+        };
+        let pays = Arc::new(AtomicUsize::new(0));
+        let pay_gate = open(hold_pay);
+        let state = Arc::new(ProxyState {
+            upstream: upstream.to_string(),
+            http: reqwest::Client::new(),
+            challenge: open(hold_challenge),
+            pay: pay_gate.clone(),
+            pays: pays.clone(),
+        });
+        let app = axum::Router::new()
+            .route("/__test/release/{gate}", axum::routing::post(release))
+            .fallback(forward)
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("proxy serves");
+        });
+        HoldProxy {
+            base: format!("http://{addr}"),
+            pays,
+            pay_gate,
+            _shutdown: tx,
+        }
+    }
+}
+
+/// The store `serve` left in `dir`, and its ledger.
+fn store_in(dir: &Path) -> (Arc<Store>, Ledger) {
+    let store = Arc::new(Store::open(dir.join("l402-mcp.sqlite")).expect("the store serve wrote"));
+    let ledger = Ledger::new(store.clone());
+    (store, ledger)
+}
+
+/// Cancellation before the payment starts stops it, at both points where
+/// the server waits before paying: a question to the user (elicitation),
+/// and the server's 402. The client cancels `l402_fetch /v1/data` from its
+/// elicitation callback instead of answering, then `l402_fetch /v1/demo`
+/// while the proxy holds its 402, and opens that gate only once the server
+/// has seen the cancellation (a ping answered after it). The server exits
+/// when the client closes stdin, after finishing the cancelled calls.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_cancelled_before_its_payment_pays_nothing() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let proxy = HoldProxy::start(&gw.base, true, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 100-sat /v1/data asks the user; 21-sat /v1/demo does not.
+    let cmd = stdio_command(&proxy.base, dir.path(), &["--approve-above", "50"]);
+    let out = python_scenario("cancel-before-paying", "stdio", &proxy.base, cmd).await;
+    if out.is_empty() {
+        return;
+    }
+    let seen: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(seen["ok"], true, "{out}");
+    let session = seen["session"].as_str().expect("session");
+
+    // Nothing paid, and the dev node was never even asked.
+    assert_eq!(gw.node.settlements(), 0);
+    assert_eq!(proxy.pays.load(Ordering::SeqCst), 0);
+
+    let (store, ledger) = store_in(dir.path());
+    let payments = store.list_payments(None).unwrap();
+    // The refused approval reserved nothing: no row for /v1/data. The held
+    // 402 got as far as the payer, whose gate refused: a failed attempt.
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    let p = &payments[0];
+    assert!(p.url.ends_with("/v1/demo"), "{p:?}");
+    assert_eq!(p.session, session);
+    assert_eq!(p.state, PaymentState::Failed, "{p:?}");
+    assert!(
+        p.error.as_deref().is_some_and(|e| e.contains("cancelled")),
+        "{p:?}"
+    );
+    assert_eq!(p.held_msat(), 0);
+    assert!(ledger.unresolved(Duration::ZERO).unwrap().is_empty());
+    let s = ledger.summary(session).unwrap();
+    assert_eq!(
+        (s.spent_msat, s.reserved_msat, s.payments, s.unresolved),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
+    let tokens = store.list_tokens().unwrap();
+    assert!(
+        tokens.iter().all(|t| t.status != TokenStatus::Paid),
+        "{tokens:?}"
+    );
+}
+
+/// A payment already started when the call is cancelled completes and is
+/// recorded, even when the client closes the session right away. The proxy
+/// holds `POST /dev/pay`; the client cancels when it hears "paying", opens
+/// the gate once the server has read the cancellation, and quits; `serve`
+/// finishes the call before it exits. A new session then reuses the token
+/// without paying: one settlement in all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_started_before_the_cancellation_completes_and_is_recorded() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let proxy = HoldProxy::start(&gw.base, false, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = stdio_command(&proxy.base, dir.path(), &[]);
+    let out = python_scenario("cancel-while-paying", "stdio", &proxy.base, cmd).await;
+    if out.is_empty() {
+        return;
+    }
+    let seen: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(seen["ok"], true, "{out}");
+    let session = seen["session"].as_str().expect("session");
+    assert_eq!(gw.node.settlements(), 1);
+    assert_eq!(proxy.pays.load(Ordering::SeqCst), 1);
+
+    // Recorded by the cancelled call itself, before serve exited (nothing
+    // has run recovery on this store yet).
+    let (store, ledger) = store_in(dir.path());
+    let payments = store.list_payments(None).unwrap();
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    let p = &payments[0];
+    assert_eq!(p.state, PaymentState::Succeeded, "{p:?}");
+    assert_eq!((p.session.as_str(), p.amount_msat), (session, 21_000));
+    assert!(ledger.unresolved(Duration::ZERO).unwrap().is_empty());
+    let s = ledger.summary(session).unwrap();
+    assert_eq!(
+        (s.payments, s.unresolved, s.reserved_msat),
+        (1, 0, 0),
+        "{s:?}"
+    );
+    assert_eq!(s.spent_msat, 21_000 + p.fee_msat);
+    let tokens = store.list_tokens().unwrap();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0].status, TokenStatus::Paid);
+    assert_eq!(tokens[0].payment_hash, p.payment_hash);
+    drop((store, ledger));
+
+    // A new session presents that token: nothing paid.
+    let args = serve_args(&proxy.base, dir.path());
+    let messages = vec![
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "l402_fetch", "arguments": {"url": format!("{}/v1/demo", proxy.base)}}}),
+    ];
+    let lines = tokio::task::spawn_blocking(move || stdio_exchange(&args, &messages))
+        .await
+        .unwrap();
+    let reply = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["id"] == 2)
+        .unwrap();
+    let fetched = &reply["result"]["structuredContent"];
+    assert_eq!(fetched["status"], 200, "{reply}");
+    assert_eq!(fetched["receipt"]["paid"], false, "{reply}");
+    assert_eq!(
+        fetched["receipt"]["payment_hash"],
+        p.payment_hash.to_string(),
+        "{reply}"
+    );
+    assert_ne!(fetched["receipt"]["session"], session);
+    assert_eq!(gw.node.settlements(), 1);
+    assert_eq!(proxy.pays.load(Ordering::SeqCst), 1);
+}
+
+/// A client that quits while its payment is in flight: raw JSON-RPC on
+/// stdio, with a progress token. On hearing "paying" it (optionally) cancels
+/// the call, closes stdin, and the payment goes through only once serve has
+/// read the end of its input. serve must record the payment before it
+/// exits. Returns serve's exit status, the messages it sent after the
+/// "paying" notification, and the store.
+async fn quit_mid_payment(cancel: bool) -> (TestGateway, HoldProxy, QuitOutcome) {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let proxy = HoldProxy::start(&gw.base, false, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = serve_args(&proxy.base, dir.path());
+    let url = format!("{}/v1/demo", proxy.base);
+    let gate = proxy.pay_gate.clone();
+    let (status, after) =
+        tokio::task::spawn_blocking(move || quit_while_paying(&args, &url, &gate, cancel))
+            .await
+            .unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    assert_eq!(gw.node.settlements(), 1);
+    assert_eq!(proxy.pays.load(Ordering::SeqCst), 1);
+
+    // Recorded before serve exited: one payment, succeeded; its token paid.
+    let (store, ledger) = store_in(dir.path());
+    let payments = store.list_payments(None).unwrap();
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    assert_eq!(payments[0].state, PaymentState::Succeeded, "{payments:?}");
+    assert!(ledger.unresolved(Duration::ZERO).unwrap().is_empty());
+    let tokens = store.list_tokens().unwrap();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0].status, TokenStatus::Paid);
+    (gw, proxy, QuitOutcome { after, _dir: dir })
+}
+
+struct QuitOutcome {
+    after: Vec<serde_json::Value>,
+    _dir: tempfile::TempDir,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_cancels_and_quits_mid_payment_still_gets_it_recorded() {
+    let (_gw, _proxy, out) = quit_mid_payment(true).await;
+    // The cancelled call gets no answer, and no more progress.
+    assert!(
+        out.after
+            .iter()
+            .all(|v| v["id"] != 2 && v["method"] != "notifications/progress"),
+        "{:?}",
+        out.after
+    );
+}
+
+/// Without a cancellation, the call's answer still goes out before serve
+/// exits; the "paid" notification, which the client no longer reads, holds
+/// nothing up for more than a second.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_quits_mid_payment_without_cancelling_still_gets_it_recorded() {
+    let (_gw, _proxy, out) = quit_mid_payment(false).await;
+    let answer = out
+        .after
+        .iter()
+        .find(|v| v["id"] == 2)
+        .unwrap_or_else(|| panic!("no answer to the fetch: {:?}", out.after));
+    let receipt = &answer["result"]["structuredContent"]["receipt"];
+    assert_eq!(receipt["paid"], true, "{answer}");
+    assert_eq!(receipt["amount_sats"], 21.0, "{answer}");
+}
+
+/// Drives `serve -v` on stdio: `l402_fetch url` with a progress token; on
+/// "paying", `notifications/cancelled` if `cancel`, then a request whose
+/// answer shows the server read everything before it; closes stdin; once
+/// serve logs the end of its input, opens `gate`. Returns serve's exit
+/// status and the messages it sent after "paying".
+fn quit_while_paying(
+    args: &[String],
+    url: &str,
+    gate: &CancellationToken,
+    cancel: bool,
+) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+    let mut child = Command::new(BIN)
+        .arg("-v")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (log_tx, log) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap());
+    let mut send = |m: serde_json::Value| {
+        writeln!(stdin, "{m}").unwrap();
+        stdin.flush().unwrap();
+    };
+    let mut until = |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let mut seen = Vec::new();
+        loop {
+            let v = stdout
+                .next()
+                .unwrap_or_else(|| panic!("serve stopped before {what}: {seen:?}"));
+            let found = done(&v);
+            seen.push(v);
+            if found {
+                return seen;
+            }
+        }
+    };
+
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}}),
+    );
+    until("initialize", &|v| v["id"] == 1);
+    send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "l402_fetch", "arguments": {"url": url},
+        "_meta": {"progressToken": "fetch"}}}),
+    );
+    let before = until("paying", &|v| {
+        v["method"] == "notifications/progress"
+            && v["params"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("paying"))
+    });
+    assert!(before.iter().all(|v| v["id"] != 2), "{before:?}");
+    if cancel {
+        send(
+            serde_json::json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": 2, "reason": "the user pressed stop"}}),
+        );
+    }
+    send(
+        serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "list_tokens", "arguments": {}}}),
+    );
+    let mut after = until("list_tokens", &|v| v["id"] == 3);
+    drop(stdin);
+
+    // Only once serve has seen the end of its input does the payment go through.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = log
+            .recv_timeout(left)
+            .expect("serve logs the end of its input");
+        if line.contains("input stream terminated") {
+            break;
+        }
+    }
+    gate.cancel();
+    after.extend(stdout);
+    (child.wait().unwrap(), after)
 }
