@@ -1,6 +1,7 @@
 //! `l402-mcp serve`: the MCP server, on stdio (the default) or HTTP.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -74,13 +75,16 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     let settings = args.settings()?;
     let payer = make_payer(&settings)?;
     let store = open_store(&settings)?;
-    let server = McpServer::new(settings.client_config(), payer, store);
+    let config = settings.client_config();
+    // A client may close its session while a payment is under way: before
+    // exiting, let the payment finish and be recorded.
+    let drain = config.payment_timeout + Duration::from_secs(5);
+    let server = McpServer::new(config, payer, store);
 
     let Some(addr) = args.http else {
-        server
-            .serve_stdio(super::shutdown_signal())
-            .await
-            .map_err(|e| Failure::general("mcp", e.to_string()))?;
+        let served = server.serve_stdio(super::shutdown_signal()).await;
+        finish_payments(drain).await;
+        served.map_err(|e| Failure::general("mcp", e.to_string()))?;
         return Ok(EXIT_OK);
     };
 
@@ -112,9 +116,19 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
         "  each MCP session gets its own budget of {} sats (session names {}-http-…, {}-sse-…)",
         settings.budget_sats.value, settings.session.value, settings.session.value
     );
-    server
+    let served = server
         .serve_http(listener, &options, super::shutdown_signal())
-        .await
-        .map_err(|e| Failure::general("mcp", e.to_string()))?;
+        .await;
+    finish_payments(drain).await;
+    served.map_err(|e| Failure::general("mcp", e.to_string()))?;
     Ok(EXIT_OK)
+}
+
+/// Waits for payments under way to be recorded, at most `limit`.
+async fn finish_payments(limit: Duration) {
+    if !l402_mcp::client::wait_for_payments(limit).await {
+        tracing::warn!(
+            "a payment was still under way at exit; the next start resolves it with the payment backend"
+        );
+    }
 }

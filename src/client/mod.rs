@@ -45,7 +45,7 @@ pub use config::{
 pub use error::{
     EXIT_GENERAL, EXIT_NETWORK, EXIT_PAYMENT_FAILED, EXIT_REFUSED, FetchError, Refusal,
 };
-pub use pay::ABORT_STEPS;
+pub use pay::{ABORT_STEPS, wait_for_payments};
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;

@@ -20,9 +20,9 @@ use super::fetch::{Checked, Held, blocking};
 use super::{
     FetchError, L402Client, RecoveryReport, Refusal, error::budget_refusal, recovery_grace,
 };
-use crate::budget::{Reservation, ReserveRequest};
-use crate::lightning::{PayError, Payment, PaymentHash, PaymentStatus};
-use crate::store::{NewToken, Origin, PaymentState, Token, TokenStatus};
+use crate::budget::{Ledger, Reservation, ReserveRequest};
+use crate::lightning::{Invoice, PayError, Payer, Payment, PaymentStatus};
+use crate::store::{NewToken, Origin, PaymentState, Store, Token, TokenStatus};
 
 /// The steps between reserve and retry, for fault-injection tests: with
 /// `L402_MCP_ABORT_AT=<step>` in the environment the process aborts (as
@@ -52,6 +52,149 @@ fn abort_point(step: &str) {
 pub(super) struct Paid {
     pub amount_msat: u64,
     pub fee_msat: u64,
+}
+
+/// One payment and its recording, run as a task of its own: a caller that
+/// gives up (a cancelled MCP call, a passed deadline, a dropped future)
+/// cannot stop a payment half-way or leave it paid but unrecorded.
+struct Settle {
+    payer: Arc<dyn Payer>,
+    store: Arc<Store>,
+    ledger: Ledger,
+    invoice: Invoice,
+    reservation: Reservation,
+    fee_limit_msat: u64,
+    timeout: Duration,
+    _in_flight: InFlightGuard,
+}
+
+impl Settle {
+    async fn run(self) -> Result<(Token, Payment), FetchError> {
+        let hash = self.invoice.payment_hash();
+        let outcome = match tokio::time::timeout(
+            self.timeout,
+            self.payer.pay(&self.invoice, self.fee_limit_msat),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(PayError::Unknown(format!(
+                "no answer within {} s",
+                self.timeout.as_secs()
+            ))),
+        };
+        match outcome {
+            Ok(payment) if payment.preimage.matches(&hash) => {
+                abort_point("after_pay");
+                let (store, ledger, r) = (self.store, self.ledger, self.reservation);
+                let p = payment.clone();
+                let saved = blocking(move || {
+                    // Commit first: money moved, and the spend log must say
+                    // so even if the token cannot be written.
+                    let committed = ledger.commit(&r, p.amount_msat, p.fee_msat);
+                    if let Err(e) = &committed {
+                        tracing::error!(payment_hash = %hash, error = %e, "cannot commit a payment that succeeded");
+                    }
+                    let paid = store.mark_paid(&hash, &p.preimage, p.fee_msat);
+                    abort_point("after_mark_paid");
+                    paid.and_then(|()| store.get_by_hash(&hash))
+                })
+                .await?;
+                match saved {
+                    Ok(Some(token)) => Ok((token, payment)),
+                    Ok(None) => Err(FetchError::PaidButNotSaved {
+                        payment_hash: hash,
+                        reason: "the pending token disappeared".into(),
+                    }),
+                    Err(e) => Err(FetchError::PaidButNotSaved {
+                        payment_hash: hash,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            Ok(_) => Err(FetchError::PaymentUnknown {
+                payment_hash: hash,
+                reason: "the payer returned a preimage that does not match the invoice".into(),
+            }),
+            Err(PayError::Unknown(reason)) => {
+                tracing::warn!(payment_hash = %hash, %reason, "payment outcome unknown; left pending");
+                Err(FetchError::PaymentUnknown {
+                    payment_hash: hash,
+                    reason,
+                })
+            }
+            Err(e) => {
+                // Failed for good, refused by the payer, or never sent.
+                let reason = e.to_string();
+                tracing::warn!(payment_hash = %hash, %reason, "payment failed");
+                let (store, ledger, r, why) =
+                    (self.store, self.ledger, self.reservation, reason.clone());
+                blocking(move || {
+                    let _ = store.mark_failed(&hash);
+                    ledger.fail(&r, &why)
+                })
+                .await?
+                .map_err(|e| FetchError::Ledger(e.to_string()))?;
+                Err(FetchError::PaymentFailed(reason))
+            }
+        }
+    }
+}
+
+/// Payments under way in this process, so that a server shutting down can
+/// wait for them to be recorded.
+static PAYMENTS_IN_FLIGHT: std::sync::LazyLock<Arc<InFlight>> =
+    std::sync::LazyLock::new(Arc::default);
+
+/// Waits until every payment this process started has been recorded, at
+/// most `timeout`; true if none is left under way. A server calls this
+/// before it exits, so that a client closing its session mid-payment does
+/// not leave the payment for the next start's recovery.
+pub async fn wait_for_payments(timeout: Duration) -> bool {
+    PAYMENTS_IN_FLIGHT.wait_idle(timeout).await
+}
+
+/// Counts payments under way.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    /// Waits until no payment is under way, or `timeout`; true if none is.
+    async fn wait_idle(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.idle.notified();
+                if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl L402Client {
@@ -172,110 +315,37 @@ impl L402Client {
             fee_limit_msat = fee_limit,
             "paying invoice"
         );
-        let payer = self.payer.clone();
-        let invoice = checked.invoice.clone();
-        let timeout = self.config.payment_timeout;
-        let outcome = tokio::spawn(async move {
-            match tokio::time::timeout(timeout, payer.pay(&invoice, fee_limit)).await {
-                Ok(r) => r,
-                Err(_) => Err(PayError::Unknown(format!(
-                    "no answer within {} s",
-                    timeout.as_secs()
-                ))),
-            }
-        })
-        .await
-        .unwrap_or_else(|e| Err(PayError::Unknown(format!("payment task failed: {e}"))));
-
-        match outcome {
-            Ok(payment) if payment.preimage.matches(&hash) => {
-                abort_point("after_pay");
-                let token = self.record_success(&hash, &reservation, &payment).await?;
-                let token = self.remember_token(origin, &token).await?;
-                tracing::info!(
-                    payment_hash = %hash,
-                    amount_msat = payment.amount_msat,
-                    fee_msat = payment.fee_msat,
-                    "payment succeeded"
-                );
-                Ok((
-                    token,
-                    Paid {
-                        amount_msat: payment.amount_msat,
-                        fee_msat: payment.fee_msat,
-                    },
-                ))
-            }
-            Ok(_) => Err(FetchError::PaymentUnknown {
+        let task = Settle {
+            payer: self.payer.clone(),
+            store: self.store.clone(),
+            ledger: self.ledger.clone(),
+            invoice: checked.invoice.clone(),
+            reservation,
+            fee_limit_msat: fee_limit,
+            timeout: self.config.payment_timeout,
+            _in_flight: PAYMENTS_IN_FLIGHT.enter(),
+        };
+        let outcome = tokio::spawn(task.run()).await.unwrap_or_else(|e| {
+            Err(FetchError::PaymentUnknown {
                 payment_hash: hash,
-                reason: "the payer returned a preimage that does not match the invoice".into(),
-            }),
-            Err(PayError::Unknown(reason)) => {
-                tracing::warn!(payment_hash = %hash, %reason, "payment outcome unknown; left pending");
-                Err(FetchError::PaymentUnknown {
-                    payment_hash: hash,
-                    reason,
-                })
-            }
-            Err(e) => {
-                // Failed for good, refused by the payer, or never sent.
-                let reason = e.to_string();
-                tracing::warn!(payment_hash = %hash, %reason, "payment failed");
-                let (store, ledger, r, why) = (
-                    self.store.clone(),
-                    self.ledger.clone(),
-                    reservation.clone(),
-                    reason.clone(),
-                );
-                blocking(move || {
-                    let _ = store.mark_failed(&hash);
-                    ledger.fail(&r, &why)
-                })
-                .await?
-                .map_err(|e| FetchError::Ledger(e.to_string()))?;
-                Err(FetchError::PaymentFailed(reason))
-            }
-        }
-    }
-
-    /// Marks the token paid and commits the real amount and fee.
-    async fn record_success(
-        &self,
-        hash: &PaymentHash,
-        reservation: &Reservation,
-        payment: &Payment,
-    ) -> Result<Token, FetchError> {
-        let (store, ledger, r, h) = (
-            self.store.clone(),
-            self.ledger.clone(),
-            reservation.clone(),
-            *hash,
+                reason: format!("payment task failed: {e}"),
+            })
+        });
+        let (token, payment) = outcome?;
+        let token = self.remember_token(origin, &token).await?;
+        tracing::info!(
+            payment_hash = %hash,
+            amount_msat = payment.amount_msat,
+            fee_msat = payment.fee_msat,
+            "payment succeeded"
         );
-        let (preimage, amount, fee) = (
-            payment.preimage.clone(),
-            payment.amount_msat,
-            payment.fee_msat,
-        );
-        let saved = blocking(move || {
-            // Commit first: money moved, and the spend log must say so even
-            // if the token cannot be written.
-            let committed = ledger.commit(&r, amount, fee);
-            let paid = store.mark_paid(&h, &preimage, fee);
-            abort_point("after_mark_paid");
-            (committed, paid.and_then(|()| store.get_by_hash(&h)))
-        })
-        .await?;
-        match saved {
-            (_, Ok(Some(token))) => Ok(token),
-            (_, Ok(None)) => Err(FetchError::PaidButNotSaved {
-                payment_hash: *hash,
-                reason: "the pending token disappeared".into(),
-            }),
-            (_, Err(e)) => Err(FetchError::PaidButNotSaved {
-                payment_hash: *hash,
-                reason: e.to_string(),
-            }),
-        }
+        Ok((
+            token,
+            Paid {
+                amount_msat: payment.amount_msat,
+                fee_msat: payment.fee_msat,
+            },
+        ))
     }
 
     async fn release(&self, reservation: &Reservation) {

@@ -705,7 +705,7 @@ async fn a_payment_started_before_the_cancellation_completes_and_is_recorded() {
 /// read the end of its input. serve must record the payment before it
 /// exits. Returns serve's exit status, the messages it sent after the
 /// "paying" notification, and the store.
-async fn quit_mid_payment(cancel: bool) -> (TestGateway, HoldProxy, QuitOutcome) {
+async fn quit_mid_payment(cancel: bool, hold: Duration) -> (TestGateway, HoldProxy, QuitOutcome) {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let proxy = HoldProxy::start(&gw.base, false, true).await;
     let dir = tempfile::tempdir().unwrap();
@@ -713,7 +713,7 @@ async fn quit_mid_payment(cancel: bool) -> (TestGateway, HoldProxy, QuitOutcome)
     let url = format!("{}/v1/demo", proxy.base);
     let gate = proxy.pay_gate.clone();
     let (status, after) =
-        tokio::task::spawn_blocking(move || quit_while_paying(&args, &url, &gate, cancel))
+        tokio::task::spawn_blocking(move || quit_while_paying(&args, &url, &gate, cancel, hold))
             .await
             .unwrap();
     assert!(status.success(), "serve exited with {status}");
@@ -739,7 +739,7 @@ struct QuitOutcome {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_cancels_and_quits_mid_payment_still_gets_it_recorded() {
-    let (_gw, _proxy, out) = quit_mid_payment(true).await;
+    let (_gw, _proxy, out) = quit_mid_payment(true, Duration::ZERO).await;
     // The cancelled call gets no answer, and no more progress.
     assert!(
         out.after
@@ -755,7 +755,7 @@ async fn a_client_that_cancels_and_quits_mid_payment_still_gets_it_recorded() {
 /// nothing up for more than a second.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_quits_mid_payment_without_cancelling_still_gets_it_recorded() {
-    let (_gw, _proxy, out) = quit_mid_payment(false).await;
+    let (_gw, _proxy, out) = quit_mid_payment(false, Duration::ZERO).await;
     let answer = out
         .after
         .iter()
@@ -776,6 +776,7 @@ fn quit_while_paying(
     url: &str,
     gate: &CancellationToken,
     cancel: bool,
+    hold: Duration,
 ) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
     let mut child = Command::new(BIN)
         .arg("-v")
@@ -858,7 +859,16 @@ fn quit_while_paying(
             break;
         }
     }
+    std::thread::sleep(hold);
     gate.cancel();
     after.extend(stdout);
     (child.wait().unwrap(), after)
+}
+
+/// The MCP library gives running calls 5 s once the client is gone; a
+/// payment slower than that is still waited for and recorded before
+/// serve exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_slower_than_the_session_teardown_is_still_recorded() {
+    let _ = quit_mid_payment(true, Duration::from_secs(7)).await;
 }
