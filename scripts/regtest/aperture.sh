@@ -41,9 +41,22 @@ rt_alive aperture && rt_die "aperture already runs for $RT_DIR"
 BIN=$("$HERE/build.sh" | tail -n1)
 [ -x "$BIN/aperture" ] || rt_die "aperture missing from $BIN (build.sh failed?)"
 command -v python3 >/dev/null 2>&1 || rt_die "python3 is needed for the upstream (upstream.py)"
+command -v curl >/dev/null 2>&1 || rt_die "curl is needed to check that aperture answers"
 
-UPSTREAM_PORT=$(rt_free_port)
-APERTURE_PORT=$(rt_free_port)
+# On failure, stop what this script started (the rest of the network stays).
+on_exit() {
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        rt_log "aperture.sh failed (exit $rc); see $RT_DIR/logs/aperture.log"
+        tail -n 15 "$RT_DIR/logs/aperture.log" >&2 2>/dev/null || true
+        rt_stop aperture
+        rt_stop upstream
+    fi
+}
+trap on_exit EXIT
+
+rt_free_port UPSTREAM_PORT
+rt_free_port APERTURE_PORT
 AP_DIR="$RT_DIR/aperture"
 mkdir -p "$AP_DIR"
 
@@ -76,7 +89,7 @@ rt_start aperture "$RT_DIR/logs/aperture.log" "$BIN/aperture" \
 
 APERTURE_URL="http://127.0.0.1:$APERTURE_PORT"
 challenged() {
-    rt_alive aperture || { rt_log "aperture exited"; exit 1; }
+    rt_alive aperture || rt_die "aperture exited"
     curl -s -o /dev/null -w '%{http_code}' "$APERTURE_URL/quote" | grep -q 402
 }
 rt_wait 60 "aperture to answer 402" challenged
@@ -90,4 +103,5 @@ export L402_REGTEST_APERTURE_PRICE_SATS=$PRICE
 export L402_REGTEST_APERTURE_DIR="$AP_DIR"
 export L402_REGTEST_UPSTREAM_URL=http://127.0.0.1:$UPSTREAM_PORT
 EOF
+trap - EXIT
 rt_log "aperture at $APERTURE_URL (paid route $APERTURE_URL/quote, $PRICE sats)"

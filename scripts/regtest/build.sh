@@ -9,7 +9,8 @@
 # Environment:
 #   L402_REGTEST_CACHE  cache root (default ~/.cache/l402-mcp/regtest)
 #   L402_LNGET_SRC      a source tree of lnget (e.g. a checkout of its v1.1.0
-#                       tag), used when the module proxy does not serve lnget
+#                       tag), used when the module proxy does not serve lnget;
+#                       default $L402_REGTEST_CACHE/src/lnget-<version> if there
 #
 # lnd, aperture and lnget carry `replace` directives in their go.mod, which
 # `go install pkg@version` refuses. Each is built through a wrapper module
@@ -154,9 +155,14 @@ build_btcd() {
     link "$dir" btcd btcctl
 }
 
-# lnget: from the proxy when it serves it, else from L402_LNGET_SRC.
+# lnget: from the proxy when it serves it, else from a source tree:
+# L402_LNGET_SRC, or $L402_REGTEST_CACHE/src/lnget-$LNGET_VERSION if present.
 build_lnget() {
     local mod=github.com/lightninglabs/lnget
+    local default_src="$L402_REGTEST_CACHE/src/lnget-$LNGET_VERSION"
+    if [ -z "${L402_LNGET_SRC:-}" ] && [ -f "$default_src/go.mod" ]; then
+        L402_LNGET_SRC=$default_src
+    fi
     if [ -n "${L402_LNGET_SRC:-}" ]; then
         local src
         src=$(cd "$L402_LNGET_SRC" && pwd) || die "L402_LNGET_SRC=$L402_LNGET_SRC is not a directory"
@@ -173,7 +179,7 @@ build_lnget() {
             log "lnget: building from source tree $src ..."
             local t0; t0=$(date +%s)
             rm -rf "$dir/bin"; mkdir -p "$dir/bin"
-            ( cd "$src" && GOFLAGS="$GOFLAGS -mod=mod" "${NICE[@]}" go build -trimpath -o "$dir/bin/" ./cmd/lnget >&2 ) \
+            ( cd "$src" && "${NICE[@]}" go build -trimpath -o "$dir/bin/" ./cmd/lnget >&2 ) \
                 || { log "lnget: build from $src failed"; return 1; }
             echo "$stamp" > "$dir/bin/.complete"
             log "lnget: built in $(( $(date +%s) - t0 ))s"
@@ -186,9 +192,9 @@ build_lnget() {
         return
     fi
     rm -f "$BIN/lnget"
-    log "WARNING: lnget $LNGET_VERSION is not served by the Go module proxy, and"
-    log "WARNING: L402_LNGET_SRC is not set: lnget is NOT built. Point L402_LNGET_SRC"
-    log "WARNING: at a source tree of lnget $LNGET_VERSION to build it."
+    log "WARNING: lnget $LNGET_VERSION is not served by the Go module proxy and no"
+    log "WARNING: source tree was given: lnget is NOT built. Put lnget's source at"
+    log "WARNING: $default_src or point L402_LNGET_SRC at it."
 }
 
 build_btcd

@@ -40,7 +40,9 @@ FAIL=0
 ok() { echo "ok: $*"; PASS=$((PASS + 1)); }
 bad() { echo "FAIL: $*"; FAIL=$((FAIL + 1)); }
 count_payments() { "$L402_REGTEST_ALICE_LNCLI" listpayments | grep -c '"payment_hash"' || true; }
-settled_invoices() { "$L402_REGTEST_BOB_LNCLI" listinvoices | grep -c '"state": "SETTLED"' || true; }
+# An invoice's settle_date is non-zero once settled (its HTLCs also say
+# "state": "SETTLED", so that is no count of invoices).
+settled_invoices() { "$L402_REGTEST_BOB_LNCLI" listinvoices | grep '"settle_date":' | grep -vc '"settle_date": "0"' || true; }
 
 URL=$L402_REGTEST_APERTURE_PAID_URL
 

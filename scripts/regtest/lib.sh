@@ -1,6 +1,9 @@
 # Helpers shared by the regtest scripts (sourced, not run).
 
-rt_log() { echo "[regtest $(date +%H:%M:%S)] $*" >&2; }
+# Log to the stderr the script started with, also from inside rt_wait (which
+# silences the command it retries).
+exec {RT_LOGFD}>&2
+rt_log() { echo "[regtest $(date +%H:%M:%S)] $*" >&"$RT_LOGFD"; }
 rt_die() { rt_log "ERROR: $*"; exit 1; }
 
 # rt_port_busy PORT: true when something listens on 127.0.0.1:PORT.
@@ -8,18 +11,24 @@ rt_port_busy() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# rt_free_port: prints a port nobody listens on, not handed out before by this
-# shell (RT_PORTS_TAKEN), from a random spot in 20000-59999.
+# rt_free_port VAR: sets VAR to a port nobody listens on, not handed out before by this
+# shell (RT_PORTS_TAKEN), at random below the kernel's ephemeral range (where
+# the daemons' own outgoing connections take ports: a port picked there can
+# be taken between the check and the bind).
 RT_PORTS_TAKEN=" "
 rt_free_port() {
-    local p tries=0
+    local var=$1 p tries=0 lo=10000 hi=32767 eph
+    if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+        read -r eph _ </proc/sys/net/ipv4/ip_local_port_range
+        [ "$eph" -gt $((lo + 1000)) ] && hi=$((eph - 1))
+    fi
     while [ $tries -lt 200 ]; do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        p=$(( lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1) ))
         tries=$((tries + 1))
         case "$RT_PORTS_TAKEN" in *" $p "*) continue ;; esac
         rt_port_busy "$p" && continue
         RT_PORTS_TAKEN="$RT_PORTS_TAKEN$p "
-        echo "$p"
+        printf -v "$var" %s "$p"
         return 0
     done
     rt_die "no free port found"
@@ -41,10 +50,22 @@ rt_start() {
     rt_log "started $name (pid $!, log $logfile)"
 }
 
+# rt_running PID: true when PID runs (a zombie, exited but not yet reaped by
+# whoever adopted it, does not count).
+rt_running() {
+    kill -0 "$1" 2>/dev/null || return 1
+    if [ -r "/proc/$1/stat" ]; then
+        local stat
+        stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+        stat=${stat##*) }
+        [ "${stat%% *}" != Z ]
+    fi
+}
+
 # rt_alive NAME: true when the process of NAME's pid file runs.
 rt_alive() {
     local f="$RT_DIR/pids/$1.pid"
-    [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+    [ -f "$f" ] && rt_running "$(cat "$f")"
 }
 
 # rt_stop NAME: stop NAME by its pid (TERM, then KILL after 20s).
@@ -52,7 +73,7 @@ rt_stop() {
     local f="$RT_DIR/pids/$1.pid" pid i
     [ -f "$f" ] || return 0
     pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
+    if rt_running "$pid"; then
         # Only a process started from this run dir: a pid can be reused.
         if [ -r "/proc/$pid/cmdline" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$RT_DIR"; then
             rt_log "pid $pid of $1 is no longer ours; not stopping it"
@@ -61,10 +82,10 @@ rt_stop() {
         fi
         kill -TERM "$pid" 2>/dev/null || true
         for i in $(seq 1 200); do
-            kill -0 "$pid" 2>/dev/null || break
+            rt_running "$pid" || break
             sleep 0.1
         done
-        if kill -0 "$pid" 2>/dev/null; then
+        if rt_running "$pid"; then
             rt_log "$1 (pid $pid) ignored TERM for 20s: killing it"
             kill -KILL "$pid" 2>/dev/null || true
         fi

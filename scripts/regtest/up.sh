@@ -71,9 +71,9 @@ trap on_exit EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- ports
-BTCD_RPC=$(rt_free_port)
-ALICE_P2P=$(rt_free_port); ALICE_RPC=$(rt_free_port); ALICE_REST=$(rt_free_port)
-BOB_P2P=$(rt_free_port); BOB_RPC=$(rt_free_port); BOB_REST=$(rt_free_port)
+for v in BTCD_RPC ALICE_P2P ALICE_RPC ALICE_REST BOB_P2P BOB_RPC BOB_REST; do
+    rt_free_port "$v"
+done
 RPCUSER=regtest
 RPCPASS=regtest-$RANDOM$RANDOM
 
@@ -93,17 +93,23 @@ EOF
 chmod +x "$RT_DIR/bin/btcctl"
 BTCCTL="$RT_DIR/bin/btcctl"
 
+btcd_ready() {
+    rt_alive btcd || rt_die "btcd exited: see $RT_DIR/logs/btcd.log"
+    "$BTCCTL" getblockcount
+}
 # start_btcd [MININGADDR]
 start_btcd() {
     local mining=()
     [ -z "${1:-}" ] || mining=(--miningaddr="$1")
+    # btcd still creates an empty ~/.btcd (its home, from the passwd entry,
+    # not $HOME); nothing is written in it.
     rt_start btcd "$RT_DIR/logs/btcd.log" "$BIN/btcd" \
         --configfile="$BTCD_DIR/btcd.conf" --regtest \
         --datadir="$BTCD_DIR/data" --logdir="$BTCD_DIR/logs" \
         --rpclisten=127.0.0.1:$BTCD_RPC --rpcuser=$RPCUSER --rpcpass=$RPCPASS \
         --rpccert="$BTCD_DIR/rpc.cert" --rpckey="$BTCD_DIR/rpc.key" \
         --nolisten --txindex --nobanning --debuglevel=info "${mining[@]}"
-    rt_wait 30 "btcd's RPC" "$BTCCTL" getblockcount
+    rt_wait 30 "btcd's RPC" btcd_ready
 }
 start_btcd
 
@@ -131,7 +137,10 @@ EOF
         --bitcoin.defaultchanconfs=1 --trickledelay=50 \
         --gossip.sub-batch-delay=5ms --accept-keysend
 }
-lnd_ready() { "$RT_DIR/bin/lncli-$1" getinfo; }
+lnd_ready() {
+    rt_alive "$1" || rt_die "$1's lnd exited: see $RT_DIR/logs/$1.log"
+    "$RT_DIR/bin/lncli-$1" getinfo
+}
 
 start_lnd alice $ALICE_P2P $ALICE_RPC $ALICE_REST
 start_lnd bob $BOB_P2P $BOB_RPC $BOB_REST
