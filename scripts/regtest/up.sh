@@ -194,6 +194,12 @@ rt_wait 120 "the channel to be active at alice" active alice "$BOB_PUBKEY"
 rt_wait 120 "the channel to be active at bob" active bob "$ALICE_PUBKEY"
 rt_wait 60 "alice to sync to height $HEIGHT" synced alice "$HEIGHT"
 rt_wait 60 "bob to sync to height $HEIGHT" synced bob "$HEIGHT"
+# Active is not yet payable: until a node's graph has the channel with both
+# policies, a payment fails with "insufficient local balance". Wait until a
+# route is found both ways.
+routable() { "$RT_DIR/bin/lncli-$1" queryroutes --dest "$2" --amt 1000 | grep -q '"hops"'; }
+rt_wait 60 "a route alice -> bob" routable alice "$BOB_PUBKEY"
+rt_wait 60 "a route bob -> alice" routable bob "$ALICE_PUBKEY"
 CHAN_POINT=$("$ALICE" listchannels | rt_json_str channel_point)
 
 # ---------------------------------------------------------------- env.sh
