@@ -79,7 +79,7 @@ EOF
 
 rt_start aperture "$RT_DIR/logs/aperture.log" "$BIN/aperture" \
     --configfile="$AP_DIR/aperture.yaml" --basedir="$AP_DIR" \
-    --listenaddr=127.0.0.1:$APERTURE_PORT --insecure \
+    --listenaddr="127.0.0.1:$APERTURE_PORT" --insecure \
     --dbbackend=sqlite --sqlite.dbfile="$AP_DIR/aperture.db" \
     --authenticator.network=regtest \
     --authenticator.lndhost="$L402_REGTEST_BOB_GRPC_HOST" \

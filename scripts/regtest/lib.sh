@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the regtest scripts (sourced, not run).
 
 # Log to the stderr the script started with, also from inside rt_wait (which
@@ -70,7 +71,7 @@ rt_alive() {
 
 # rt_stop NAME: stop NAME by its pid (TERM, then KILL after 20s).
 rt_stop() {
-    local f="$RT_DIR/pids/$1.pid" pid i
+    local f="$RT_DIR/pids/$1.pid" pid
     [ -f "$f" ] || return 0
     pid=$(cat "$f")
     if rt_running "$pid"; then
@@ -81,7 +82,7 @@ rt_stop() {
             return 0
         fi
         kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 200); do
+        for _ in $(seq 1 200); do
             rt_running "$pid" || break
             sleep 0.1
         done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Pinned versions of the regtest network's software, sourced by build.sh and
 # up.sh. Every one comes from the Go module proxy (see docs/REGTEST.md).
 #
