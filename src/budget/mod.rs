@@ -98,6 +98,14 @@ pub enum BudgetError {
         /// The cap.
         cap_msat: u64,
     },
+    /// The session made as many payments in the last minute as allowed.
+    #[error(
+        "the session made {per_minute} payments in the last minute, the limit; retry in a minute"
+    )]
+    RateLimited {
+        /// The limit.
+        per_minute: u32,
+    },
     /// No session of that name was opened in this store.
     #[error("no session named {0:?} in the spend ledger; open it with its budget first")]
     UnknownSession(String),
@@ -231,6 +239,7 @@ pub struct SpendTotals {
 pub struct Ledger {
     store: Arc<Store>,
     daily_cap_msat: Option<u64>,
+    per_minute: Option<u32>,
 }
 
 fn msat(what: &'static str, v: u64) -> Result<i64, BudgetError> {
@@ -328,7 +337,16 @@ impl Ledger {
         Ledger {
             store,
             daily_cap_msat: None,
+            per_minute: None,
         }
+    }
+
+    /// Sets (or removes) a limit on payments per session per rolling
+    /// minute, counted in the store, so that it holds across processes (a
+    /// shell agent calling the CLI in a loop); an in-process limiter cannot.
+    pub fn with_rate_limit(mut self, per_minute: Option<u32>) -> Self {
+        self.per_minute = per_minute;
+        self
     }
 
     /// Sets (or, with `None`, removes) the rolling 24-hour cap across all
@@ -393,6 +411,19 @@ impl Ledger {
                     left_msat: summary.left_msat,
                     budget_msat: summary.budget_msat,
                 });
+            }
+
+            // Payments per rolling minute, this session, every process.
+            if let Some(limit) = self.per_minute {
+                let recent: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM payments WHERE session = ?1 AND created_at > ?2 \
+                     AND status IN ('reserved', 'in_flight', 'succeeded')",
+                    params![req.session, time_to_sql(now.saturating_sub(60))],
+                    |r| r.get(0),
+                )?;
+                if recent >= i64::from(limit) {
+                    return Err(BudgetError::RateLimited { per_minute: limit });
+                }
             }
 
             // The rolling 24-hour cap, across sessions.

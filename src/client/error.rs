@@ -262,6 +262,9 @@ pub(super) fn budget_refusal(e: BudgetError, url: &str, fee_limit_msat: u64) -> 
             left_msat,
             cap_msat,
         }),
+        BudgetError::RateLimited { per_minute } => {
+            FetchError::Refused(Refusal::RateLimited { per_minute })
+        }
         BudgetError::Store(s) => FetchError::Store(s),
         other => FetchError::Ledger(other.to_string()),
     }

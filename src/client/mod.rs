@@ -320,7 +320,9 @@ impl L402Client {
             FetchError::BadRequest("payments per minute must be at least 1".into())
         })?;
         let limiter = RateLimiter::direct(Quota::per_minute(per_minute));
-        let ledger = Ledger::new(store.clone()).with_daily_cap(config.daily_cap_msat);
+        let ledger = Ledger::new(store.clone())
+            .with_daily_cap(config.daily_cap_msat)
+            .with_rate_limit(Some(config.payments_per_minute));
         let opened = ledger
             .open_session(&config.session, config.session_budget_msat)
             .map_err(|e| FetchError::Ledger(e.to_string()))?;

@@ -762,3 +762,22 @@ async fn secrets_never_reach_the_log_even_at_trace() {
         }
     }
 }
+
+/// The payment rate limit is counted in the store, so it holds across
+/// invocations: a shell agent calling the CLI in a loop is stopped too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payment_rate_limit_holds_across_invocations() {
+    let env = Env::start().await;
+    let url = env.url("/v1/generate"); // single use: every call pays
+    let limit = [("L402_PAYMENTS_PER_MINUTE", "2")];
+    for _ in 0..2 {
+        assert_code(&env.fetch_env(&[&url, "-d", "again"], &limit).await, 0);
+    }
+    let third = env.fetch_env(&[&url, "-d", "again"], &limit).await;
+    assert_code(&third, 2);
+    assert!(
+        third.stderr.contains("rate limit of 2 per minute"),
+        "{third:#?}"
+    );
+    assert_eq!(env.settlements(), 2);
+}
