@@ -625,6 +625,7 @@ impl Invoicer for LndNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lightning::lnd::rpc::lnrpc::PaymentFailureReason;
 
     #[test]
     fn failure_reason_enum_matches_lnds_numbers() {

@@ -192,7 +192,7 @@ impl Connector {
                 .tls
                 .connect(self.server_name.clone(), tcp)
                 .await
-                .map_err(|e| err(format!("TLS handshake failed: {e}")))?;
+                .map_err(|e| err(format!("TLS handshake failed: {}", handshake_error(&e))))?;
             Ok(TokioIo::new(tls))
         };
         match tokio::time::timeout(self.timeout, attempt).await {
@@ -203,6 +203,21 @@ impl Connector {
             ))),
         }
     }
+}
+
+/// A handshake error as a sentence: the pin's own reason when the pin
+/// refused the certificate (rustls would print it with `Debug`).
+fn handshake_error(e: &std::io::Error) -> String {
+    let pin = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|tls| match tls {
+            rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+                Some(other.0.to_string())
+            }
+            _ => None,
+        });
+    pin.unwrap_or_else(|| e.to_string())
 }
 
 /// True when `error`'s chain holds a [`ConnectError`]: the request it

@@ -1,0 +1,430 @@
+//! The LND backend against real lnd on a regtest network (btcd, alice and
+//! bob with a channel alice -> bob), as `scripts/regtest` brings it up.
+//!
+//! Which network:
+//! - `L402_REGTEST_ENV=<run dir>/env.sh`: a running network (what
+//!   `scripts/regtest/up.sh` printed); it is used and left running.
+//! - otherwise, under CI (`CI` set) or with `L402_REGTEST_START=1`, when Go
+//!   and `scripts/regtest/up.sh` are there: the test starts its own network
+//!   in a temporary directory (binaries cached by `build.sh`; about 20 s
+//!   once built) and stops it by process id at the end (`down.sh`).
+//! - otherwise the test says `SKIPPED` loudly on stderr and passes. Under
+//!   CI with Go present it never skips: a network that cannot be brought up
+//!   fails it.
+//!
+//! One test runs every step in order on one network (the steps share its
+//! channel and invoices); each step is a function named after what it shows.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use l402_mcp::lightning::dev::DevNode;
+use l402_mcp::lightning::lnd::{LndConfig, LndError, LndMacaroon, LndNode, TlsCert};
+use l402_mcp::lightning::{
+    Invoice, Invoicer, Network, PayError, Payer, PaymentHash, PaymentStatus,
+};
+
+/// A regtest network's env.sh, parsed; stops the network on drop if this
+/// test started it.
+struct Regtest {
+    env: HashMap<String, String>,
+    owned: Option<PathBuf>,
+}
+
+impl Regtest {
+    fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .unwrap_or_else(|| panic!("env.sh has no {name}"))
+    }
+
+    fn dir(&self) -> PathBuf {
+        PathBuf::from(self.var("L402_REGTEST_DIR"))
+    }
+
+    /// Runs the lncli wrapper of `node` ("ALICE" or "BOB"), returning JSON.
+    fn lncli(&self, node: &str, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(self.var(&format!("L402_REGTEST_{node}_LNCLI")))
+            .args(args)
+            .output()
+            .expect("lncli runs");
+        assert!(
+            out.status.success(),
+            "lncli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Bakes a macaroon on `node` allowing exactly `uris`, into the run dir.
+    fn bake(&self, node: &str, name: &str, uris: &[&str]) -> PathBuf {
+        let path = self.dir().join(format!("{name}.macaroon"));
+        let _ = std::fs::remove_file(&path);
+        let mut args = vec!["bakemacaroon", "--save_to"];
+        let p = path.to_str().expect("utf-8 path").to_string();
+        args.push(&p);
+        let perms: Vec<String> = uris.iter().map(|u| format!("uri:{u}")).collect();
+        args.extend(perms.iter().map(String::as_str));
+        let out = Command::new(self.var(&format!("L402_REGTEST_{node}_LNCLI")))
+            .args(&args)
+            .output()
+            .expect("lncli runs");
+        assert!(
+            out.status.success(),
+            "bakemacaroon {uris:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    }
+
+    fn config(&self, node: &str, macaroon: &Path, network: Network) -> LndConfig {
+        LndConfig::new(
+            self.var(&format!("L402_REGTEST_{node}_GRPC_HOST"))
+                .parse()
+                .expect("host"),
+            TlsCert::from_setting(self.var(&format!("L402_REGTEST_{node}_TLS_CERT")))
+                .expect("tls.cert"),
+            LndMacaroon::from_setting(macaroon.to_str().expect("utf-8")).expect("macaroon"),
+            network,
+        )
+    }
+}
+
+impl Drop for Regtest {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.owned {
+            let down = repo().join("scripts/regtest/down.sh");
+            let _ = Command::new(down).arg("--dir").arg(dir).status();
+        }
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn parse_env_sh(path: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+fn go_present() -> bool {
+    Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The network to test on, or `None` (said loudly) when there is none.
+fn regtest() -> Option<Regtest> {
+    if let Some(path) = std::env::var_os("L402_REGTEST_ENV") {
+        return Some(Regtest {
+            env: parse_env_sh(Path::new(&path)),
+            owned: None,
+        });
+    }
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let asked = std::env::var_os("L402_REGTEST_START").is_some_and(|v| v == "1");
+    let up = repo().join("scripts/regtest/up.sh");
+    if !(ci || asked) {
+        eprintln!(
+            "SKIPPED: the LND tests need a regtest network: set L402_REGTEST_ENV to a running \
+             network's env.sh (scripts/regtest/up.sh prints it), or L402_REGTEST_START=1 to start one"
+        );
+        return None;
+    }
+    if !go_present() || !up.exists() {
+        eprintln!(
+            "SKIPPED: the LND tests need Go and {} to start a regtest network; neither \
+             L402_REGTEST_ENV nor both of those are there",
+            up.display()
+        );
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("l402-lnd-test.")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    eprintln!("starting a regtest network in {}", dir.display());
+    let status = Command::new(&up)
+        .arg("--dir")
+        .arg(&dir)
+        .status()
+        .expect("up.sh runs");
+    let mut network = Regtest {
+        env: HashMap::new(),
+        owned: Some(dir.clone()),
+    };
+    assert!(
+        status.success(),
+        "scripts/regtest/up.sh failed: see {}/logs",
+        dir.display()
+    );
+    network.env = parse_env_sh(&dir.join("env.sh"));
+    Some(network)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lnd_backend_on_regtest() {
+    let Some(rt) = regtest() else { return };
+    eprintln!("LND tests on the regtest network in {}", rt.dir().display());
+
+    // The least each role needs, baked on the nodes: the README's lists.
+    let pay_macaroon = rt.bake(
+        "ALICE",
+        "l402-pay",
+        &[
+            "/lnrpc.Lightning/GetInfo",
+            "/routerrpc.Router/SendPaymentV2",
+            "/routerrpc.Router/TrackPaymentV2",
+        ],
+    );
+    let invoice_macaroon = rt.bake(
+        "BOB",
+        "l402-invoice",
+        &["/lnrpc.Lightning/GetInfo", "/lnrpc.Lightning/AddInvoice"],
+    );
+
+    a_node_on_another_network_is_refused(&rt, &pay_macaroon).await;
+    let alice = LndNode::connect(rt.config("ALICE", &pay_macaroon, Network::Regtest))
+        .await
+        .expect("alice with the pay-only macaroon");
+    let bob = LndNode::connect(rt.config("BOB", &invoice_macaroon, Network::Regtest))
+        .await
+        .expect("bob with the invoice-only macaroon");
+    assert_eq!(Payer::network(&alice), Network::Regtest);
+    assert_eq!(
+        alice.info().identity_pubkey,
+        rt.var("L402_REGTEST_ALICE_PUBKEY")
+    );
+
+    let invoice = bob_invoices_decode_as_regtest_with_the_amount(&bob).await;
+    let hash = alice_pays_bob_and_the_preimage_matches(&alice, &invoice).await;
+    status_of_the_paid_hash_is_succeeded(&alice, &hash).await;
+    status_of_an_unknown_hash_is_unknown(&alice).await;
+    paying_again_resolves_as_already_paid_without_a_second_payment(&rt, &alice, &invoice).await;
+    an_expired_invoice_is_failed_with_a_sentence(&alice, &bob).await;
+    an_unroutable_invoice_is_failed_with_a_sentence(&alice).await;
+    more_than_the_balance_is_failed_with_a_sentence(&alice, &bob).await;
+    the_invoice_macaroon_cannot_pay(&rt, &invoice_macaroon, &bob).await;
+    a_node_that_is_not_there_is_unavailable(&rt, &pay_macaroon).await;
+}
+
+async fn a_node_on_another_network_is_refused(rt: &Regtest, macaroon: &Path) {
+    let e = LndNode::connect(rt.config("ALICE", macaroon, Network::Mainnet))
+        .await
+        .expect_err("a regtest node is refused as mainnet");
+    match &e {
+        LndError::WrongNetwork {
+            node, configured, ..
+        } => {
+            assert_eq!(node, "regtest");
+            assert_eq!(*configured, Network::Mainnet);
+        }
+        other => panic!("{other:?}"),
+    }
+    let sentence = e.to_string();
+    assert!(
+        sentence
+            .contains("is on regtest, but the configured network is mainnet; refusing to use it"),
+        "{sentence}"
+    );
+}
+
+async fn bob_invoices_decode_as_regtest_with_the_amount(bob: &LndNode) -> Invoice {
+    let issued = bob
+        .create_invoice(21_000, "l402-mcp lnd test", Duration::from_secs(600))
+        .await
+        .expect("AddInvoice");
+    let invoice: Invoice = issued.bolt11.parse().expect("a BOLT11 invoice");
+    assert_eq!(invoice.network(), Network::Regtest);
+    assert_eq!(invoice.amount_msat(), Some(21_000));
+    assert_eq!(invoice.payment_hash(), issued.payment_hash);
+    assert_eq!(invoice.description().as_deref(), Some("l402-mcp lnd test"));
+    assert_eq!(invoice.expiry(), Duration::from_secs(600));
+    invoice
+}
+
+async fn alice_pays_bob_and_the_preimage_matches(
+    alice: &LndNode,
+    invoice: &Invoice,
+) -> PaymentHash {
+    let fee_limit_msat = 10_000;
+    let payment = alice.pay(invoice, fee_limit_msat).await.expect("paid");
+    let hash = invoice.payment_hash();
+    assert!(payment.preimage.matches(&hash));
+    assert_eq!(payment.amount_msat, 21_000);
+    assert!(
+        payment.fee_msat <= fee_limit_msat,
+        "fee {}",
+        payment.fee_msat
+    );
+    hash
+}
+
+async fn status_of_the_paid_hash_is_succeeded(alice: &LndNode, hash: &PaymentHash) {
+    match alice.status(hash).await.expect("status") {
+        PaymentStatus::Succeeded(p) => {
+            assert!(p.preimage.matches(hash));
+            assert_eq!(p.amount_msat, 21_000);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn status_of_an_unknown_hash_is_unknown(alice: &LndNode) {
+    let unknown = PaymentHash([0x42; 32]);
+    assert_eq!(
+        alice.status(&unknown).await.expect("status"),
+        PaymentStatus::Unknown
+    );
+}
+
+async fn paying_again_resolves_as_already_paid_without_a_second_payment(
+    rt: &Regtest,
+    alice: &LndNode,
+    invoice: &Invoice,
+) {
+    let hash = invoice.payment_hash();
+    let first = match alice.status(&hash).await.expect("status") {
+        PaymentStatus::Succeeded(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let again = alice
+        .pay(invoice, 10_000)
+        .await
+        .expect("already paid resolves");
+    assert_eq!(again, first, "the same payment, not a new one");
+
+    // Bob was paid once: the invoice is settled for its amount, not twice.
+    let looked_up = rt.lncli("BOB", &["lookupinvoice", &hash.to_hex()]);
+    assert_eq!(looked_up["state"], "SETTLED", "{looked_up}");
+    assert_eq!(looked_up["amt_paid_msat"], "21000", "{looked_up}");
+    // Alice has one payment to that hash, with one successful HTLC.
+    let payments = rt.lncli("ALICE", &["listpayments"]);
+    let ours: Vec<_> = payments["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .filter(|p| p["payment_hash"] == hash.to_hex())
+        .collect();
+    assert_eq!(ours.len(), 1, "{payments}");
+    let settled = ours[0]["htlcs"]
+        .as_array()
+        .expect("htlcs")
+        .iter()
+        .filter(|h| h["status"] == "SUCCEEDED")
+        .count();
+    assert_eq!(settled, 1, "{}", ours[0]);
+}
+
+async fn an_expired_invoice_is_failed_with_a_sentence(alice: &LndNode, bob: &LndNode) {
+    let issued = bob
+        .create_invoice(1_000, "expires at once", Duration::from_secs(1))
+        .await
+        .expect("AddInvoice");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let invoice: Invoice = issued.bolt11.parse().expect("invoice");
+    match alice.pay(&invoice, 1_000).await {
+        Err(PayError::Failed(sentence)) => {
+            assert!(
+                sentence.starts_with(
+                    "the invoice has expired: lnd refused to pay it (invoice expired."
+                ),
+                "{sentence}"
+            );
+            assert!(sentence.ends_with("; nothing was paid"), "{sentence}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // And lnd has no payment to it.
+    assert_eq!(
+        alice.status(&invoice.payment_hash()).await.expect("status"),
+        PaymentStatus::Unknown
+    );
+}
+
+async fn an_unroutable_invoice_is_failed_with_a_sentence(alice: &LndNode) {
+    // A real regtest invoice from a node nobody has a channel to.
+    let stranger = DevNode::new();
+    let issued = stranger
+        .create_invoice(5_000, "nobody routes here", Duration::from_secs(600))
+        .await
+        .expect("dev invoice");
+    let invoice: Invoice = issued.bolt11.parse().expect("invoice");
+    match alice.pay(&invoice, 1_000).await {
+        Err(PayError::Failed(sentence)) => assert_eq!(
+            sentence,
+            "lnd found no route to the payee that could carry the payment within the 1 sat fee limit; nothing was paid"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match alice.status(&invoice.payment_hash()).await.expect("status") {
+        PaymentStatus::Failed { reason } => assert!(reason.contains("no route"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn more_than_the_balance_is_failed_with_a_sentence(alice: &LndNode, bob: &LndNode) {
+    // The channel holds 1,000,000 sat; alice has less than 700,000.
+    let issued = bob
+        .create_invoice(900_000_000, "too much", Duration::from_secs(600))
+        .await
+        .expect("AddInvoice");
+    let invoice: Invoice = issued.bolt11.parse().expect("invoice");
+    match alice.pay(&invoice, 10_000).await {
+        Err(PayError::Failed(sentence)) => assert!(
+            // lnd names the balance when no channel of the node could
+            // carry it; no route, when pathfinding ruled it out first.
+            sentence
+                == "the node's channels do not have enough outbound balance to pay 900000 sat plus fees; nothing was paid"
+                || sentence.starts_with("lnd found no route"),
+            "{sentence}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn the_invoice_macaroon_cannot_pay(rt: &Regtest, invoice_macaroon: &Path, bob: &LndNode) {
+    // Bob's invoice-only macaroon on bob: GetInfo works, paying does not.
+    let bob_as_payer = LndNode::connect(rt.config("BOB", invoice_macaroon, Network::Regtest))
+        .await
+        .expect("GetInfo is allowed");
+    let issued = bob
+        .create_invoice(1_000, "self", Duration::from_secs(600))
+        .await
+        .expect("AddInvoice");
+    let invoice: Invoice = issued.bolt11.parse().expect("invoice");
+    match bob_as_payer.pay(&invoice, 1_000).await {
+        Err(PayError::Unreachable(sentence)) => assert!(
+            sentence.contains("refused the macaroon for /routerrpc.Router/SendPaymentV2")
+                && sentence.ends_with("nothing was paid"),
+            "{sentence}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn a_node_that_is_not_there_is_unavailable(rt: &Regtest, macaroon: &Path) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut config = rt.config("ALICE", macaroon, Network::Regtest);
+    config.host = format!("127.0.0.1:{port}").parse().expect("host");
+    match LndNode::connect(config).await {
+        Err(LndError::Unavailable(sentence)) => assert!(
+            sentence.starts_with(&format!("cannot connect to lnd at 127.0.0.1:{port}: ")),
+            "{sentence}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
