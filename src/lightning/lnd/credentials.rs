@@ -275,6 +275,8 @@ pub enum SettingForm {
     File(PathBuf),
     /// Inline PEM, hex or base64 text.
     Inline,
+    /// A path (it starts like one) to no file.
+    Missing(PathBuf),
     /// Neither an existing file nor decodable text (an error when used).
     Unusable,
 }
@@ -289,7 +291,10 @@ pub fn setting_form(value: &str) -> SettingForm {
     if path.is_file() {
         return SettingForm::File(path);
     }
-    if !looks_like_path(v) && !decoded_candidates(v).is_empty() {
+    if looks_like_path(v) {
+        return SettingForm::Missing(path);
+    }
+    if !decoded_candidates(v).is_empty() {
         return SettingForm::Inline;
     }
     SettingForm::Unusable
@@ -586,6 +591,10 @@ mod tests {
         );
         assert_eq!(setting_form(LND_LIKE_CERT_PEM), SettingForm::Inline);
         assert_eq!(setting_form("0201036c6e64"), SettingForm::Inline);
-        assert_eq!(setting_form("/no/such/file"), SettingForm::Unusable);
+        assert_eq!(
+            setting_form("/no/such/file"),
+            SettingForm::Missing(PathBuf::from("/no/such/file"))
+        );
+        assert_eq!(setting_form("tls.cert!"), SettingForm::Unusable);
     }
 }
