@@ -216,6 +216,7 @@ async fn lnd_backend_on_regtest() {
     more_than_the_balance_is_failed_with_a_sentence(&alice, &bob).await;
     the_invoice_macaroon_cannot_pay(&rt, &invoice_macaroon, &bob).await;
     a_node_that_is_not_there_is_unavailable(&rt, &pay_macaroon).await;
+    the_cli_pays_our_gateway_on_lnd_and_logs_no_secret(&rt, &pay_macaroon, &invoice_macaroon).await;
 }
 
 async fn a_node_on_another_network_is_refused(rt: &Regtest, macaroon: &Path) {
@@ -423,4 +424,110 @@ async fn a_node_that_is_not_there_is_unavailable(rt: &Regtest, macaroon: &Path) 
         ),
         other => panic!("{other:?}"),
     }
+}
+
+/// The binary end to end: `gateway` invoicing through bob's lnd (flags),
+/// `fetch` paying through alice's lnd (environment, inline macaroon).
+async fn the_cli_pays_our_gateway_on_lnd_and_logs_no_secret(
+    rt: &Regtest,
+    pay_macaroon: &Path,
+    invoice_macaroon: &Path,
+) {
+    const BIN: &str = env!("CARGO_BIN_EXE_l402-mcp");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut gateway = Command::new(BIN)
+        .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path().join("gateway"))
+        .args(["--lnd-host", rt.var("L402_REGTEST_BOB_GRPC_HOST")])
+        .args(["--lnd-tls-cert", rt.var("L402_REGTEST_BOB_TLS_CERT")])
+        .arg("--lnd-macaroon")
+        .arg(invoice_macaroon)
+        .args(["--network", "regtest"])
+        .env_remove("L402_LND_HOST")
+        .env_remove("L402_LND_TLS_CERT")
+        .env_remove("L402_LND_MACAROON")
+        .env_remove("L402_NETWORK")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gateway starts");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the gateway on lnd did not come up");
+    // With lnd, the dev node's settlement routes are not served.
+    let dev_pay = http
+        .post(format!("{base}/dev/pay"))
+        .json(&serde_json::json!({"invoice": "lnbcrt1"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(dev_pay.status(), reqwest::StatusCode::NOT_FOUND);
+
+    let macaroon_hex = hex::encode(std::fs::read(pay_macaroon).expect("macaroon"));
+    let settled_before = settled_invoices(rt);
+    let fetch = tokio::task::spawn_blocking({
+        let url = format!("{base}/v1/demo");
+        let data = dir.path().join("client");
+        let (host, cert, mac) = (
+            rt.var("L402_REGTEST_ALICE_GRPC_HOST").to_string(),
+            rt.var("L402_REGTEST_ALICE_TLS_CERT").to_string(),
+            macaroon_hex.clone(),
+        );
+        move || {
+            Command::new(BIN)
+                .args(["-vvv", "fetch", "--allow-private", &url])
+                .env("L402_CONFIG", data.join("none.toml"))
+                .env("L402_DATA_DIR", &data)
+                .env("L402_LND_HOST", host)
+                .env("L402_LND_TLS_CERT", cert)
+                .env("L402_LND_MACAROON", mac)
+                .env("L402_NETWORK", "regtest")
+                .env_remove("L402_DEV_NODE")
+                .env_remove("RUST_LOG")
+                .output()
+                .expect("fetch runs")
+        }
+    })
+    .await
+    .expect("fetch task");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let stdout = String::from_utf8_lossy(&fetch.stdout);
+    let stderr = String::from_utf8_lossy(&fetch.stderr);
+    assert!(fetch.status.success(), "{stderr}");
+    assert!(stdout.contains("\"paid\":true"), "{stdout}");
+    assert!(stderr.contains("paid 21 sats"), "{stderr}");
+    assert!(stderr.contains("connected to lnd"), "{stderr}");
+    assert!(
+        !stderr.contains(&macaroon_hex[..32]),
+        "the macaroon reached the log"
+    );
+    assert!(
+        !stderr.to_ascii_lowercase().contains("preimage"),
+        "{stderr}"
+    );
+    assert_eq!(settled_invoices(rt), settled_before + 1);
+}
+
+/// How many of bob's invoices are settled (a non-zero settle date).
+fn settled_invoices(rt: &Regtest) -> usize {
+    let invoices = rt.lncli("BOB", &["listinvoices", "--max_invoices", "10000"]);
+    invoices["invoices"]
+        .as_array()
+        .expect("invoices")
+        .iter()
+        .filter(|i| i["settle_date"] != "0")
+        .count()
 }
