@@ -17,6 +17,8 @@ pub struct ConfigArgs {
     command: ConfigCommand,
 }
 
+// Parsed once per process: the size of `Show`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// The effective settings, and where each came from (flag, env, file,

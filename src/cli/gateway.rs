@@ -171,7 +171,7 @@ fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<&LndSettings>) {
             l.host, l.network
         ),
         None => {
-            eprintln!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)")
+            eprintln!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)");
         }
     }
     for r in &gw.config().routes {

@@ -1353,13 +1353,7 @@ mod tests {
         );
         assert_eq!(lnd.network, Network::Testnet);
         assert_eq!(s.network.source, Source::Env("L402_NETWORK"));
-        assert_eq!(
-            s.lnd_host.source,
-            Source::File {
-                path: path.clone(),
-                line: 1
-            }
-        );
+        assert_eq!(s.lnd_host.source, Source::File { path, line: 1 });
         assert_eq!(s.lnd_macaroon.source, Source::Env("L402_LND_MACAROON"));
     }
 

@@ -409,7 +409,7 @@ fn decoded_candidates(text: &str) -> Vec<Vec<u8>> {
     if compact.is_empty() {
         return out;
     }
-    if compact.len() % 2 == 0
+    if compact.len().is_multiple_of(2)
         && let Ok(b) = hex::decode(&compact)
     {
         out.push(b);

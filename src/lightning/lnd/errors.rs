@@ -169,7 +169,7 @@ pub(crate) fn failure_sentence(
     timeout_secs: Option<u64>,
 ) -> String {
     let sats = |msat: u64| {
-        if msat % 1000 == 0 {
+        if msat.is_multiple_of(1000) {
             format!("{} sat", msat / 1000)
         } else {
             format!("{}.{:03} sat", msat / 1000, msat % 1000)

@@ -2,10 +2,13 @@
 //! [`Invoicer`](super::Invoicer) on a real Lightning node.
 //!
 //! [`LndNode::connect`] opens one HTTP/2 connection to lnd, pinning the
-//! node's self-signed `tls.cert` as the only certificate trusted (see
-//! [`tls`](self) notes in [`TlsCert`]), sends the macaroon with every call,
-//! and calls `GetInfo`: a node on another network than the configured one
-//! is refused before anything else happens. Then:
+//! node's self-signed `tls.cert` ([`TlsCert`]) as the only certificate
+//! trusted: the node must present exactly it, valid for the host name
+//! connected to, and no system roots are consulted (lnd's certificate is a
+//! CA certificate, which standard verification refuses as a server's; the
+//! pin checks it instead of turning verification off). It sends the
+//! macaroon with every call and calls `GetInfo`: a node on another network
+//! than the configured one is refused before anything else happens. Then:
 //!
 //! - paying is `SendPaymentV2` with an explicit fee limit and timeout,
 //!   following the payment's updates until it succeeds or fails; lnd's
