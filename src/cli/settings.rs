@@ -693,11 +693,11 @@ impl Settings {
     /// The sentence to show when a command needs a payer and none is set.
     pub fn no_payer_message(&self) -> String {
         format!(
-            "no payer is configured; pay through an lnd node (--lnd-host, --lnd-tls-cert, \
-             --lnd-macaroon and --network, or L402_LND_HOST, L402_LND_TLS_CERT, L402_LND_MACAROON \
-             and L402_NETWORK, or lnd_host, lnd_tls_cert, lnd_macaroon and network in {file}), or \
-             on the dev network with --dev-node URL (a gateway's dev node, e.g. \
-             http://127.0.0.1:8402; L402_DEV_NODE, or dev_node in {file})",
+            "no payer is configured; pass --dev-node URL (a gateway's dev node, e.g. \
+             http://127.0.0.1:8402; L402_DEV_NODE, or dev_node in {file}) to pay on the dev \
+             network, or name an lnd node with --lnd-host, --lnd-tls-cert, --lnd-macaroon and \
+             --network (L402_LND_HOST, L402_LND_TLS_CERT, L402_LND_MACAROON and L402_NETWORK, or \
+             lnd_host, lnd_tls_cert, lnd_macaroon and network in {file})",
             file = self.config_file.value.display()
         )
     }
