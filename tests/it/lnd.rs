@@ -115,6 +115,13 @@ fn parse_env_sh(path: &Path) -> HashMap<String, String> {
         .collect()
 }
 
+/// A line on the process's stderr itself, past the test harness's capture
+/// (which takes only `eprintln!`): a skip must be seen.
+fn loud(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn go_present() -> bool {
     Command::new("go")
         .arg("version")
@@ -134,18 +141,18 @@ fn regtest() -> Option<Regtest> {
     let asked = std::env::var_os("L402_REGTEST_START").is_some_and(|v| v == "1");
     let up = repo().join("scripts/regtest/up.sh");
     if !(ci || asked) {
-        eprintln!(
+        loud(
             "SKIPPED: the LND tests need a regtest network: set L402_REGTEST_ENV to a running \
-             network's env.sh (scripts/regtest/up.sh prints it), or L402_REGTEST_START=1 to start one"
+             network's env.sh (scripts/regtest/up.sh prints it), or L402_REGTEST_START=1 to start one",
         );
         return None;
     }
     if !go_present() || !up.exists() {
-        eprintln!(
+        loud(&format!(
             "SKIPPED: the LND tests need Go and {} to start a regtest network; neither \
              L402_REGTEST_ENV nor both of those are there",
             up.display()
-        );
+        ));
         return None;
     }
     let dir = tempfile::Builder::new()
@@ -216,6 +223,7 @@ async fn lnd_backend_on_regtest() {
     more_than_the_balance_is_failed_with_a_sentence(&alice, &bob).await;
     the_invoice_macaroon_cannot_pay(&rt, &invoice_macaroon, &bob).await;
     a_node_that_is_not_there_is_unavailable(&rt, &pay_macaroon).await;
+    a_node_that_went_away_is_unreachable_not_unknown(&rt, &pay_macaroon, &bob).await;
     the_cli_pays_our_gateway_on_lnd_and_logs_no_secret(&rt, &pay_macaroon, &invoice_macaroon).await;
 }
 
@@ -530,4 +538,87 @@ fn settled_invoices(rt: &Regtest) -> usize {
         .iter()
         .filter(|i| i["settle_date"] != "0")
         .count()
+}
+
+/// A TCP forwarder to `target` on 127.0.0.1, which can be cut: the
+/// listener closes and every connection through it is dropped.
+struct Forwarder {
+    port: u16,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let t = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                t.lock().expect("lock").push(conn);
+            }
+        });
+        Forwarder {
+            port,
+            tasks,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.accept.abort();
+        for t in self.tasks.lock().expect("lock").drain(..) {
+            t.abort();
+        }
+    }
+}
+
+async fn a_node_that_went_away_is_unreachable_not_unknown(
+    rt: &Regtest,
+    macaroon: &Path,
+    bob: &LndNode,
+) {
+    // Connected (GetInfo) through the forwarder, which is then cut: the
+    // next calls find no node, and must say nothing was sent.
+    let forwarder = Forwarder::start(rt.var("L402_REGTEST_ALICE_GRPC_HOST").to_string()).await;
+    let mut config = rt.config("ALICE", macaroon, Network::Regtest);
+    config.host = format!("127.0.0.1:{}", forwarder.port)
+        .parse()
+        .expect("host");
+    let alice = LndNode::connect(config)
+        .await
+        .expect("through the forwarder");
+    forwarder.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let issued = bob
+        .create_invoice(2_000, "never sent", Duration::from_secs(600))
+        .await
+        .expect("AddInvoice");
+    let invoice: Invoice = issued.bolt11.parse().expect("invoice");
+    match alice.pay(&invoice, 1_000).await {
+        Err(PayError::Unreachable(sentence)) => assert!(
+            sentence.starts_with(&format!(
+                "cannot connect to lnd at 127.0.0.1:{}",
+                forwarder.port
+            )) && sentence.ends_with("nothing was paid"),
+            "{sentence}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(
+            alice.status(&invoice.payment_hash()).await,
+            Err(PayError::Unreachable(_))
+        ),
+        "status without a node"
+    );
 }
