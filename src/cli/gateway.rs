@@ -45,7 +45,7 @@ pub struct GatewayArgs {
         hide_env_values = true,
         value_name = "PATH|TEXT"
     )]
-    lnd_tls_cert: Option<String>,
+    lnd_tls_cert: Option<CredentialSetting>,
 
     /// The lnd macaroon (invoice-only: see the README): a path, or hex or
     /// base64.
@@ -55,7 +55,7 @@ pub struct GatewayArgs {
         hide_env_values = true,
         value_name = "PATH|TEXT"
     )]
-    lnd_macaroon: Option<String>,
+    lnd_macaroon: Option<CredentialSetting>,
 
     /// The network the lnd node is on (mainnet, testnet, signet, regtest);
     /// checked against the node at start, and required with lnd.
@@ -115,8 +115,14 @@ impl GatewayArgs {
             .map_err(|e| anyhow::anyhow!("--lnd-host: {e}"))?;
         Ok(Some(LndSettings {
             host,
-            tls_cert: CredentialSetting::new(self.lnd_tls_cert.as_deref().unwrap_or_default()),
-            macaroon: CredentialSetting::new(self.lnd_macaroon.as_deref().unwrap_or_default()),
+            tls_cert: self
+                .lnd_tls_cert
+                .clone()
+                .unwrap_or_else(|| CredentialSetting::new("")),
+            macaroon: self
+                .lnd_macaroon
+                .clone()
+                .unwrap_or_else(|| CredentialSetting::new("")),
             network,
         }))
     }

@@ -141,12 +141,12 @@ pub struct ClientFlags {
     /// lnd's tls.cert, pinned: a path, or the PEM text, hex or base64 [env:
     /// L402_LND_TLS_CERT].
     #[arg(long, value_name = "PATH|TEXT")]
-    lnd_tls_cert: Option<String>,
+    lnd_tls_cert: Option<settings::CredentialSetting>,
 
     /// The lnd macaroon (pay-only: see the README): a path, or hex or base64
     /// [env: L402_LND_MACAROON].
     #[arg(long, value_name = "PATH|TEXT")]
-    lnd_macaroon: Option<String>,
+    lnd_macaroon: Option<settings::CredentialSetting>,
 
     /// The network the lnd node is on: mainnet, testnet, signet or regtest;
     /// checked against the node before anything is paid, and required with

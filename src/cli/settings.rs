@@ -199,6 +199,13 @@ impl CredentialSetting {
     }
 }
 
+impl std::str::FromStr for CredentialSetting {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(CredentialSetting::new(s))
+    }
+}
+
 impl fmt::Debug for CredentialSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match setting_form(&self.0) {
@@ -233,9 +240,9 @@ pub struct Overrides {
     /// `--lnd-host`.
     pub lnd_host: Option<String>,
     /// `--lnd-tls-cert`.
-    pub lnd_tls_cert: Option<String>,
-    /// `--lnd-macaroon`.
-    pub lnd_macaroon: Option<String>,
+    pub lnd_tls_cert: Option<CredentialSetting>,
+    /// `--lnd-macaroon` (its `Debug` never shows inline text).
+    pub lnd_macaroon: Option<CredentialSetting>,
     /// `--network`.
     pub network: Option<String>,
     /// `--data-dir`.
@@ -524,7 +531,7 @@ impl Settings {
         r.flag(
             &mut lnd_tls_cert,
             "--lnd-tls-cert",
-            flags.lnd_tls_cert.clone().map(credential),
+            flags.lnd_tls_cert.clone().map(Some),
         );
         let mut lnd_macaroon: Sourced<Option<CredentialSetting>> = Sourced::default(None);
         r.file(&mut lnd_macaroon, file.lnd_macaroon, file_credential);
@@ -534,7 +541,7 @@ impl Settings {
         r.flag(
             &mut lnd_macaroon,
             "--lnd-macaroon",
-            flags.lnd_macaroon.clone().map(credential),
+            flags.lnd_macaroon.clone().map(Some),
         );
         let mut network: Sourced<Option<Network>> = Sourced::default(None);
         r.file_with(&mut network, "network", file.network, |s| parse_network(&s))?;
@@ -1296,8 +1303,8 @@ mod tests {
     fn lnd_flags() -> Overrides {
         Overrides {
             lnd_host: Some("127.0.0.1:10009".into()),
-            lnd_tls_cert: Some("/etc/lnd/tls.cert".into()),
-            lnd_macaroon: Some(MACAROON_HEX.into()),
+            lnd_tls_cert: Some(CredentialSetting::new("/etc/lnd/tls.cert")),
+            lnd_macaroon: Some(CredentialSetting::new(MACAROON_HEX)),
             network: Some("regtest".into()),
             ..Default::default()
         }
@@ -1316,7 +1323,8 @@ mod tests {
         assert_eq!(s.lnd_macaroon.source, Source::Flag("--lnd-macaroon"));
         // Neither Debug nor config show's rows nor the payer's JSON quote it.
         let shown = format!(
-            "{s:?} {:?} {}",
+            "{s:?} {:?} {:?} {}",
+            lnd_flags(),
             s.rows(),
             s.payer().map(|p| p.to_json()).unwrap_or_default()
         );
