@@ -34,7 +34,7 @@ pub struct GatewayArgs {
 
     /// Invoice through this lnd node's gRPC, host:port, instead of the
     /// embedded dev node (whose /dev routes are then not served); needs
-    /// --lnd-tls-cert, --lnd-macaroon and --network.
+    /// --lnd-tls-cert and --lnd-macaroon.
     #[arg(long, env = "L402_LND_HOST", value_name = "HOST:PORT")]
     lnd_host: Option<String>,
 
@@ -57,8 +57,8 @@ pub struct GatewayArgs {
     )]
     lnd_macaroon: Option<CredentialSetting>,
 
-    /// The network the lnd node is on (mainnet, testnet, signet, regtest);
-    /// checked against the node at start, and required with lnd.
+    /// The network the lnd node must be on (mainnet, testnet, signet,
+    /// regtest), checked at start [default: the node's own].
     #[arg(long, env = "L402_NETWORK", value_name = "NETWORK")]
     network: Option<String>,
 }
@@ -84,10 +84,11 @@ impl GatewayArgs {
             if let Some(n) = &self.network
                 && n.parse::<Network>() != Ok(Network::Regtest)
             {
-                anyhow::bail!(
-                    "--network {n} is set, but without lnd the gateway invoices on its dev node, \
-                     which is regtest only; configure lnd (--lnd-host, --lnd-tls-cert, \
-                     --lnd-macaroon) or remove --network"
+                // Maybe the client's L402_NETWORK in a shared environment:
+                // say so, but the dev node is what runs.
+                tracing::warn!(
+                    network = %n,
+                    "no lnd node is configured: the gateway invoices on its dev node, regtest only"
                 );
             }
             return Ok(None);
@@ -95,17 +96,16 @@ impl GatewayArgs {
         if let Some((flag, env, _)) = parts.iter().find(|p| !p.2) {
             anyhow::bail!(
                 "lnd is partly configured: {flag} (env {env}) is missing; invoicing through lnd \
-                 needs --lnd-host, --lnd-tls-cert, --lnd-macaroon and --network"
+                 needs --lnd-host, --lnd-tls-cert and --lnd-macaroon"
             );
         }
-        let Some(network) = &self.network else {
-            anyhow::bail!(
-                "lnd is configured but --network (env L402_NETWORK) is not; state the network the \
-                 node is on (mainnet, testnet, signet or regtest): it is checked against the node"
-            );
-        };
-        let network: Network = network
-            .parse()
+        // Optional here: the invoices name their network, and the banner
+        // says which one; when given, the node is checked against it.
+        let network = self
+            .network
+            .as_deref()
+            .map(str::parse::<Network>)
+            .transpose()
             .map_err(|e| anyhow::anyhow!("--network: {e}"))?;
         let host: LndHost = self
             .lnd_host
@@ -142,11 +142,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
 
     // The invoicer: lnd when configured (checked with GetInfo), else the
     // embedded dev node, whose settlement routes are then served too.
+    let mut lnd_network = None;
     let (invoicer, dev_node): (Arc<dyn Invoicer>, Option<Arc<DevNode>>) = match &lnd {
         Some(lnd) => {
             let node = super::connect_lnd(lnd, DEFAULT_PAYMENT_TIMEOUT)
                 .await
                 .map_err(|f| anyhow::anyhow!(f.message))?;
+            lnd_network = Some(node.info().network);
             (Arc::new(node), None)
         }
         None => {
@@ -164,17 +166,17 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    print_banner(&gw, addr, lnd.as_ref());
+    print_banner(&gw, addr, lnd.as_ref().zip(lnd_network));
     gateway::serve(listener, gw, app, super::shutdown_signal()).await?;
     tracing::info!("gateway stopped");
     Ok(EXIT_OK)
 }
 
-fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<&LndSettings>) {
+fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<(&LndSettings, Network)>) {
     match lnd {
-        Some(l) => eprintln!(
-            "l402-mcp gateway listening on http://{addr} (invoices from lnd at {}, {})",
-            l.host, l.network
+        Some((l, network)) => eprintln!(
+            "l402-mcp gateway listening on http://{addr} (invoices from lnd at {}, {network})",
+            l.host
         ),
         None => {
             eprintln!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)");

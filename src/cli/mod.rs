@@ -296,16 +296,19 @@ pub async fn make_payer(settings: &Settings) -> Result<Arc<dyn Payer>, Failure> 
     }
 }
 
-/// Connects to the lnd node `lnd` names (GetInfo and the network check):
-/// the client's payer, or the gateway's invoicer.
+/// Connects to the lnd node `lnd` names (GetInfo, and the network check
+/// when it names a network): the client's payer, or the gateway's invoicer.
 pub async fn connect_lnd(lnd: &LndSettings, payment_timeout: Duration) -> Result<LndNode, Failure> {
     let config = |e: CredentialError| Failure::general("config", e.to_string());
-    let mut config = LndConfig::new(
+    let (host, cert, macaroon) = (
         lnd.host.clone(),
         TlsCert::from_setting(lnd.tls_cert.as_str()).map_err(config)?,
         LndMacaroon::from_setting(lnd.macaroon.as_str()).map_err(config)?,
-        lnd.network,
     );
+    let mut config = match lnd.network {
+        Some(network) => LndConfig::new(host, cert, macaroon, network),
+        None => LndConfig::any_network(host, cert, macaroon),
+    };
     config.payment_timeout = payment_timeout;
     LndNode::connect(config).await.map_err(|e| {
         // Not reachable is a network error (lnget's 4); a node on the wrong

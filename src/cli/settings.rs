@@ -134,7 +134,11 @@ impl PayerChoice {
     pub fn describe(&self) -> String {
         match self {
             PayerChoice::Dev { node } => format!("dev network, through {node}"),
-            PayerChoice::Lnd(l) => format!("lnd at {} ({})", l.host, l.network),
+            PayerChoice::Lnd(l) => format!(
+                "lnd at {} ({})",
+                l.host,
+                l.network.map_or("any network", |n| n.as_str())
+            ),
         }
     }
 
@@ -147,7 +151,7 @@ impl PayerChoice {
             PayerChoice::Lnd(l) => serde_json::json!({
                 "kind": "lnd",
                 "host": l.host.to_string(),
-                "network": l.network.as_str(),
+                "network": l.network.map(|n| n.as_str()),
                 "tls_cert": l.tls_cert.describe(false),
                 "macaroon": l.macaroon.describe(true),
             }),
@@ -164,8 +168,9 @@ pub struct LndSettings {
     pub tls_cert: CredentialSetting,
     /// The macaroon: a path or inline.
     pub macaroon: CredentialSetting,
-    /// The network the node must be on.
-    pub network: Network,
+    /// The network the node must be on (always named for a payer; a
+    /// gateway without one takes the node's).
+    pub network: Option<Network>,
 }
 
 /// A credential setting as given: a path, or inline text. Its `Debug`
@@ -690,7 +695,7 @@ impl Settings {
                     host: host.clone(),
                     tls_cert: tls_cert.clone(),
                     macaroon: macaroon.clone(),
-                    network,
+                    network: Some(network),
                 }))
             }
             _ => None,
@@ -1318,7 +1323,7 @@ mod tests {
             panic!("{:?}", s.payer())
         };
         assert_eq!(lnd.host.to_string(), "127.0.0.1:10009");
-        assert_eq!(lnd.network, Network::Regtest);
+        assert_eq!(lnd.network, Some(Network::Regtest));
         assert_eq!(lnd.macaroon.as_str(), MACAROON_HEX);
         assert_eq!(s.lnd_macaroon.source, Source::Flag("--lnd-macaroon"));
         // Neither Debug nor config show's rows nor the payer's JSON quote it.
@@ -1359,7 +1364,7 @@ mod tests {
             lnd.tls_cert.as_str(),
             dir.path().join("tls.cert").display().to_string()
         );
-        assert_eq!(lnd.network, Network::Testnet);
+        assert_eq!(lnd.network, Some(Network::Testnet));
         assert_eq!(s.network.source, Source::Env("L402_NETWORK"));
         assert_eq!(s.lnd_host.source, Source::File { path, line: 1 });
         assert_eq!(s.lnd_macaroon.source, Source::Env("L402_LND_MACAROON"));

@@ -456,7 +456,7 @@ async fn the_cli_pays_our_gateway_on_lnd_and_logs_no_secret(
         .args(["--lnd-tls-cert", rt.var("L402_REGTEST_BOB_TLS_CERT")])
         .arg("--lnd-macaroon")
         .arg(invoice_macaroon)
-        .args(["--network", "regtest"])
+        // No --network: the gateway takes the node's own.
         .env_remove("L402_LND_HOST")
         .env_remove("L402_LND_TLS_CERT")
         .env_remove("L402_LND_MACAROON")

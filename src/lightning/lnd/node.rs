@@ -62,8 +62,10 @@ pub struct LndConfig {
     /// The macaroon sent with every call.
     pub macaroon: LndMacaroon,
     /// The network the node must be on; [`LndNode::connect`] refuses any
-    /// other.
-    pub network: Network,
+    /// other. `None` takes the node's own network as it is: for an
+    /// invoicer, whose invoices say their network; a payer should always
+    /// name one.
+    pub network: Option<Network>,
     /// Connecting (TCP + TLS) may take this long.
     pub connect_timeout: Duration,
     /// A call that moves no money may take this long.
@@ -74,13 +76,24 @@ pub struct LndConfig {
 }
 
 impl LndConfig {
-    /// A configuration with the default timeouts.
+    /// A configuration with the default timeouts, for a node that must be
+    /// on `network`.
     pub fn new(host: LndHost, tls_cert: TlsCert, macaroon: LndMacaroon, network: Network) -> Self {
+        LndConfig {
+            network: Some(network),
+            ..Self::any_network(host, tls_cert, macaroon)
+        }
+    }
+
+    /// A configuration with the default timeouts that takes the node's own
+    /// network (for an invoicer; a payer should name its network with
+    /// [`LndConfig::new`]).
+    pub fn any_network(host: LndHost, tls_cert: TlsCert, macaroon: LndMacaroon) -> Self {
         LndConfig {
             host,
             tls_cert,
             macaroon,
-            network,
+            network: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             rpc_timeout: DEFAULT_RPC_TIMEOUT,
             payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
@@ -166,7 +179,7 @@ impl fmt::Debug for LndNode {
 
 impl LndNode {
     /// Connects, calls GetInfo, and checks the node's network against
-    /// `config.network`.
+    /// `config.network` (when it names one).
     pub async fn connect(config: LndConfig) -> Result<Self, LndError> {
         let host = config.host.clone();
         let unavailable = |reason: String| LndError::Unavailable(reason);
@@ -225,21 +238,31 @@ impl LndNode {
                 LndError::BadAnswer(format!("lnd at {host} names no network in GetInfo"))
             })?;
         let parsed: Option<Network> = node_network.parse().ok();
-        if parsed != Some(config.network) {
-            return Err(LndError::WrongNetwork {
-                host: host.to_string(),
-                node: node_network,
-                configured: config.network,
-            });
-        }
+        let network = match (parsed, config.network) {
+            (Some(node), Some(configured)) if node == configured => node,
+            (Some(node), None) => node,
+            (_, Some(configured)) => {
+                return Err(LndError::WrongNetwork {
+                    host: host.to_string(),
+                    node: node_network,
+                    configured,
+                });
+            }
+            (None, None) => {
+                return Err(LndError::BadAnswer(format!(
+                    "lnd at {host} is on a network l402-mcp does not know: {node_network:?}"
+                )));
+            }
+        };
         let info = NodeInfo {
             identity_pubkey: info.identity_pubkey,
             alias: info.alias,
             version: info.version,
-            network: config.network,
+            network,
             block_height: info.block_height,
             synced_to_chain: info.synced_to_chain,
         };
+        debug_assert_eq!(info.network, network);
         if !info.synced_to_chain {
             tracing::warn!(%host, "lnd is not synced to the chain yet; payments may fail until it is");
         }
