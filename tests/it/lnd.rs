@@ -221,6 +221,7 @@ async fn lnd_backend_on_regtest() {
     an_expired_invoice_is_failed_with_a_sentence(&alice, &bob).await;
     an_unroutable_invoice_is_failed_with_a_sentence(&alice).await;
     more_than_the_balance_is_failed_with_a_sentence(&alice, &bob).await;
+    a_canceled_invoice_is_failed_as_incorrect_details(&rt, &alice, &bob).await;
     the_invoice_macaroon_cannot_pay(&rt, &invoice_macaroon, &bob).await;
     a_node_that_is_not_there_is_unavailable(&rt, &pay_macaroon).await;
     a_node_that_went_away_is_unreachable_not_unknown(&rt, &pay_macaroon, &bob).await;
@@ -393,6 +394,29 @@ async fn more_than_the_balance_is_failed_with_a_sentence(alice: &LndNode, bob: &
         Err(PayError::Failed(sentence)) => assert_eq!(
             sentence,
             "the node's channels do not have enough outbound balance to pay 900000 sat plus fees; nothing was paid"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn a_canceled_invoice_is_failed_as_incorrect_details(
+    rt: &Regtest,
+    alice: &LndNode,
+    bob: &LndNode,
+) {
+    // Bob cancels the invoice before alice pays: bob's node refuses the
+    // HTLC, and lnd reports the payment details as incorrect.
+    let issued = bob
+        .create_invoice(3_000, "canceled", Duration::from_secs(600))
+        .await
+        .expect("AddInvoice");
+    rt.lncli("BOB", &["cancelinvoice", &issued.payment_hash.to_hex()]);
+    let invoice: Invoice = issued.bolt11.parse().expect("invoice");
+    match alice.pay(&invoice, 1_000).await {
+        Err(PayError::Failed(sentence)) => assert_eq!(
+            sentence,
+            "the payee rejected the payment details (an unknown, canceled or already settled \
+             invoice, a wrong amount, or an expired invoice); nothing was paid"
         ),
         other => panic!("{other:?}"),
     }

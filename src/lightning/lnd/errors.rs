@@ -195,7 +195,7 @@ pub(crate) fn failure_sentence(
             None => "no route succeeded within lnd's payment timeout".to_string(),
         },
         PaymentFailureReason::FailureReasonIncorrectPaymentDetails => {
-            "the payee rejected the payment details (an unknown or already settled invoice, \
+            "the payee rejected the payment details (an unknown, canceled or already settled invoice, \
              a wrong amount, or an expired invoice)"
                 .to_string()
         }
