@@ -218,6 +218,7 @@ async fn lnd_backend_on_regtest() {
     status_of_the_paid_hash_is_succeeded(&alice, &hash).await;
     status_of_an_unknown_hash_is_unknown(&alice).await;
     paying_again_resolves_as_already_paid_without_a_second_payment(&rt, &alice, &invoice).await;
+    a_payment_in_flight_is_in_flight_and_paying_it_again_follows_it(&rt, &alice).await;
     an_expired_invoice_is_failed_with_a_sentence(&alice, &bob).await;
     an_unroutable_invoice_is_failed_with_a_sentence(&alice).await;
     more_than_the_balance_is_failed_with_a_sentence(&alice, &bob).await;
@@ -334,6 +335,59 @@ async fn paying_again_resolves_as_already_paid_without_a_second_payment(
         .filter(|h| h["status"] == "SUCCEEDED")
         .count();
     assert_eq!(settled, 1, "{}", ours[0]);
+}
+
+async fn a_payment_in_flight_is_in_flight_and_paying_it_again_follows_it(
+    rt: &Regtest,
+    alice: &LndNode,
+) {
+    // A hold invoice: bob accepts the HTLC and holds it until told to
+    // settle, so alice's payment stays in flight meanwhile.
+    let preimage = l402_mcp::lightning::Preimage::random();
+    let hash = preimage.payment_hash();
+    let added = rt.lncli("BOB", &["addholdinvoice", &hash.to_hex(), "--amt", "2000"]);
+    let invoice: Invoice = added["payment_request"]
+        .as_str()
+        .expect("payment_request")
+        .parse()
+        .expect("invoice");
+    let first = tokio::spawn({
+        let (alice, invoice) = (alice.clone(), invoice.clone());
+        async move { alice.pay(&invoice, 1_000).await }
+    });
+    let mut in_flight = false;
+    for _ in 0..100 {
+        if alice.status(&hash).await.expect("status") == PaymentStatus::InFlight {
+            in_flight = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(in_flight, "the held payment never showed as in flight");
+    // Paying it again is lnd's "payment is in transition": followed, not
+    // failed and not sent twice.
+    let second = tokio::spawn({
+        let (alice, invoice) = (alice.clone(), invoice.clone());
+        async move { alice.pay(&invoice, 1_000).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "paying an in-flight payment again returned early"
+    );
+    rt.lncli("BOB", &["settleinvoice", &preimage.to_hex()]);
+    let first = first
+        .await
+        .expect("task")
+        .expect("the held payment succeeds");
+    let second = second
+        .await
+        .expect("task")
+        .expect("the second call follows it");
+    assert_eq!(first.preimage, preimage);
+    assert_eq!(second, first);
+    let looked_up = rt.lncli("BOB", &["lookupinvoice", &hash.to_hex()]);
+    assert_eq!(looked_up["amt_paid_msat"], "2000000", "{looked_up}");
 }
 
 async fn an_expired_invoice_is_failed_with_a_sentence(alice: &LndNode, bob: &LndNode) {
