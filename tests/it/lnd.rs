@@ -376,12 +376,15 @@ async fn a_payment_in_flight_is_in_flight_and_paying_it_again_follows_it(
         "paying an in-flight payment again returned early"
     );
     rt.lncli("BOB", &["settleinvoice", &preimage.to_hex()]);
-    let first = first
+    let within = |t| tokio::time::timeout(Duration::from_secs(60), t);
+    let first = within(first)
         .await
+        .expect("the held payment ends once settled")
         .expect("task")
         .expect("the held payment succeeds");
-    let second = second
+    let second = within(second)
         .await
+        .expect("the second call ends once settled")
         .expect("task")
         .expect("the second call follows it");
     assert_eq!(first.preimage, preimage);
