@@ -17,6 +17,8 @@ pub struct ConfigArgs {
     command: ConfigCommand,
 }
 
+// Parsed once per process: the size of `Show`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// The effective settings, and where each came from (flag, env, file,
@@ -105,8 +107,12 @@ fn show_human(s: &Settings) -> Result<(), Failure> {
         stdout_line(&format!("{key:<21} {value:<width$}  {source}"))?;
     }
     let payer = match s.payer() {
-        Some(settings::PayerChoice::Dev { node }) => format!("dev network, through {node}"),
-        None => "none (pass --dev-node URL to pay on the dev network)".to_string(),
+        Some(choice) => choice.describe(),
+        None => {
+            "none (configure lnd with --lnd-host, --lnd-tls-cert, --lnd-macaroon and --network, \
+                 or pass --dev-node URL to pay on the dev network)"
+                .to_string()
+        }
     };
     stdout_line(&format!("{:<21} {payer}", "payer"))?;
     stdout_line(&format!(
@@ -132,7 +138,7 @@ fn show_json(s: &Settings) -> Value {
         },
         "settings": map,
         "payer": match s.payer() {
-            Some(settings::PayerChoice::Dev { node }) => json!({ "kind": "dev", "node": node.as_str() }),
+            Some(choice) => choice.to_json(),
             None => Value::Null,
         },
         "store": s.store_path().display().to_string(),

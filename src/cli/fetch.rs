@@ -107,7 +107,7 @@ pub async fn run_fetch(args: FetchArgs, ctx: Ctx) -> Result<u8, Failure> {
         max_cost_msat: args.max_cost.map(|s| s.saturating_mul(1000)),
     };
 
-    let client = make_client(&settings, settings.client_config())?;
+    let client = make_client(&settings, settings.client_config()).await?;
     recover(&client, ctx).await;
 
     match &args.output {
@@ -418,7 +418,7 @@ pub async fn run_preview(args: PreviewArgs, ctx: Ctx) -> Result<u8, Failure> {
     if let Some(cap) = args.max_cost {
         config.max_cost_msat = config.max_cost_msat.min(cap.saturating_mul(1000));
     }
-    let client = make_client(&settings, config)?;
+    let client = make_client(&settings, config).await?;
     recover(&client, ctx).await;
     let preview = client.preview(&args.url, method).await?;
     let refused = preview.payment_required && !preview.would_pay;

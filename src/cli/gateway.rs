@@ -1,4 +1,5 @@
-//! `l402-mcp gateway`: the L402 gateway on its embedded dev node.
+//! `l402-mcp gateway`: the L402 gateway, invoicing through its embedded
+//! dev node or through an lnd node.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,8 +10,11 @@ use clap::Args;
 
 use l402_mcp::gateway::{self, Gateway, GatewayConfig};
 use l402_mcp::lightning::dev::{self, DevNode};
+use l402_mcp::lightning::lnd::{DEFAULT_PAYMENT_TIMEOUT, LndHost};
+use l402_mcp::lightning::{Invoicer, Network};
 
 use super::EXIT_OK;
+use super::settings::{CredentialSetting, LndSettings};
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
@@ -27,9 +31,105 @@ pub struct GatewayArgs {
     /// ~/.local/share/l402-mcp].
     #[arg(long, env = "L402_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// Invoice through this lnd node's gRPC, host:port, instead of the
+    /// embedded dev node (whose /dev routes are then not served); needs
+    /// --lnd-tls-cert and --lnd-macaroon.
+    #[arg(long, env = "L402_LND_HOST", value_name = "HOST:PORT")]
+    lnd_host: Option<String>,
+
+    /// lnd's tls.cert, pinned: a path, or the PEM text, hex or base64.
+    #[arg(
+        long,
+        env = "L402_LND_TLS_CERT",
+        hide_env_values = true,
+        value_name = "PATH|TEXT"
+    )]
+    lnd_tls_cert: Option<CredentialSetting>,
+
+    /// The lnd macaroon (invoice-only: see the README): a path, or hex or
+    /// base64.
+    #[arg(
+        long,
+        env = "L402_LND_MACAROON",
+        hide_env_values = true,
+        value_name = "PATH|TEXT"
+    )]
+    lnd_macaroon: Option<CredentialSetting>,
+
+    /// The network the lnd node must be on (mainnet, testnet, signet,
+    /// regtest), checked at start [default: the node's own].
+    #[arg(long, env = "L402_NETWORK", value_name = "NETWORK")]
+    network: Option<String>,
+}
+
+impl GatewayArgs {
+    /// The lnd settings, when lnd is configured; an error when it is only
+    /// partly configured.
+    fn lnd(&self) -> anyhow::Result<Option<LndSettings>> {
+        let parts = [
+            ("--lnd-host", "L402_LND_HOST", self.lnd_host.is_some()),
+            (
+                "--lnd-tls-cert",
+                "L402_LND_TLS_CERT",
+                self.lnd_tls_cert.is_some(),
+            ),
+            (
+                "--lnd-macaroon",
+                "L402_LND_MACAROON",
+                self.lnd_macaroon.is_some(),
+            ),
+        ];
+        if parts.iter().all(|p| !p.2) {
+            if let Some(n) = &self.network
+                && n.parse::<Network>() != Ok(Network::Regtest)
+            {
+                // Maybe the client's L402_NETWORK in a shared environment:
+                // say so, but the dev node is what runs.
+                tracing::warn!(
+                    network = %n,
+                    "no lnd node is configured: the gateway invoices on its dev node, regtest only"
+                );
+            }
+            return Ok(None);
+        }
+        if let Some((flag, env, _)) = parts.iter().find(|p| !p.2) {
+            anyhow::bail!(
+                "lnd is partly configured: {flag} (env {env}) is missing; invoicing through lnd \
+                 needs --lnd-host, --lnd-tls-cert and --lnd-macaroon"
+            );
+        }
+        // Optional here: the invoices name their network, and the banner
+        // says which one; when given, the node is checked against it.
+        let network = self
+            .network
+            .as_deref()
+            .map(str::parse::<Network>)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--network: {e}"))?;
+        let host: LndHost = self
+            .lnd_host
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--lnd-host: {e}"))?;
+        Ok(Some(LndSettings {
+            host,
+            tls_cert: self
+                .lnd_tls_cert
+                .clone()
+                .unwrap_or_else(|| CredentialSetting::new("")),
+            macaroon: self
+                .lnd_macaroon
+                .clone()
+                .unwrap_or_else(|| CredentialSetting::new("")),
+            network,
+        }))
+    }
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
+    let lnd = args.lnd()?;
     let mut config = match &args.config {
         Some(path) => GatewayConfig::from_file(path)?,
         None => GatewayConfig::demo(),
@@ -40,22 +140,48 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     let data_dir = args.data_dir.unwrap_or_else(gateway::default_data_dir);
     let root_key = gateway::load_or_create_root_key(&data_dir)?;
 
-    let node = Arc::new(DevNode::new());
+    // The invoicer: lnd when configured (checked with GetInfo), else the
+    // embedded dev node, whose settlement routes are then served too.
+    let mut lnd_network = None;
+    let (invoicer, dev_node): (Arc<dyn Invoicer>, Option<Arc<DevNode>>) = match &lnd {
+        Some(lnd) => {
+            let node = super::connect_lnd(lnd, DEFAULT_PAYMENT_TIMEOUT)
+                .await
+                .map_err(|f| anyhow::anyhow!(f.message))?;
+            lnd_network = Some(node.info().network);
+            (Arc::new(node), None)
+        }
+        None => {
+            let node = Arc::new(DevNode::new());
+            (node.clone(), Some(node))
+        }
+    };
     let listen = config.listen;
-    let gw = Arc::new(Gateway::new(config, root_key, node.clone())?);
-    let app = gw.clone().router().merge(dev::router(node.clone()));
+    let gw = Arc::new(Gateway::new(config, root_key, invoicer)?);
+    let mut app = gw.clone().router();
+    if let Some(node) = &dev_node {
+        app = app.merge(dev::router(node.clone()));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    print_banner(&gw, addr);
+    print_banner(&gw, addr, lnd.as_ref().zip(lnd_network));
     gateway::serve(listener, gw, app, super::shutdown_signal()).await?;
     tracing::info!("gateway stopped");
     Ok(EXIT_OK)
 }
 
-fn print_banner(gw: &Gateway, addr: SocketAddr) {
-    eprintln!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)");
+fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<(&LndSettings, Network)>) {
+    match lnd {
+        Some((l, network)) => eprintln!(
+            "l402-mcp gateway listening on http://{addr} (invoices from lnd at {}, {network})",
+            l.host
+        ),
+        None => {
+            eprintln!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)");
+        }
+    }
     for r in &gw.config().routes {
         let price = if r.free {
             "free".to_string()
@@ -64,7 +190,9 @@ fn print_banner(gw: &Gateway, addr: SocketAddr) {
         };
         eprintln!("  {:<6} {:<20} {}", r.method, r.path, price);
     }
-    eprintln!(
-        "  dev node: POST http://{addr}/dev/pay {{\"invoice\": \"lnbcrt...\"}} settles an invoice"
-    );
+    if lnd.is_none() {
+        eprintln!(
+            "  dev node: POST http://{addr}/dev/pay {{\"invoice\": \"lnbcrt...\"}} settles an invoice"
+        );
+    }
 }

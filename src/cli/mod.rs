@@ -24,11 +24,16 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use l402_mcp::client::{ClientConfig, FetchError, L402Client};
+use std::time::Duration;
+
 use l402_mcp::lightning::Payer;
 use l402_mcp::lightning::dev::DevPayer;
+use l402_mcp::lightning::lnd::{
+    CredentialError, LndConfig, LndError, LndMacaroon, LndNode, PAYMENT_TIMEOUT_MARGIN, TlsCert,
+};
 use l402_mcp::store::Store;
 
-use settings::{Overrides, PayerChoice, Settings, SettingsError};
+use settings::{LndSettings, Overrides, PayerChoice, Settings, SettingsError};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -127,6 +132,28 @@ pub struct ClientFlags {
     #[arg(long, value_name = "URL")]
     dev_node: Option<String>,
 
+    /// Pay through this lnd node's gRPC, host:port (e.g. 127.0.0.1:10009);
+    /// needs --lnd-tls-cert, --lnd-macaroon and --network [env:
+    /// L402_LND_HOST].
+    #[arg(long, value_name = "HOST:PORT")]
+    lnd_host: Option<String>,
+
+    /// lnd's tls.cert, pinned: a path, or the PEM text, hex or base64 [env:
+    /// L402_LND_TLS_CERT].
+    #[arg(long, value_name = "PATH|TEXT")]
+    lnd_tls_cert: Option<settings::CredentialSetting>,
+
+    /// The lnd macaroon (pay-only: see the README): a path, or hex or base64
+    /// [env: L402_LND_MACAROON].
+    #[arg(long, value_name = "PATH|TEXT")]
+    lnd_macaroon: Option<settings::CredentialSetting>,
+
+    /// The network the lnd node is on: mainnet, testnet, signet or regtest;
+    /// checked against the node before anything is paid, and required with
+    /// lnd [env: L402_NETWORK].
+    #[arg(long, value_name = "NETWORK")]
+    network: Option<String>,
+
     /// Where the token store (l402-mcp.sqlite) lives [env: L402_DATA_DIR]
     /// [default: ~/.local/share/l402-mcp, the platform data dir].
     #[arg(long, value_name = "DIR")]
@@ -134,9 +161,9 @@ pub struct ClientFlags {
 }
 
 impl ClientFlags {
-    /// The effective settings: file, env, then these flags.
-    pub fn settings(&self) -> Result<Settings, Failure> {
-        let overrides = Overrides {
+    /// What these flags override.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
             session: self.session.clone(),
             max_cost_sats: None,
             max_fee_sats: self.max_fee,
@@ -146,12 +173,20 @@ impl ClientFlags {
             daily_cap_sats: self.daily_cap,
             allow_private: self.allow_private,
             dev_node: self.dev_node.clone(),
+            lnd_host: self.lnd_host.clone(),
+            lnd_tls_cert: self.lnd_tls_cert.clone(),
+            lnd_macaroon: self.lnd_macaroon.clone(),
+            network: self.network.clone(),
             data_dir: self.data_dir.clone(),
-        };
+        }
+    }
+
+    /// The effective settings: file, env, then these flags.
+    pub fn settings(&self) -> Result<Settings, Failure> {
         Ok(Settings::resolve(
             self.config.as_deref(),
             &settings::process_env,
-            &overrides,
+            &self.overrides(),
         )?)
     }
 }
@@ -240,20 +275,61 @@ pub fn open_store(settings: &Settings) -> Result<Arc<Store>, Failure> {
     Store::open(&path).map(Arc::new).map_err(Failure::from)
 }
 
-/// The payer the settings choose; a clear error when there is none.
-pub fn make_payer(settings: &Settings) -> Result<Arc<dyn Payer>, Failure> {
+/// The payer the settings choose; a clear error when there is none. An lnd
+/// payer is connected here, and refused when its node is on another
+/// network than the configured one.
+pub async fn make_payer(settings: &Settings) -> Result<Arc<dyn Payer>, Failure> {
     match settings.payer() {
         Some(PayerChoice::Dev { node }) => DevPayer::new(node.as_str())
             .map(|p| Arc::new(p) as Arc<dyn Payer>)
             .map_err(|e| Failure::general("config", e.to_string())),
+        Some(PayerChoice::Lnd(lnd)) => {
+            // lnd stops trying routes a little before the client stops
+            // waiting, so that its own answer arrives in time.
+            let payment_timeout = Duration::from_secs(settings.payment_timeout_secs.value)
+                .saturating_sub(PAYMENT_TIMEOUT_MARGIN)
+                .max(Duration::from_secs(1));
+            let node = connect_lnd(&lnd, payment_timeout).await?;
+            Ok(Arc::new(node))
+        }
         None => Err(Failure::general("no_payer", settings.no_payer_message())),
     }
 }
 
+/// Connects to the lnd node `lnd` names (GetInfo, and the network check
+/// when it names a network): the client's payer, or the gateway's invoicer.
+pub async fn connect_lnd(lnd: &LndSettings, payment_timeout: Duration) -> Result<LndNode, Failure> {
+    let config = |e: CredentialError| Failure::general("config", e.to_string());
+    let (host, cert, macaroon) = (
+        lnd.host.clone(),
+        TlsCert::from_setting(lnd.tls_cert.as_str()).map_err(config)?,
+        LndMacaroon::from_setting(lnd.macaroon.as_str()).map_err(config)?,
+    );
+    let mut config = match lnd.network {
+        Some(network) => LndConfig::new(host, cert, macaroon, network),
+        None => LndConfig::any_network(host, cert, macaroon),
+    };
+    config.payment_timeout = payment_timeout;
+    LndNode::connect(config).await.map_err(|e| {
+        // Not reachable is a network error (lnget's 4); a node on the wrong
+        // network, or an answer not understood, is a general error.
+        let (kind, code) = match e {
+            LndError::Unavailable(_) => ("lnd_unavailable", l402_mcp::client::EXIT_NETWORK),
+            LndError::WrongNetwork { .. } => ("lnd_network", EXIT_ERROR),
+            _ => ("lnd", EXIT_ERROR),
+        };
+        Failure {
+            kind,
+            message: e.to_string(),
+            code,
+        }
+    })
+}
+
 /// A client on the settings' payer and store, with `config` (the settings'
 /// client config, possibly adjusted by the command).
-pub fn make_client(settings: &Settings, config: ClientConfig) -> Result<L402Client, Failure> {
-    let payer = make_payer(settings)?;
+pub async fn make_client(settings: &Settings, config: ClientConfig) -> Result<L402Client, Failure> {
+    let payer = make_payer(settings).await?;
     let store = open_store(settings)?;
     let client = L402Client::new(config, payer, store)?;
     Ok(match fetch::TerminalApprover::if_interactive() {

@@ -51,16 +51,8 @@ impl ServeArgs {
     fn settings(&self) -> Result<Settings, Failure> {
         let c = &self.client;
         let overrides = Overrides {
-            session: c.session.clone(),
             max_cost_sats: self.max_cost,
-            max_fee_sats: c.max_fee,
-            budget_sats: c.budget,
-            payments_per_minute: c.payments_per_minute,
-            approve_above_sats: c.approve_above,
-            daily_cap_sats: c.daily_cap,
-            allow_private: c.allow_private,
-            dev_node: c.dev_node.clone(),
-            data_dir: c.data_dir.clone(),
+            ..c.overrides()
         };
         Ok(Settings::resolve(
             c.config.as_deref(),
@@ -73,7 +65,7 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     // Everything that can be wrong is found before a client connects.
     let settings = args.settings()?;
-    let payer = make_payer(&settings)?;
+    let payer = make_payer(&settings).await?;
     let store = open_store(&settings)?;
     let config = settings.client_config();
     // A client may close its session while a payment is under way: before

@@ -18,6 +18,10 @@
 //! | `daily_cap_sats` | `L402_DAILY_CAP_SATS` | `--daily-cap` | none |
 //! | `allow_private` | `L402_ALLOW_PRIVATE` | `--allow-private` | false |
 //! | `dev_node` | `L402_DEV_NODE` | `--dev-node` | none |
+//! | `lnd_host` | `L402_LND_HOST` | `--lnd-host` | none |
+//! | `lnd_tls_cert` | `L402_LND_TLS_CERT` | `--lnd-tls-cert` | none |
+//! | `lnd_macaroon` | `L402_LND_MACAROON` | `--lnd-macaroon` | none |
+//! | `network` | `L402_NETWORK` | `--network` | none: required with LND |
 //! | `data_dir` | `L402_DATA_DIR` | `--data-dir` | the platform data dir |
 //! | `max_body_bytes` | `L402_MAX_BODY_BYTES` | | 1 MiB |
 //! | `request_timeout_secs` | `L402_REQUEST_TIMEOUT_SECS` | | 60 |
@@ -26,6 +30,16 @@
 //! The file is `--config FILE`, else `$L402_CONFIG`, else
 //! `<platform config dir>/l402-mcp/config.toml`. A missing file is no
 //! settings; a key the file does not know is an error naming its line.
+//!
+//! The payer is the dev node (`dev_node`) or an lnd node (`lnd_host`,
+//! `lnd_tls_cert`, `lnd_macaroon`, `network`), never both: both set is an
+//! error naming where each came from. The certificate and the macaroon are
+//! each a path (relative to the config file when given there) or inline
+//! hex/base64 (PEM for the certificate). `network` has no default: with
+//! LND it must be stated, because it is the operator's word on which money
+//! is at stake; the node is checked against it before anything is paid,
+//! and a default could only be a guess (the one that matters, mainnet, is
+//! real money).
 
 use std::convert::identity;
 use std::fmt;
@@ -35,6 +49,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
+
+use l402_mcp::lightning::Network;
+use l402_mcp::lightning::lnd::{LndHost, SettingForm, setting_form};
 
 use l402_mcp::client::{
     ClientConfig, DEFAULT_FEE_LIMIT_MSAT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_COST_MSAT,
@@ -99,8 +116,7 @@ impl<T> Sourced<T> {
     }
 }
 
-/// How the client pays. Only the dev network exists today; LND comes in a
-/// later issue and will be one more variant chosen by its own settings.
+/// How the client pays: the dev network or an lnd node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayerChoice {
     /// The dev network: pay by asking the dev node at this URL (a
@@ -109,6 +125,99 @@ pub enum PayerChoice {
         /// The dev node's base URL.
         node: Url,
     },
+    /// An lnd node over gRPC.
+    Lnd(LndSettings),
+}
+
+impl PayerChoice {
+    /// One line for `config show`.
+    pub fn describe(&self) -> String {
+        match self {
+            PayerChoice::Dev { node } => format!("dev network, through {node}"),
+            PayerChoice::Lnd(l) => format!(
+                "lnd at {} ({})",
+                l.host,
+                l.network.map_or("any network", |n| n.as_str())
+            ),
+        }
+    }
+
+    /// For `config show --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            PayerChoice::Dev { node } => {
+                serde_json::json!({ "kind": "dev", "node": node.as_str() })
+            }
+            PayerChoice::Lnd(l) => serde_json::json!({
+                "kind": "lnd",
+                "host": l.host.to_string(),
+                "network": l.network.map(|n| n.as_str()),
+                "tls_cert": l.tls_cert.describe(false),
+                "macaroon": l.macaroon.describe(true),
+            }),
+        }
+    }
+}
+
+/// The settings of an lnd payer (or invoicer), as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LndSettings {
+    /// `host:port` of lnd's gRPC.
+    pub host: LndHost,
+    /// Its tls.cert: a path or inline.
+    pub tls_cert: CredentialSetting,
+    /// The macaroon: a path or inline.
+    pub macaroon: CredentialSetting,
+    /// The network the node must be on (always named for a payer; a
+    /// gateway without one takes the node's).
+    pub network: Option<Network>,
+}
+
+/// A credential setting as given: a path, or inline text. Its `Debug`
+/// never shows inline text (an inline macaroon is a secret).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialSetting(String);
+
+impl CredentialSetting {
+    /// A setting as given (surrounding whitespace dropped).
+    pub fn new(value: &str) -> Self {
+        CredentialSetting(value.trim().to_string())
+    }
+
+    /// The value as given (a path or inline text): for loading only.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// What it is, for display: the path, or "inline" (`secret`: never
+    /// the text itself).
+    pub fn describe(&self, secret: bool) -> String {
+        match setting_form(&self.0) {
+            SettingForm::File(p) => p.display().to_string(),
+            SettingForm::Missing(p) => format!("{} (no such file)", p.display()),
+            SettingForm::Inline if secret => "inline (not shown)".to_string(),
+            SettingForm::Inline => "inline".to_string(),
+            SettingForm::Unusable => {
+                "unusable: neither an existing file nor hex, base64 or PEM text".to_string()
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for CredentialSetting {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(CredentialSetting::new(s))
+    }
+}
+
+impl fmt::Debug for CredentialSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match setting_form(&self.0) {
+            SettingForm::File(p) | SettingForm::Missing(p) => write!(f, "Path({})", p.display()),
+            _ => f.write_str("Inline(<not shown>)"),
+        }
+    }
 }
 
 /// What the flags say; `None` (or `false`) where a flag was not given.
@@ -133,6 +242,14 @@ pub struct Overrides {
     pub allow_private: bool,
     /// `--dev-node`.
     pub dev_node: Option<String>,
+    /// `--lnd-host`.
+    pub lnd_host: Option<String>,
+    /// `--lnd-tls-cert`.
+    pub lnd_tls_cert: Option<CredentialSetting>,
+    /// `--lnd-macaroon` (its `Debug` never shows inline text).
+    pub lnd_macaroon: Option<CredentialSetting>,
+    /// `--network`.
+    pub network: Option<String>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
 }
@@ -177,6 +294,10 @@ struct FileSettings {
     daily_cap_sats: Option<Spanned<u64>>,
     allow_private: Option<Spanned<bool>>,
     dev_node: Option<Spanned<String>>,
+    lnd_host: Option<Spanned<String>>,
+    lnd_tls_cert: Option<Spanned<String>>,
+    lnd_macaroon: Option<Spanned<String>>,
+    network: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
     max_body_bytes: Option<Spanned<u64>>,
     request_timeout_secs: Option<Spanned<u64>>,
@@ -208,6 +329,14 @@ pub struct Settings {
     pub allow_private: Sourced<bool>,
     /// The dev node, if any.
     pub dev_node: Sourced<Option<Url>>,
+    /// lnd's gRPC address, if any.
+    pub lnd_host: Sourced<Option<LndHost>>,
+    /// lnd's tls.cert (path or inline), if any.
+    pub lnd_tls_cert: Sourced<Option<CredentialSetting>>,
+    /// The lnd macaroon (path or inline), if any.
+    pub lnd_macaroon: Sourced<Option<CredentialSetting>>,
+    /// The network the payer's node must be on, if stated.
+    pub network: Sourced<Option<Network>>,
     /// Where the token store lives.
     pub data_dir: Sourced<PathBuf>,
     /// Largest response body read whole, bytes.
@@ -368,8 +497,69 @@ impl Settings {
             };
         }
 
-        let mut data_dir = Sourced::default(l402_mcp::gateway::default_data_dir());
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+        // lnd: host, certificate, macaroon, network. A relative path in
+        // the file is relative to the file.
+        let mut lnd_host: Sourced<Option<LndHost>> = Sourced::default(None);
+        r.file_with(&mut lnd_host, "lnd_host", file.lnd_host, |s| {
+            s.parse()
+                .map(Some)
+                .map_err(|e: l402_mcp::lightning::lnd::CredentialError| e.to_string())
+        })?;
+        r.env(&mut lnd_host, "L402_LND_HOST", |s| {
+            s.parse()
+                .map(Some)
+                .map_err(|e: l402_mcp::lightning::lnd::CredentialError| e.to_string())
+        })?;
+        if let Some(s) = &flags.lnd_host {
+            lnd_host = Sourced {
+                value: Some(s.parse().map_err(
+                    |e: l402_mcp::lightning::lnd::CredentialError| {
+                        r.invalid(
+                            "lnd_host",
+                            &Source::Flag("--lnd-host"),
+                            &format!("is unusable: {e}"),
+                        )
+                    },
+                )?),
+                source: Source::Flag("--lnd-host"),
+            };
+        }
+        let credential = |s: String| Some(CredentialSetting(s.trim().to_string()));
+        let file_credential = |s: String| Some(CredentialSetting(relative_to(&base, s.trim())));
+        let mut lnd_tls_cert: Sourced<Option<CredentialSetting>> = Sourced::default(None);
+        r.file(&mut lnd_tls_cert, file.lnd_tls_cert, file_credential);
+        r.env(&mut lnd_tls_cert, "L402_LND_TLS_CERT", |s| {
+            Ok(credential(s.to_string()))
+        })?;
+        r.flag(
+            &mut lnd_tls_cert,
+            "--lnd-tls-cert",
+            flags.lnd_tls_cert.clone().map(Some),
+        );
+        let mut lnd_macaroon: Sourced<Option<CredentialSetting>> = Sourced::default(None);
+        r.file(&mut lnd_macaroon, file.lnd_macaroon, file_credential);
+        r.env_secret(&mut lnd_macaroon, "L402_LND_MACAROON", |s| {
+            Ok(credential(s.to_string()))
+        })?;
+        r.flag(
+            &mut lnd_macaroon,
+            "--lnd-macaroon",
+            flags.lnd_macaroon.clone().map(Some),
+        );
+        let mut network: Sourced<Option<Network>> = Sourced::default(None);
+        r.file_with(&mut network, "network", file.network, |s| parse_network(&s))?;
+        r.env(&mut network, "L402_NETWORK", parse_network)?;
+        if let Some(s) = &flags.network {
+            network = Sourced {
+                value: parse_network(s)
+                    .map_err(|m| r.invalid("network", &Source::Flag("--network"), &m))?,
+                source: Source::Flag("--network"),
+            };
+        }
+
+        let mut data_dir = Sourced::default(l402_mcp::gateway::default_data_dir());
         r.file_with(&mut data_dir, "data_dir", file.data_dir, |s| {
             Ok(base.join(expand_home(&s)))
         })?;
@@ -429,6 +619,7 @@ impl Settings {
                 return Err(r.invalid(key, &v.source, "must be at least 1"));
             }
         }
+        check_payer(&dev_node, &lnd_host, &lnd_tls_cert, &lnd_macaroon, &network)?;
         if usize::try_from(max_body_bytes.value).is_err() {
             return Err(r.invalid(
                 "max_body_bytes",
@@ -449,6 +640,10 @@ impl Settings {
             daily_cap_sats,
             allow_private,
             dev_node,
+            lnd_host,
+            lnd_tls_cert,
+            lnd_macaroon,
+            network,
             data_dir,
             max_body_bytes,
             request_timeout_secs,
@@ -483,20 +678,39 @@ impl Settings {
         config
     }
 
-    /// The payer these settings choose, if any.
+    /// The payer these settings choose, if any. [`Settings::resolve`] has
+    /// made sure there is at most one, and that an lnd payer is complete.
     pub fn payer(&self) -> Option<PayerChoice> {
-        self.dev_node
-            .value
-            .as_ref()
-            .map(|node| PayerChoice::Dev { node: node.clone() })
+        if let Some(node) = &self.dev_node.value {
+            return Some(PayerChoice::Dev { node: node.clone() });
+        }
+        match (
+            &self.lnd_host.value,
+            &self.lnd_tls_cert.value,
+            &self.lnd_macaroon.value,
+            self.network.value,
+        ) {
+            (Some(host), Some(tls_cert), Some(macaroon), Some(network)) => {
+                Some(PayerChoice::Lnd(LndSettings {
+                    host: host.clone(),
+                    tls_cert: tls_cert.clone(),
+                    macaroon: macaroon.clone(),
+                    network: Some(network),
+                }))
+            }
+            _ => None,
+        }
     }
 
     /// The sentence to show when a command needs a payer and none is set.
     pub fn no_payer_message(&self) -> String {
         format!(
             "no payer is configured; pass --dev-node URL (a gateway's dev node, e.g. \
-             http://127.0.0.1:8402), set L402_DEV_NODE, or set dev_node in {}",
-            self.config_file.value.display()
+             http://127.0.0.1:8402; L402_DEV_NODE, or dev_node in {file}) to pay on the dev \
+             network, or name an lnd node with --lnd-host, --lnd-tls-cert, --lnd-macaroon and \
+             --network (L402_LND_HOST, L402_LND_TLS_CERT, L402_LND_MACAROON and L402_NETWORK, or \
+             lnd_host, lnd_tls_cert, lnd_macaroon and network in {file})",
+            file = self.config_file.value.display()
         )
     }
 
@@ -552,6 +766,37 @@ impl Settings {
                     .as_ref()
                     .map_or_else(|| "none".to_string(), |u| u.to_string()),
                 &self.dev_node.source,
+            ),
+            (
+                "lnd_host",
+                self.lnd_host
+                    .value
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), |h| h.to_string()),
+                &self.lnd_host.source,
+            ),
+            (
+                "lnd_tls_cert",
+                self.lnd_tls_cert
+                    .value
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), |c| c.describe(false)),
+                &self.lnd_tls_cert.source,
+            ),
+            (
+                "lnd_macaroon",
+                self.lnd_macaroon
+                    .value
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), |c| c.describe(true)),
+                &self.lnd_macaroon.source,
+            ),
+            (
+                "network",
+                self.network
+                    .value
+                    .map_or_else(|| "none".to_string(), |n| n.to_string()),
+                &self.network.source,
             ),
             (
                 "data_dir",
@@ -642,6 +887,26 @@ impl Resolver<'_> {
         Ok(())
     }
 
+    /// Like [`Resolver::env`], for a variable whose value is a secret: an
+    /// error never quotes it.
+    fn env_secret<T>(
+        &self,
+        slot: &mut Sourced<T>,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<(), SettingsError> {
+        if let Some(raw) = (self.env)(name) {
+            let value = parse(raw.trim()).map_err(|m| {
+                SettingsError::Invalid(format!("the environment variable {name} {m}"))
+            })?;
+            *slot = Sourced {
+                value,
+                source: Source::Env(name),
+            };
+        }
+        Ok(())
+    }
+
     fn flag<T>(&self, slot: &mut Sourced<T>, name: &'static str, value: Option<T>) {
         if let Some(value) = value {
             *slot = Sourced {
@@ -718,6 +983,94 @@ fn parse_node_url(s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+fn parse_network(s: &str) -> Result<Option<Network>, String> {
+    s.trim()
+        .parse::<Network>()
+        .map(Some)
+        .map_err(|_| format!("{s:?} is not a network: mainnet, testnet, signet, regtest or simnet"))
+}
+
+/// A credential path from the config file, made absolute against the
+/// file's directory when the file is there (inline text is left alone).
+fn relative_to(base: &Path, value: &str) -> String {
+    let path = expand_home(value);
+    if path.is_relative() {
+        let joined = base.join(&path);
+        if joined.is_file() {
+            return joined.display().to_string();
+        }
+    }
+    value.to_string()
+}
+
+/// One payer, and a complete one: the dev node or lnd, never both; lnd's
+/// host, certificate, macaroon and network all given; the dev node only on
+/// regtest.
+fn check_payer(
+    dev_node: &Sourced<Option<Url>>,
+    lnd_host: &Sourced<Option<LndHost>>,
+    lnd_tls_cert: &Sourced<Option<CredentialSetting>>,
+    lnd_macaroon: &Sourced<Option<CredentialSetting>>,
+    network: &Sourced<Option<Network>>,
+) -> Result<(), SettingsError> {
+    let invalid = |m: String| Err(SettingsError::Invalid(m));
+    if dev_node.value.is_some() && lnd_host.value.is_some() {
+        return invalid(format!(
+            "both a dev node (dev_node, {}) and an lnd node (lnd_host, {}) are configured; \
+             the payer must be one of them: remove one",
+            dev_node.source, lnd_host.source
+        ));
+    }
+    if let (Some(_), Some(n)) = (&dev_node.value, network.value)
+        && n != Network::Regtest
+    {
+        return invalid(format!(
+            "the dev node pays only regtest invoices, but network is {n} ({}); \
+             remove the network or set it to regtest",
+            network.source
+        ));
+    }
+    let lnd_parts = [
+        (
+            "lnd_host",
+            "--lnd-host",
+            "L402_LND_HOST",
+            lnd_host.value.is_some(),
+            &lnd_host.source,
+        ),
+        (
+            "lnd_tls_cert",
+            "--lnd-tls-cert",
+            "L402_LND_TLS_CERT",
+            lnd_tls_cert.value.is_some(),
+            &lnd_tls_cert.source,
+        ),
+        (
+            "lnd_macaroon",
+            "--lnd-macaroon",
+            "L402_LND_MACAROON",
+            lnd_macaroon.value.is_some(),
+            &lnd_macaroon.source,
+        ),
+    ];
+    if let Some((given, _, _, _, source)) = lnd_parts.iter().find(|p| p.3) {
+        if let Some((missing, flag, env, _, _)) = lnd_parts.iter().find(|p| !p.3) {
+            return invalid(format!(
+                "{given} is set ({source}) but {missing} is not; an lnd payer needs lnd_host, \
+                 lnd_tls_cert and lnd_macaroon (flag {flag}, env {env}, or {missing} in the config file)"
+            ));
+        }
+        if network.value.is_none() {
+            return invalid(format!(
+                "an lnd node is configured ({given}, {source}) but no network is; state the \
+                 network the node is on (--network mainnet|testnet|signet|regtest, env L402_NETWORK, \
+                 or network in the config file): l402-mcp checks the node against it before paying"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn expand_home(s: &str) -> PathBuf {
     match (s.strip_prefix("~/"), dirs::home_dir()) {
         (Some(rest), Some(home)) => home.join(rest),
@@ -765,6 +1118,17 @@ pub fn default_file_text() -> String {
 # Pay on the dev network through a gateway's embedded dev node
 # (env L402_DEV_NODE, flag --dev-node). Regtest only: never real money.
 # dev_node = "http://127.0.0.1:8402"
+
+# Or pay through an lnd node (never both). Its gRPC address, its tls.cert and
+# a macaroon (a pay-only one: see "Use with a real node" in the README), each
+# a path (relative to this file) or inline hex/base64, and the network the
+# node is on, which is checked before anything is paid and has no default
+# (env L402_LND_HOST, L402_LND_TLS_CERT, L402_LND_MACAROON, L402_NETWORK;
+# flags --lnd-host, --lnd-tls-cert, --lnd-macaroon, --network).
+# lnd_host = "127.0.0.1:10009"
+# lnd_tls_cert = "~/.lnd/tls.cert"
+# lnd_macaroon = "~/.lnd/pay.macaroon"
+# network = "mainnet"
 
 # Where the token store ({store}) lives (env L402_DATA_DIR, flag --data-dir).
 # A relative path is relative to this file. Default: the platform data dir.
@@ -937,6 +1301,161 @@ mod tests {
             &Overrides::default(),
         );
         assert!(s.unwrap_err().to_string().contains("21 million"));
+    }
+
+    const MACAROON_HEX: &str = "0201036c6e640258030a10b1d4a3f0e2c49e1d7cd4d7e9b8c6a5f41201301a160a0761646472657373120472656164120577726974651a130a04696e666f120472656164120577726974651a170a08696e766f69636573120472656164120577726974651a210a086d616361726f6f6e120867656e6572617465120472656164120577726974651a160a076d657373616765120472656164120577726974651a170a086f6666636861696e120472656164120577726974651a160a076f6e636861696e120472656164120577726974651a140a057065657273120472656164120577726974651a180a067369676e6572120867656e657261746512047265616400000620d2a4";
+
+    fn lnd_flags() -> Overrides {
+        Overrides {
+            lnd_host: Some("127.0.0.1:10009".into()),
+            lnd_tls_cert: Some(CredentialSetting::new("/etc/lnd/tls.cert")),
+            lnd_macaroon: Some(CredentialSetting::new(MACAROON_HEX)),
+            network: Some("regtest".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn lnd_from_flags_is_the_payer_and_its_macaroon_is_never_shown() {
+        let (s, _d) = resolve_with(None, &[], &lnd_flags());
+        let s = s.unwrap();
+        let Some(PayerChoice::Lnd(lnd)) = s.payer() else {
+            panic!("{:?}", s.payer())
+        };
+        assert_eq!(lnd.host.to_string(), "127.0.0.1:10009");
+        assert_eq!(lnd.network, Some(Network::Regtest));
+        assert_eq!(lnd.macaroon.as_str(), MACAROON_HEX);
+        assert_eq!(s.lnd_macaroon.source, Source::Flag("--lnd-macaroon"));
+        // Neither Debug nor config show's rows nor the payer's JSON quote it.
+        let shown = format!(
+            "{s:?} {:?} {:?} {}",
+            lnd_flags(),
+            s.rows(),
+            s.payer().map(|p| p.to_json()).unwrap_or_default()
+        );
+        assert!(!shown.contains(&MACAROON_HEX[..24]), "{shown}");
+        let rows = s.rows();
+        let row = |k: &str| rows.iter().find(|r| r.0 == k).unwrap().1.clone();
+        assert_eq!(row("lnd_macaroon"), "inline (not shown)");
+        assert_eq!(row("lnd_tls_cert"), "/etc/lnd/tls.cert (no such file)");
+        assert_eq!(row("lnd_host"), "127.0.0.1:10009");
+        assert_eq!(row("network"), "regtest");
+    }
+
+    #[test]
+    fn lnd_from_env_and_file_with_sources_and_relative_paths() {
+        let text =
+            "lnd_host = \"node.example.com\"\nlnd_tls_cert = \"tls.cert\"\nnetwork = \"mainnet\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.cert"), "x").unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        let env = |k: &str| match k {
+            "L402_LND_MACAROON" => Some(MACAROON_HEX.to_string()),
+            "L402_NETWORK" => Some("testnet".to_string()),
+            _ => None,
+        };
+        let s = Settings::resolve(Some(&path), &env, &Overrides::default()).unwrap();
+        let Some(PayerChoice::Lnd(lnd)) = s.payer() else {
+            panic!()
+        };
+        assert_eq!(lnd.host.to_string(), "node.example.com:10009");
+        assert_eq!(
+            lnd.tls_cert.as_str(),
+            dir.path().join("tls.cert").display().to_string()
+        );
+        assert_eq!(lnd.network, Some(Network::Testnet));
+        assert_eq!(s.network.source, Source::Env("L402_NETWORK"));
+        assert_eq!(s.lnd_host.source, Source::File { path, line: 1 });
+        assert_eq!(s.lnd_macaroon.source, Source::Env("L402_LND_MACAROON"));
+    }
+
+    #[test]
+    fn dev_node_and_lnd_together_is_an_error_naming_both() {
+        let flags = Overrides {
+            dev_node: Some("http://127.0.0.1:8402".into()),
+            ..lnd_flags()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            "both a dev node (dev_node, flag --dev-node) and an lnd node (lnd_host, flag --lnd-host) \
+             are configured; the payer must be one of them: remove one"
+        );
+        let (s, _d) = resolve_with(
+            None,
+            &[("L402_DEV_NODE", "http://127.0.0.1:8402")],
+            &lnd_flags(),
+        );
+        assert!(s.unwrap_err().to_string().contains("env L402_DEV_NODE"));
+    }
+
+    #[test]
+    fn lnd_needs_every_part_and_a_stated_network() {
+        let flags = Overrides {
+            network: None,
+            ..lnd_flags()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        let e = s.unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "an lnd node is configured (lnd_host, flag --lnd-host) but no network is"
+            ),
+            "{e}"
+        );
+        let flags = Overrides {
+            lnd_macaroon: None,
+            ..lnd_flags()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        let e = s.unwrap_err().to_string();
+        assert!(
+            e.starts_with("lnd_host is set (flag --lnd-host) but lnd_macaroon is not"),
+            "{e}"
+        );
+        let (s, _d) = resolve_with(
+            None,
+            &[("L402_LND_TLS_CERT", "/x/tls.cert")],
+            &Overrides::default(),
+        );
+        let e = s.unwrap_err().to_string();
+        assert!(
+            e.starts_with("lnd_tls_cert is set (env L402_LND_TLS_CERT) but lnd_host is not"),
+            "{e}"
+        );
+        let (s, _d) = resolve_with(None, &[("L402_NETWORK", "bitcoinz")], &Overrides::default());
+        assert!(s.unwrap_err().to_string().contains("is not a network"));
+        let flags = Overrides {
+            lnd_host: Some("http://x:1".into()),
+            ..lnd_flags()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        assert!(
+            s.unwrap_err()
+                .to_string()
+                .starts_with("lnd_host is unusable")
+        );
+    }
+
+    #[test]
+    fn the_dev_node_is_regtest_only() {
+        let flags = Overrides {
+            dev_node: Some("http://127.0.0.1:8402".into()),
+            network: Some("mainnet".into()),
+            ..Default::default()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        assert!(
+            s.unwrap_err()
+                .to_string()
+                .starts_with("the dev node pays only regtest invoices")
+        );
+        let flags = Overrides {
+            network: Some("regtest".into()),
+            ..flags
+        };
+        assert!(resolve_with(None, &[], &flags).0.is_ok());
     }
 
     #[test]

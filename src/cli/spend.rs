@@ -33,7 +33,7 @@ pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
 
     // Resolve what earlier runs left pending, so the numbers are right.
     // That needs the payer; without one the report says what is unresolved.
-    match make_payer(&settings) {
+    match make_payer(&settings).await {
         Ok(payer) => {
             let mut config = settings.client_config();
             // A report does not change a session's budget: keep the one the
@@ -72,7 +72,7 @@ pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
         && settings.payer().is_none()
     {
         eprintln!(
-            "note: {} unresolved and holding budget; configure the payer (--dev-node) \
+            "note: {} unresolved and holding budget; configure the payer (--lnd-host or --dev-node) \
              so that they can be resolved",
             count(s.unresolved, "payment")
         );

@@ -5,10 +5,11 @@
 //! of the crate talks to: [`Payer`] (the client pays an invoice, and can ask
 //! what became of an earlier payment) and [`Invoicer`] (the gateway asks for
 //! a fresh invoice). Backends implement them: [`dev`] is the embedded dev
-//! network that lets everything run without a node; LND comes later.
+//! network that lets everything run without a node; [`lnd`] is a real node.
 
 pub mod dev;
 mod invoice;
+pub mod lnd;
 mod types;
 
 pub use invoice::{Invoice, InvoiceError};
