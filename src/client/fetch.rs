@@ -10,6 +10,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
 use super::net::check_url;
+use super::pay::paying_here;
 use super::{
     BudgetView, Check, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, Preview, RawResponse,
     Receipt, Refusal, Sats, network_error,
@@ -353,9 +354,11 @@ impl L402Client {
         let store = self.store.clone();
         let o = origin.clone();
         let pending = blocking(move || {
-            store
-                .list_pending()
-                .map(|all| all.into_iter().filter(|t| t.info.origin == o).count())
+            store.list_pending().map(|all| {
+                all.into_iter()
+                    .filter(|t| t.info.origin == o && !paying_here(&t.info.payment_hash))
+                    .count()
+            })
         })
         .await??;
         if pending == 0 {
@@ -365,9 +368,10 @@ impl L402Client {
         let store = self.store.clone();
         let o = origin.clone();
         let still = blocking(move || {
-            store
-                .list_pending()
-                .map(|all| all.into_iter().find(|t| t.info.origin == o))
+            store.list_pending().map(|all| {
+                all.into_iter()
+                    .find(|t| t.info.origin == o && !paying_here(&t.info.payment_hash))
+            })
         })
         .await??;
         if let Some(t) = still {

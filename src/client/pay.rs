@@ -21,7 +21,7 @@ use super::{
     FetchError, L402Client, RecoveryReport, Refusal, error::budget_refusal, recovery_grace,
 };
 use crate::budget::{Ledger, Reservation, ReserveRequest};
-use crate::lightning::{Invoice, PayError, Payer, Payment, PaymentStatus};
+use crate::lightning::{Invoice, PayError, Payer, Payment, PaymentHash, PaymentStatus};
 use crate::store::{NewToken, Origin, PaymentState, Store, Token, TokenStatus};
 
 /// The steps between reserve and retry, for fault-injection tests: with
@@ -159,12 +159,25 @@ pub async fn wait_for_payments(timeout: Duration) -> bool {
 struct InFlight {
     count: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
+    /// The invoices being paid: their pending tokens are this process's
+    /// own, to be recorded by their task, not left over from a crash.
+    hashes: std::sync::Mutex<std::collections::HashSet<PaymentHash>>,
+}
+
+/// True when this process is paying `hash` right now.
+pub(super) fn paying_here(hash: &PaymentHash) -> bool {
+    PAYMENTS_IN_FLIGHT.lock_hashes().contains(hash)
 }
 
 impl InFlight {
-    fn enter(self: &Arc<Self>) -> InFlightGuard {
+    fn enter(self: &Arc<Self>, hash: PaymentHash) -> InFlightGuard {
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        InFlightGuard(self.clone())
+        self.lock_hashes().insert(hash);
+        InFlightGuard(self.clone(), hash)
+    }
+
+    fn lock_hashes(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<PaymentHash>> {
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits until no payment is under way, or `timeout`; true if none is.
@@ -182,10 +195,11 @@ impl InFlight {
     }
 }
 
-struct InFlightGuard(Arc<InFlight>);
+struct InFlightGuard(Arc<InFlight>, PaymentHash);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
+        self.0.lock_hashes().remove(&self.1);
         if self
             .0
             .count
@@ -241,6 +255,9 @@ impl L402Client {
                 }
             };
         }
+
+        // From here on this invoice is this process's to pay and record.
+        let in_flight = PAYMENTS_IN_FLIGHT.enter(hash);
 
         // The payment rate limit.
         if self.limiter.check().is_err() {
@@ -323,7 +340,7 @@ impl L402Client {
             reservation,
             fee_limit_msat: fee_limit,
             timeout: self.config.payment_timeout,
-            _in_flight: PAYMENTS_IN_FLIGHT.enter(),
+            _in_flight: in_flight,
         };
         let outcome = tokio::spawn(task.run()).await.unwrap_or_else(|e| {
             Err(FetchError::PaymentUnknown {
