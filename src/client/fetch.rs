@@ -412,8 +412,11 @@ impl L402Client {
     /// works (a new path is written to the store, off the request path),
     /// and note its use at most once a minute.
     fn presented(&self, token: &Held, path: &str, status: StatusCode) {
-        let newly_accepted = status.as_u16() < 400
-            && token.lock_paths().insert(path.to_string(), true) != Some(true);
+        let newly_accepted = status.as_u16() < 400 && {
+            let mut paths = token.lock_paths();
+            // The hot path (accepted here before) allocates nothing.
+            paths.get(path) != Some(&true) && paths.insert(path.to_string(), true) != Some(true)
+        };
         let now = self.store.now();
         let last = token.last_noted.load(Ordering::Relaxed);
         let note_use = now.saturating_sub(last) >= NOTE_USE_EVERY_SECS
