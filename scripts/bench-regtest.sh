@@ -9,12 +9,13 @@
 # --env ENV_SH  a running network's env.sh (up.sh --aperture); without it the
 #               script starts its own network and stops it at the end
 #
+# (Our budget and payment rate limit are raised for the runs.)
 # Both clients pay with alice's lnd (admin macaroon) the same aperture route
 # (L402_REGTEST_APERTURE_PAID_URL, bob invoices). A paid run starts without a
-# token: our store dir is removed, lnget's token dir emptied, before each. A
+# token: `l402-mcp tokens clear` on our store, lnget's token dir emptied. A
 # cached run reuses the token bought before the cached runs. Runs alternate
-# ours / lnget. Wall time of the whole process, in ms; prints the medians
-# and the ratio ours/lnget (< 1: ours faster).
+# ours / lnget, who goes first alternating. Wall time of the whole process,
+# in ms; prints the medians and the ratio ours/lnget (< 1: ours faster).
 #
 # Our binary: $L402_MCP_BIN, else target/release/l402-mcp (built with
 # `cargo build --release --bin l402-mcp` when missing).
@@ -64,7 +65,7 @@ ours() { # DATA_DIR
     timeout 60 "$BIN" fetch --allow-private \
         --lnd-host "$L402_REGTEST_ALICE_GRPC_HOST" --lnd-tls-cert "$L402_REGTEST_ALICE_TLS_CERT" \
         --lnd-macaroon "$L402_REGTEST_ALICE_ADMIN_MACAROON" --network regtest \
-        --budget 1000000 --data-dir "$1" --config "$1/none.toml" "$URL"
+        --budget 1000000 --payments-per-minute 1000 --data-dir "$1" --config "$1/none.toml" "$URL"
 }
 theirs() { timeout 60 "$L402_REGTEST_LNGET" -q "$URL" 2>/dev/null; }
 
@@ -84,23 +85,27 @@ payments() { "$L402_REGTEST_ALICE_LNCLI" listpayments --max_payments 100000 | gr
 
 P0=$(payments)
 # Warm-up (not counted): page cache, lnd's first route lookups.
-ours "$WORK/warm" >/dev/null 2>&1 || true
+ours "$WORK/paid" >/dev/null 2>&1 || true
 [ $HAVE_LNGET = 1 ] && { rm -rf "${LNGET_TOKENS:?}"/*; theirs >/dev/null || true; }
 
-for i in $(seq "$RUNS"); do
-    rm -rf "$WORK/paid"
+# A paid run starts with no token for the route but with the client's state
+# in place, as a user's next new route would: our `tokens clear` on the
+# store (which stays), lnget's token dir emptied (its config and event db stay).
+paid_ours() {
+    "$BIN" tokens clear --data-dir "$WORK/paid" --config "$WORK/paid/none.toml" >/dev/null 2>&1
     time_ms "$WORK/ours-paid" ours "$WORK/paid"
-    if [ $HAVE_LNGET = 1 ]; then
-        rm -rf "${LNGET_TOKENS:?}"/*
-        time_ms "$WORK/lnget-paid" theirs
-    fi
+}
+paid_lnget() { [ $HAVE_LNGET = 1 ] || return 0; rm -rf "${LNGET_TOKENS:?}"/*; time_ms "$WORK/lnget-paid" theirs; }
+cached_ours() { time_ms "$WORK/ours-cached" ours "$WORK/paid"; }
+cached_lnget() { [ $HAVE_LNGET = 1 ] || return 0; time_ms "$WORK/lnget-cached" theirs; }
+# Who goes first alternates between runs.
+for i in $(seq "$RUNS"); do
+    if [ $((i % 2)) = 1 ]; then paid_ours; paid_lnget; else paid_lnget; paid_ours; fi
     echo "paid run $i/$RUNS" >&2
 done
 # Cached: the tokens of the last paid runs are in place.
 for i in $(seq "$RUNS"); do
-    time_ms "$WORK/ours-cached" ours "$WORK/paid"
-    [ $HAVE_LNGET = 1 ] && time_ms "$WORK/lnget-cached" theirs
-    true
+    if [ $((i % 2)) = 1 ]; then cached_ours; cached_lnget; else cached_lnget; cached_ours; fi
 done
 P1=$(payments)
 EXPECTED=$(( RUNS * (1 + HAVE_LNGET) + 1 + HAVE_LNGET ))
