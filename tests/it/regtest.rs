@@ -9,7 +9,10 @@
 //! 3. lnget (Lightning Labs' client, paying with alice's lnd) pays our
 //!    gateway: SKIPPED loudly where lnget was not built;
 //! 4. a crash right after SendPaymentV2 succeeded: the next run resolves the
-//!    payment through TrackPaymentV2 and nothing is paid twice.
+//!    payment through TrackPaymentV2 and nothing is paid twice;
+//! 5. a kill (SIGKILL) while the payment is in flight (bob holds the HTLC of
+//!    a hold invoice behind a small L402 server in the test): once bob
+//!    settles, the next run finds it through TrackPaymentV2, one payment.
 //!
 //! They run inside `lnd::lnd_backend_on_regtest`, after its steps, on its
 //! network (one network for everything keeps the suite fast).
@@ -134,9 +137,18 @@ fn fetch(
     c.output().expect("fetch runs")
 }
 
-/// Alice's payments to `hash`, as `lncli listpayments` has them.
+/// Alice's payments to `hash`, as `lncli listpayments` has them, the
+/// in-flight and failed ones included.
 fn alice_payments(rt: &Regtest, hash: &str) -> Vec<serde_json::Value> {
-    let payments = rt.lncli("ALICE", &["listpayments", "--max_payments", "10000"]);
+    let payments = rt.lncli(
+        "ALICE",
+        &[
+            "listpayments",
+            "--include_incomplete",
+            "--max_payments",
+            "100000",
+        ],
+    );
     payments["payments"]
         .as_array()
         .expect("payments")
@@ -146,8 +158,17 @@ fn alice_payments(rt: &Regtest, hash: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// How many payments alice has made, in flight and failed included.
 fn alice_payment_count(rt: &Regtest) -> usize {
-    let payments = rt.lncli("ALICE", &["listpayments", "--max_payments", "10000"]);
+    let payments = rt.lncli(
+        "ALICE",
+        &[
+            "listpayments",
+            "--include_incomplete",
+            "--max_payments",
+            "100000",
+        ],
+    );
     payments["payments"].as_array().expect("payments").len()
 }
 
@@ -207,6 +228,9 @@ pub(crate) async fn interop_steps(rt: &Regtest, pay_macaroon: &Path, invoice_mac
             rt, &pay, &base, &data,
         );
         eprintln!("step 4 (crash recovery) {:?}", t.elapsed());
+        let t = Instant::now();
+        a_kill_while_the_payment_is_in_flight_is_resolved_after_it_settles(rt, &pay, &data);
+        eprintln!("step 5 (killed in flight) {:?}", t.elapsed());
     });
     drop(gateway);
 }
@@ -432,5 +456,132 @@ fn a_crash_after_paying_is_resolved_by_tracking_and_nothing_is_paid_twice(
     let records = ledger(&data);
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].payment_hash.to_hex(), hash);
+    ledger_matches_alice(rt, &records[0]);
+}
+
+/// A one-route L402 server on 127.0.0.1 whose invoice is a hold invoice of
+/// bob's: alice's payment stays in flight until the test settles it. It
+/// answers 402 with `L402 macaroon=..., invoice=...` until a request brings
+/// `Authorization: L402 <macaroon>:<preimage>` with the invoice's preimage.
+struct HeldServer {
+    base: String,
+}
+
+fn start_held_server(challenge: String, hash: l402_mcp::lightning::PaymentHash) -> HeldServer {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match std::io::Read::read(&mut conn, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let paid = head.lines().any(|l| {
+                let Some((name, value)) = l.split_once(':') else {
+                    return false;
+                };
+                name.eq_ignore_ascii_case("authorization")
+                    && value
+                        .trim()
+                        .strip_prefix("L402 ")
+                        .and_then(|c| c.rsplit_once(':'))
+                        .and_then(|(_, p)| p.parse::<l402_mcp::lightning::Preimage>().ok())
+                        .is_some_and(|p| p.matches(&hash))
+            });
+            let response = if paid {
+                let body = "{\"held\":\"paid\"}";
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                format!(
+                    "HTTP/1.1 402 Payment Required\r\nwww-authenticate: {challenge}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                )
+            };
+            let _ = conn.write_all(response.as_bytes());
+        }
+    });
+    HeldServer { base }
+}
+
+/// Step 5: `fetch` is killed (SIGKILL) while its payment is in flight (bob
+/// holds the HTLC); bob then settles; the next run finds the payment
+/// through TrackPaymentV2, records it, and uses the token: one payment.
+fn a_kill_while_the_payment_is_in_flight_is_resolved_after_it_settles(
+    rt: &Regtest,
+    pay_macaroon: &Path,
+    dir: &Path,
+) {
+    use l402_mcp::l402::{Challenge, Identifier, RootKey, Scheme, mint};
+    let preimage = l402_mcp::lightning::Preimage::random();
+    let hash = preimage.payment_hash();
+    let added = rt.lncli("BOB", &["addholdinvoice", &hash.to_hex(), "--amt", "50"]);
+    let invoice = added["payment_request"]
+        .as_str()
+        .expect("payment_request")
+        .to_string();
+    let challenge = Challenge {
+        scheme: Scheme::L402,
+        macaroon: mint(&RootKey::random(), &Identifier::new(hash), &[]),
+        invoice,
+        version: None,
+    };
+    let server = start_held_server(challenge.to_string(), hash);
+    let url = format!("{}/held", server.base);
+    let data = dir.join("held");
+    let payments = alice_payment_count(rt);
+
+    let mut child = our_command()
+        .arg("fetch")
+        .args(client_flags(rt, pay_macaroon, &data))
+        .arg(&url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fetch starts");
+    // Bob has accepted the HTLC and holds it: alice's payment is in flight.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let invoice = rt.lncli("BOB", &["lookupinvoice", &hash.to_hex()]);
+        if invoice["state"] == "ACCEPTED" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob never held the HTLC: {invoice}"
+        );
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "fetch ended before its payment was held"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let records = ledger(&data);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].state, PaymentState::InFlight, "{records:?}");
+    assert_eq!(records[0].payment_hash, hash);
+    assert_eq!(alice_payment_count(rt), payments + 1);
+
+    rt.lncli("BOB", &["settleinvoice", &preimage.to_hex()]);
+    let again = fetch(rt, pay_macaroon, &data, &url, &[]);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(stdout.contains("{\"held\":\"paid\"}"), "{stdout}");
+    assert!(stderr.contains("reused a token"), "{stderr}");
+    assert_eq!(alice_payment_count(rt), payments + 1, "paid twice");
+    settled_on_bob(rt, &hash.to_hex());
+    let records = ledger(&data);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].amount_msat, 50_000);
     ledger_matches_alice(rt, &records[0]);
 }
