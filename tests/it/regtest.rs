@@ -11,8 +11,9 @@
 //! 4. a crash right after SendPaymentV2 succeeded: the next run resolves the
 //!    payment through TrackPaymentV2 and nothing is paid twice;
 //! 5. a kill (SIGKILL) while the payment is in flight (bob holds the HTLC of
-//!    a hold invoice behind a small L402 server in the test): once bob
-//!    settles, the next run finds it through TrackPaymentV2, one payment.
+//!    a hold invoice behind a small L402 server in the test): a run while
+//!    it is still in flight refuses and sends nothing; once bob settles,
+//!    the next run finds it through TrackPaymentV2: one payment in all.
 //!
 //! They run inside `lnd::lnd_backend_on_regtest`, after its steps, on its
 //! network (one network for everything keeps the suite fast).
@@ -570,6 +571,21 @@ fn a_kill_while_the_payment_is_in_flight_is_resolved_after_it_settles(
     assert_eq!(records[0].state, PaymentState::InFlight, "{records:?}");
     assert_eq!(records[0].payment_hash, hash);
     assert_eq!(alice_payment_count(rt), payments + 1);
+
+    // Run again while it is still in flight: lnd says in flight
+    // (TrackPaymentV2), so the run refuses, sends nothing, and says why.
+    let during = fetch(rt, pay_macaroon, &data, &url, &[]);
+    let stderr = String::from_utf8_lossy(&during.stderr);
+    assert_eq!(during.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "a payment for invoice {} is already in flight; retry once it has settled",
+            hash.to_hex()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(alice_payment_count(rt), payments + 1);
+    assert_eq!(ledger(&data)[0].state, PaymentState::InFlight);
 
     rt.lncli("BOB", &["settleinvoice", &preimage.to_hex()]);
     let again = fetch(rt, pay_macaroon, &data, &url, &[]);
