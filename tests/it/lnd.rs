@@ -28,24 +28,29 @@ use l402_mcp::lightning::{
 
 /// A regtest network's env.sh, parsed; stops the network on drop if this
 /// test started it.
-struct Regtest {
+pub(crate) struct Regtest {
     env: HashMap<String, String>,
     owned: Option<PathBuf>,
 }
 
 impl Regtest {
-    fn var(&self, name: &str) -> &str {
+    pub(crate) fn var(&self, name: &str) -> &str {
         self.env
             .get(name)
             .unwrap_or_else(|| panic!("env.sh has no {name}"))
     }
 
-    fn dir(&self) -> PathBuf {
+    /// A variable env.sh may lack (aperture, lnget).
+    pub(crate) fn env_var(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(String::as_str)
+    }
+
+    pub(crate) fn dir(&self) -> PathBuf {
         PathBuf::from(self.var("L402_REGTEST_DIR"))
     }
 
     /// Runs the lncli wrapper of `node` ("ALICE" or "BOB"), returning JSON.
-    fn lncli(&self, node: &str, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn lncli(&self, node: &str, args: &[&str]) -> serde_json::Value {
         let out = Command::new(self.var(&format!("L402_REGTEST_{node}_LNCLI")))
             .args(args)
             .output()
@@ -59,7 +64,7 @@ impl Regtest {
     }
 
     /// Bakes a macaroon on `node` allowing exactly `uris`, into the run dir.
-    fn bake(&self, node: &str, name: &str, uris: &[&str]) -> PathBuf {
+    pub(crate) fn bake(&self, node: &str, name: &str, uris: &[&str]) -> PathBuf {
         let path = self.dir().join(format!("{name}.macaroon"));
         let _ = std::fs::remove_file(&path);
         let mut args = vec!["bakemacaroon", "--save_to"];
@@ -117,7 +122,7 @@ fn parse_env_sh(path: &Path) -> HashMap<String, String> {
 
 /// A line on the process's stderr itself, past the test harness's capture
 /// (which takes only `eprintln!`): a skip must be seen.
-fn loud(line: &str) {
+pub(crate) fn loud(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
@@ -161,7 +166,9 @@ fn regtest() -> Option<Regtest> {
         .expect("temp dir")
         .keep();
     eprintln!("starting a regtest network in {}", dir.display());
+    // With aperture: the interop steps (crate::regtest) pay it.
     let status = Command::new(&up)
+        .arg("--aperture")
         .arg("--dir")
         .arg(&dir)
         .status()
@@ -227,6 +234,9 @@ async fn lnd_backend_on_regtest() {
     a_node_that_is_not_there_is_unavailable(&rt, &pay_macaroon).await;
     a_node_that_went_away_is_unreachable_not_unknown(&rt, &pay_macaroon, &bob).await;
     the_cli_pays_our_gateway_on_lnd_and_logs_no_secret(&rt, &pay_macaroon, &invoice_macaroon).await;
+    // The product end to end, and against Lightning Labs' aperture and
+    // lnget, on the same network.
+    crate::regtest::interop_steps(&rt, &pay_macaroon, &invoice_macaroon).await;
 }
 
 async fn a_node_on_another_network_is_refused(rt: &Regtest, macaroon: &Path) {
@@ -611,7 +621,7 @@ async fn the_cli_pays_our_gateway_on_lnd_and_logs_no_secret(
 }
 
 /// How many of bob's invoices are settled (a non-zero settle date).
-fn settled_invoices(rt: &Regtest) -> usize {
+pub(crate) fn settled_invoices(rt: &Regtest) -> usize {
     let invoices = rt.lncli("BOB", &["listinvoices", "--max_invoices", "10000"]);
     invoices["invoices"]
         .as_array()

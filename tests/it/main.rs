@@ -14,4 +14,5 @@ mod lnd;
 mod macaroon_interop;
 mod mcp;
 mod registration;
+mod regtest;
 mod store;
