@@ -9,6 +9,7 @@ use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
+use super::lock::lock_origin;
 use super::net::check_url;
 use super::pay::paying_here;
 use super::{
@@ -179,6 +180,12 @@ impl L402Client {
         // fetches of one origin pay once.
         let lock = self.origin_lock(origin);
         let guard = lock.lock().await;
+        // And across processes sharing the store; a token another process
+        // bought while we waited is then in the store, not in our memory.
+        let file_lock = lock_origin(self.store.location(), origin).await?;
+        if file_lock.is_some() {
+            self.lock_tokens().remove(origin);
+        }
         let mut response = response;
         if let Some(t) = &first {
             tried.push(t.hash);
@@ -217,6 +224,7 @@ impl L402Client {
         let checked = self.check_challenge(&response, url, cap).await?;
         drop(response);
         let (token, paid) = self.pay(url, origin, checked).await?;
+        drop(file_lock);
         drop(guard);
 
         // Retry with the new token. If this fails, the token stays paid and

@@ -32,6 +32,7 @@ mod approve;
 mod config;
 mod error;
 mod fetch;
+mod lock;
 pub mod net;
 mod pay;
 

@@ -781,3 +781,19 @@ async fn the_payment_rate_limit_holds_across_invocations() {
     );
     assert_eq!(env.settlements(), 2);
 }
+
+/// Two processes sharing a store fetch one paid resource at the same
+/// moment: the origin lock holds across processes, so one pays and the
+/// other uses its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_at_once_buy_one_origin_token_once() {
+    for round in 0..3 {
+        let env = Env::start().await;
+        let url = env.url("/v1/demo");
+        let args = [url.as_str()];
+        let (a, b) = tokio::join!(env.fetch(&args), env.fetch(&args));
+        assert_code(&a, 0);
+        assert_code(&b, 0);
+        assert_eq!(env.settlements(), 1, "round {round}: {a:#?} {b:#?}");
+    }
+}
