@@ -721,103 +721,49 @@ impl Settings {
 
     /// Every setting as (file key, value as text, source), for display.
     pub fn rows(&self) -> Vec<(&'static str, String, &Source)> {
-        let opt = |v: Option<u64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+        fn row<'a, T>(
+            key: &'static str,
+            s: &'a Sourced<T>,
+            show: impl Fn(&T) -> String,
+        ) -> (&'static str, String, &'a Source) {
+            (key, show(&s.value), &s.source)
+        }
+        fn or_none<T>(v: &Option<T>, show: impl Fn(&T) -> String) -> String {
+            v.as_ref().map_or_else(|| "none".to_string(), show)
+        }
+        let text = |v: &dyn std::fmt::Display| v.to_string();
         vec![
-            ("session", self.session.value.clone(), &self.session.source),
-            (
-                "max_cost_sats",
-                self.max_cost_sats.value.to_string(),
-                &self.max_cost_sats.source,
-            ),
-            (
-                "max_fee_sats",
-                self.max_fee_sats.value.to_string(),
-                &self.max_fee_sats.source,
-            ),
-            (
-                "budget_sats",
-                self.budget_sats.value.to_string(),
-                &self.budget_sats.source,
-            ),
-            (
-                "payments_per_minute",
-                self.payments_per_minute.value.to_string(),
-                &self.payments_per_minute.source,
-            ),
-            (
-                "approve_above_sats",
-                opt(self.approve_above_sats.value),
-                &self.approve_above_sats.source,
-            ),
-            (
-                "daily_cap_sats",
-                opt(self.daily_cap_sats.value),
-                &self.daily_cap_sats.source,
-            ),
-            (
-                "allow_private",
-                self.allow_private.value.to_string(),
-                &self.allow_private.source,
-            ),
-            (
-                "dev_node",
-                self.dev_node
-                    .value
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |u| u.to_string()),
-                &self.dev_node.source,
-            ),
-            (
-                "lnd_host",
-                self.lnd_host
-                    .value
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |h| h.to_string()),
-                &self.lnd_host.source,
-            ),
-            (
-                "lnd_tls_cert",
-                self.lnd_tls_cert
-                    .value
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |c| c.describe(false)),
-                &self.lnd_tls_cert.source,
-            ),
-            (
-                "lnd_macaroon",
-                self.lnd_macaroon
-                    .value
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |c| c.describe(true)),
-                &self.lnd_macaroon.source,
-            ),
-            (
-                "network",
-                self.network
-                    .value
-                    .map_or_else(|| "none".to_string(), |n| n.to_string()),
-                &self.network.source,
-            ),
-            (
-                "data_dir",
-                self.data_dir.value.display().to_string(),
-                &self.data_dir.source,
-            ),
-            (
-                "max_body_bytes",
-                self.max_body_bytes.value.to_string(),
-                &self.max_body_bytes.source,
-            ),
-            (
-                "request_timeout_secs",
-                self.request_timeout_secs.value.to_string(),
-                &self.request_timeout_secs.source,
-            ),
-            (
-                "payment_timeout_secs",
-                self.payment_timeout_secs.value.to_string(),
-                &self.payment_timeout_secs.source,
-            ),
+            row("session", &self.session, |v| v.clone()),
+            row("max_cost_sats", &self.max_cost_sats, |v| text(v)),
+            row("max_fee_sats", &self.max_fee_sats, |v| text(v)),
+            row("budget_sats", &self.budget_sats, |v| text(v)),
+            row("payments_per_minute", &self.payments_per_minute, |v| {
+                text(v)
+            }),
+            row("approve_above_sats", &self.approve_above_sats, |v| {
+                or_none(v, |v| text(v))
+            }),
+            row("daily_cap_sats", &self.daily_cap_sats, |v| {
+                or_none(v, |v| text(v))
+            }),
+            row("allow_private", &self.allow_private, |v| text(v)),
+            row("dev_node", &self.dev_node, |v| or_none(v, |u| text(u))),
+            row("lnd_host", &self.lnd_host, |v| or_none(v, |h| text(h))),
+            row("lnd_tls_cert", &self.lnd_tls_cert, |v| {
+                or_none(v, |c| c.describe(false))
+            }),
+            row("lnd_macaroon", &self.lnd_macaroon, |v| {
+                or_none(v, |c| c.describe(true))
+            }),
+            row("network", &self.network, |v| or_none(v, |n| text(n))),
+            row("data_dir", &self.data_dir, |v| v.display().to_string()),
+            row("max_body_bytes", &self.max_body_bytes, |v| text(v)),
+            row("request_timeout_secs", &self.request_timeout_secs, |v| {
+                text(v)
+            }),
+            row("payment_timeout_secs", &self.payment_timeout_secs, |v| {
+                text(v)
+            }),
         ]
     }
 }
