@@ -146,20 +146,10 @@ async fn challenge_server(www_authenticate: String) -> ChallengeServer {
             resp
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
+    let (base, stop) = crate::common::serve_local(app).await;
     ChallengeServer {
-        url: format!("http://{addr}/x"),
-        _stop: tx,
+        url: format!("{base}/x"),
+        _stop: stop,
     }
 }
 
@@ -579,11 +569,9 @@ async fn when_the_retry_fails_the_paid_token_is_kept_and_reused() {
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (up, _stop) = crate::common::serve_local(app).await;
     let config = GatewayConfig::from_toml(&format!(
-        "[[routes]]\npath = \"/flaky\"\nprice_sats = 3\nupstream = \"http://{up}\"\n"
+        "[[routes]]\npath = \"/flaky\"\nprice_sats = 3\nupstream = \"{up}\"\n"
     ))
     .unwrap();
     let gw = TestGateway::start(config).await;
@@ -703,18 +691,12 @@ async fn a_redirect_to_a_private_address_is_refused_before_connecting() {
         let l = location.clone();
         async move { (StatusCode::FOUND, [(header::LOCATION, l)]).into_response() }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (base, _stop) = crate::common::serve_local(app).await;
     // The redirecting server itself is the operator-allowed origin.
-    let fx = client_with(
-        Arc::new(CountingPayer::default()),
-        &format!("http://{addr}"),
-        |_| {},
-    );
+    let fx = client_with(Arc::new(CountingPayer::default()), &base, |_| {});
     let err = fx
         .client
-        .fetch(FetchRequest::get(format!("http://{addr}/start")))
+        .fetch(FetchRequest::get(format!("{base}/start")))
         .await
         .unwrap_err();
     assert!(
@@ -743,24 +725,18 @@ async fn redirects_are_followed_up_to_five_hops() {
             },
         ),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let fx = client_with(
-        Arc::new(CountingPayer::default()),
-        &format!("http://{addr}"),
-        |_| {},
-    );
+    let (base, _stop) = crate::common::serve_local(app).await;
+    let fx = client_with(Arc::new(CountingPayer::default()), &base, |_| {});
     let ok = fx
         .client
-        .fetch(FetchRequest::get(format!("http://{addr}/hop/5")))
+        .fetch(FetchRequest::get(format!("{base}/hop/5")))
         .await
         .unwrap();
     assert_eq!((ok.status, &ok.body[..]), (200, &b"arrived"[..]));
     assert!(ok.url.ends_with("/hop/0"));
     let err = fx
         .client
-        .fetch(FetchRequest::get(format!("http://{addr}/hop/6")))
+        .fetch(FetchRequest::get(format!("{base}/hop/6")))
         .await
         .unwrap_err();
     assert!(matches!(err, FetchError::Redirect(_)), "{err:?}");
@@ -769,19 +745,13 @@ async fn redirects_are_followed_up_to_five_hops() {
 #[tokio::test]
 async fn a_large_body_is_cut_at_the_cap_and_flagged() {
     let app = axum::Router::new().fallback(|| async { vec![b'x'; 300_000] });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let fx = client_with(
-        Arc::new(CountingPayer::default()),
-        &format!("http://{addr}"),
-        |c| {
-            c.max_body_bytes = 100_000;
-        },
-    );
+    let (base, _stop) = crate::common::serve_local(app).await;
+    let fx = client_with(Arc::new(CountingPayer::default()), &base, |c| {
+        c.max_body_bytes = 100_000;
+    });
     let resp = fx
         .client
-        .fetch(FetchRequest::get(format!("http://{addr}/")))
+        .fetch(FetchRequest::get(format!("{base}/")))
         .await
         .unwrap();
     assert_eq!(resp.body.len(), 100_000);

@@ -541,21 +541,9 @@ impl HoldProxy {
             .route("/__test/release/{gate}", axum::routing::post(release))
             .fallback(forward)
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("proxy serves");
-        });
+        let (base, tx) = crate::common::serve_local(app).await;
         HoldProxy {
-            base: format!("http://{addr}"),
+            base,
             pays,
             pay_gate,
             _shutdown: tx,

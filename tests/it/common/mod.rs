@@ -225,23 +225,29 @@ impl EchoUpstream {
             (status, [("x-upstream", "echo")], axum::Json(json)).into_response()
         }
 
-        let app = axum::Router::new().fallback(echo);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("upstream serves");
-        });
+        let (base, shutdown) = serve_local(axum::Router::new().fallback(echo)).await;
         EchoUpstream {
-            base: format!("http://{addr}"),
-            _shutdown: tx,
+            base,
+            _shutdown: shutdown,
         }
     }
+}
+
+/// Serves `app` on 127.0.0.1:0 until the returned sender is dropped;
+/// returns its base URL.
+pub async fn serve_local(app: axum::Router) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("test server serves");
+    });
+    (format!("http://{addr}"), tx)
 }
