@@ -9,8 +9,12 @@
 # Environment:
 #   L402_REGTEST_CACHE  cache root (default ~/.cache/l402-mcp/regtest)
 #   L402_LNGET_SRC      a source tree of lnget (e.g. a checkout of its v1.1.0
-#                       tag), used when the module proxy does not serve lnget;
-#                       default $L402_REGTEST_CACHE/src/lnget-<version> if there
+#                       tag); when set it wins over everything else
+#   L402_LNGET_ARCHIVE  lnget's source archive (default
+#                       ../shared/peers/lnget-<version>.tar.gz beside the
+#                       repository), used when the proxy does not serve lnget;
+#                       its sha256 must be LNGET_SHA256 (versions.sh)
+#   CI                  true: failing to build lnget fails the script
 #
 # lnd, aperture and lnget carry `replace` directives in their go.mod, which
 # `go install pkg@version` refuses. Each is built through a wrapper module
@@ -27,7 +31,7 @@ FORCE=0
 for arg in "$@"; do
     case "$arg" in
         --force) FORCE=1 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -157,47 +161,98 @@ build_btcd() {
     link "$dir" btcd btcctl
 }
 
-# lnget: from the proxy when it serves it, else from a source tree:
-# L402_LNGET_SRC, or $L402_REGTEST_CACHE/src/lnget-$LNGET_VERSION if present.
+# The archive of lnget's source beside this repository (../shared/peers), and
+# its sha256 as ../shared/peers/README.md gives it. A test peer: unpacked into
+# the cache, never into the repository.
+LNGET_PEER_ARCHIVE=${L402_LNGET_ARCHIVE:-$HERE/../../../shared/peers/lnget-$LNGET_VERSION.tar.gz}
+
+# unpack_lnget_peer DEST: unpack the peer archive's lnget-$LNGET_VERSION/ into
+# DEST after checking its sha256. Fails (with the reason) when there is no
+# archive or its digest differs.
+unpack_lnget_peer() {
+    local dest=$1 archive=$LNGET_PEER_ARCHIVE
+    if [ ! -f "$archive" ]; then
+        log "lnget: no source archive at $archive"
+        return 1
+    fi
+    local got
+    got=$(sha256sum "$archive" | cut -d' ' -f1)
+    if [ "$got" != "$LNGET_SHA256" ]; then
+        log "lnget: $archive has sha256 $got, expected $LNGET_SHA256: not using it"
+        return 1
+    fi
+    local tmp="$dest.unpack.$$"
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    tar -xzf "$archive" -C "$tmp" || { rm -rf "$tmp"; log "lnget: cannot unpack $archive"; return 1; }
+    if [ ! -f "$tmp/lnget-$LNGET_VERSION/go.mod" ]; then
+        rm -rf "$tmp"; log "lnget: $archive holds no lnget-$LNGET_VERSION/go.mod"; return 1
+    fi
+    rm -rf "$dest"; mkdir -p "$(dirname "$dest")"
+    mv "$tmp/lnget-$LNGET_VERSION" "$dest"
+    rm -rf "$tmp"
+    log "lnget: unpacked $archive (sha256 checked) into $dest"
+}
+
+# build_lnget_src SRC: build ./cmd/lnget of the source tree SRC, cached by the
+# tree's content (same source, same binary).
+build_lnget_src() {
+    local mod=github.com/lightninglabs/lnget src
+    src=$(cd "$1" && pwd) || { log "lnget: $1 is not a directory"; return 1; }
+    grep -q "^module $mod\$" "$src/go.mod" 2>/dev/null || { log "lnget: $src is not lnget's source (no 'module $mod' in go.mod)"; return 1; }
+    local key
+    key=$(cd "$src" && find . -path ./.git -prune -o -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print \
+          | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
+    local dir="$L402_REGTEST_CACHE/lnget-src-$key"
+    local stamp
+    stamp="lnget source $key $(go env GOVERSION)"
+    if is_built "$dir" "$stamp"; then
+        log "lnget (source $src): cached in $dir/bin"
+    else
+        log "lnget: building from source tree $src ..."
+        local t0; t0=$(date +%s)
+        rm -rf "${dir:?}/bin"; mkdir -p "$dir/bin"
+        ( cd "$src" && "${NICE[@]}" go build -trimpath -o "$dir/bin/" ./cmd/lnget >&2 ) \
+            || { log "lnget: build from $src failed"; return 1; }
+        echo "$stamp" > "$dir/bin/.complete"
+        log "lnget: built in $(( $(date +%s) - t0 ))s"
+    fi
+    link "$dir" lnget
+}
+
+# lnget, in this order: L402_LNGET_SRC when set; the Go module proxy when it
+# serves lnget; else the peer archive (../shared/peers), unpacked into
+# $L402_REGTEST_CACHE/src/lnget-$LNGET_VERSION after its sha256 is checked.
+# Without any of them lnget is not built: build.sh says so loudly and, under
+# CI, fails.
 build_lnget() {
     local mod=github.com/lightninglabs/lnget
-    local default_src="$L402_REGTEST_CACHE/src/lnget-$LNGET_VERSION"
-    if [ -z "${L402_LNGET_SRC:-}" ] && [ -f "$default_src/go.mod" ]; then
-        L402_LNGET_SRC=$default_src
-    fi
     if [ -n "${L402_LNGET_SRC:-}" ]; then
-        local src
-        src=$(cd "$L402_LNGET_SRC" && pwd) || die "L402_LNGET_SRC=$L402_LNGET_SRC is not a directory"
-        grep -q "^module $mod\$" "$src/go.mod" 2>/dev/null || die "L402_LNGET_SRC=$src is not lnget's source (no 'module $mod' in go.mod)"
-        # Key the cache by the tree's content: same source, same binary.
-        local key
-        key=$(cd "$src" && find . -path ./.git -prune -o -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print \
-              | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
-        local dir="$L402_REGTEST_CACHE/lnget-src-$key"
-        local stamp
-        stamp="lnget source $key $(go env GOVERSION)"
-        if is_built "$dir" "$stamp"; then
-            log "lnget (source $src): cached in $dir/bin"
-        else
-            log "lnget: building from source tree $src ..."
-            local t0; t0=$(date +%s)
-            rm -rf "${dir:?}/bin"; mkdir -p "$dir/bin"
-            ( cd "$src" && "${NICE[@]}" go build -trimpath -o "$dir/bin/" ./cmd/lnget >&2 ) \
-                || { log "lnget: build from $src failed"; return 1; }
-            echo "$stamp" > "$dir/bin/.complete"
-            log "lnget: built in $(( $(date +%s) - t0 ))s"
-        fi
-        link "$dir" lnget
+        build_lnget_src "$L402_LNGET_SRC" || return 1
         return 0
     fi
     if gomod_of "$mod" "$LNGET_VERSION" >/dev/null 2>&1; then
         build_wrapped lnget "$mod" "$LNGET_VERSION" "" "" "$mod/cmd/lnget"
         return
     fi
+    local src="$L402_REGTEST_CACHE/src/lnget-$LNGET_VERSION"
+    # The unpacked tree is reused only when it came from an archive with the
+    # pinned digest (the stamp says so).
+    if [ "$(cat "$src/.l402-peer-sha256" 2>/dev/null)" != "$LNGET_SHA256" ]; then
+        if unpack_lnget_peer "$src"; then
+            echo "$LNGET_SHA256" > "$src/.l402-peer-sha256"
+        else
+            lnget_missing "the Go module proxy does not serve lnget $LNGET_VERSION and its source archive could not be used"
+            return 1
+        fi
+    fi
+    build_lnget_src "$src" || return 1
+}
+
+lnget_missing() {
     rm -f "$BIN/lnget"
-    log "WARNING: lnget $LNGET_VERSION is not served by the Go module proxy and no"
-    log "WARNING: source tree was given: lnget is NOT built. Put lnget's source at"
-    log "WARNING: $default_src or point L402_LNGET_SRC at it."
+    log "WARNING: lnget is NOT built: $1."
+    log "WARNING: put lnget's source archive at $LNGET_PEER_ARCHIVE (sha256 $LNGET_SHA256)"
+    log "WARNING: or point L402_LNGET_SRC at a source tree of lnget $LNGET_VERSION."
 }
 
 build_btcd
@@ -208,7 +263,13 @@ build_wrapped lnd github.com/lightningnetwork/lnd "$LND_VERSION" "$LND_TAGS" "$L
     github.com/lightningnetwork/lnd/cmd/lnd github.com/lightningnetwork/lnd/cmd/lncli
 build_wrapped aperture github.com/lightninglabs/aperture "$APERTURE_VERSION" "" "-s -w" \
     github.com/lightninglabs/aperture/cmd/aperture
-build_lnget
+if ! build_lnget; then
+    rm -f "$BIN/lnget"
+    # Under CI the lnget tests must run: a missing lnget is a failure there.
+    if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then
+        die "lnget could not be built (see above): under CI that is a failure"
+    fi
+fi
 
 log "done in $(( $(date +%s) - START ))s"
 echo "$BIN"

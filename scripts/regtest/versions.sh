@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034
 # Pinned versions of the regtest network's software, sourced by build.sh and
-# up.sh. Every one comes from the Go module proxy (see docs/REGTEST.md).
+# up.sh. All but lnget come from the Go module proxy (see docs/REGTEST.md).
 #
 # lnd: latest v0.21 patch the proxy serves.
 LND_VERSION=v0.21.3-beta
@@ -10,9 +10,11 @@ BTCD_VERSION=v0.25.1-0.20260310163610-1c55c7c18179
 # aperture: v0.5.0 is the only v0.5.x the proxy serves.
 APERTURE_VERSION=v0.5.0
 # lnget: v1.1.0 is the newest tag; the proxy does not serve lnget at all (see
-# docs/REGTEST.md), so build.sh can take a local source tree instead
-# (L402_LNGET_SRC).
+# docs/REGTEST.md), so build.sh builds it from its source archive in
+# ../shared/peers (digest below, as ../shared/peers/README.md gives it), or
+# from a source tree given as L402_LNGET_SRC.
 LNGET_VERSION=v1.1.0
+LNGET_SHA256=bc098478c9075f8881d683a8882f8f0f86128085c86e017e75a7a6dfa5aabe02
 
 # Build tags for lnd/lncli: lnd's RELEASE_TAGS (make/release_flags.mk at
 # v0.21.3-beta) minus the etcd/postgres/sqlite database backends, which the

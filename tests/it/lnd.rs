@@ -127,6 +127,12 @@ pub(crate) fn loud(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
+/// True under CI (`CI` set, not empty, not `false`): there a missing peer
+/// fails a test instead of skipping it.
+pub(crate) fn under_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
 fn go_present() -> bool {
     Command::new("go")
         .arg("version")
@@ -142,7 +148,7 @@ fn regtest() -> Option<Regtest> {
             owned: None,
         });
     }
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let ci = under_ci();
     let asked = std::env::var_os("L402_REGTEST_START").is_some_and(|v| v == "1");
     let up = repo().join("scripts/regtest/up.sh");
     if !(ci || asked) {
