@@ -107,14 +107,57 @@ pub async fn run_fetch(args: FetchArgs, ctx: Ctx) -> Result<u8, Failure> {
         max_cost_msat: args.max_cost.map(|s| s.saturating_mul(1000)),
     };
 
+    // The destination is opened before anything is fetched or paid: a
+    // path that cannot be written must not cost anything.
+    let sink = match &args.output {
+        Some(path) if path != Path::new("-") => Some(FileSink::create(path)?),
+        _ => None,
+    };
+    if let Some(asked) = args.max_cost {
+        let cap = settings.max_cost_sats.value;
+        if asked > cap && !ctx.quiet {
+            eprintln!(
+                "note: --max-cost {asked} is above the configured per-request cap of {cap} sats; \
+                 it can only lower the cap, so {cap} sats stays the limit"
+            );
+        }
+    }
+
     let client = make_client(&settings, settings.client_config()).await?;
     recover(&client, ctx).await;
 
-    match &args.output {
-        Some(path) => fetch_to(&client, request, path, args.json, ctx).await,
-        None => fetch_whole(&client, request, args.json, ctx).await,
+    let work = async {
+        match &args.output {
+            Some(path) => fetch_to(&client, request, path, sink, args.json, ctx).await,
+            None => fetch_whole(&client, request, args.json, ctx).await,
+        }
+    };
+    // Ctrl-C (or SIGTERM): the fetch stops (its partial file is removed
+    // with it); a payment already under way completes and is recorded.
+    tokio::select! {
+        done = work => done,
+        () = super::shutdown_signal() => {
+            let drain = client.config().payment_timeout + Duration::from_secs(5);
+            let settled = l402_mcp::client::wait_for_payments(drain).await;
+            Err(Failure {
+                kind: "interrupted",
+                message: format!(
+                    "interrupted: the fetch was stopped and nothing was written{}",
+                    if settled {
+                        "; any payment it had started was recorded"
+                    } else {
+                        "; a payment was still under way: the next run resolves it with the \
+                         payment backend before paying anything again"
+                    }
+                ),
+                code: EXIT_INTERRUPTED,
+            })
+        }
     }
 }
+
+/// Exit code of a fetch stopped by a signal (128 + SIGINT, as shells use).
+const EXIT_INTERRUPTED: u8 = 130;
 
 /// Fetches and prints the body on stdout, up to the body cap.
 async fn fetch_whole(
@@ -163,6 +206,7 @@ async fn fetch_to(
     client: &L402Client,
     request: FetchRequest,
     path: &Path,
+    sink: Option<FileSink>,
     json: bool,
     ctx: Ctx,
 ) -> Result<u8, Failure> {
@@ -203,20 +247,16 @@ async fn fetch_to(
 
     let total = raw.response.content_length();
     let mut progress = Progress::new(total, !ctx.quiet && std::io::stderr().is_terminal());
-    let written = if path == Path::new("-") {
-        let mut sink = StdoutSink;
-        stream(raw.response, &mut sink, &mut progress, &url).await?
-    } else {
-        let mut sink = FileSink::create(path)?;
-        match stream(raw.response, &mut sink, &mut progress, &url).await {
-            Ok(n) => {
-                sink.persist()?;
-                n
-            }
-            Err(e) => {
-                sink.discard();
-                return Err(e);
-            }
+    let written = match sink {
+        None => {
+            let mut sink = StdoutSink;
+            stream(raw.response, &mut sink, &mut progress, &url).await?
+        }
+        Some(mut sink) => {
+            // On an error the sink is dropped, and its partial file with it.
+            let n = stream(raw.response, &mut sink, &mut progress, &url).await?;
+            sink.persist()?;
+            n
         }
     };
     progress.finish();
@@ -260,33 +300,51 @@ impl Sink for StdoutSink {
 
 /// A file written under a temporary name beside its target and renamed
 /// into place once complete: a broken download never leaves a half file
-/// under the name asked for.
+/// under the name asked for, and an unfinished one (an error, Ctrl-C) is
+/// removed when the sink is dropped.
 struct FileSink {
     tmp: PathBuf,
     target: PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl FileSink {
+    /// Opens the temporary file beside `target`: proves the directory is
+    /// writable before anything is fetched. Errors name `target`.
     fn create(target: &Path) -> Result<Self, Failure> {
+        let refuse = |why: String| {
+            Failure::general(
+                "io",
+                format!(
+                    "cannot write to {}: {why}; nothing was fetched or paid",
+                    target.display()
+                ),
+            )
+        };
+        if target.is_dir() {
+            return Err(refuse("it is a directory".into()));
+        }
         let name = target
             .file_name()
-            .ok_or_else(|| {
-                Failure::general("io", format!("{} is not a file name", target.display()))
-            })?
+            .ok_or_else(|| refuse("it is not a file name".into()))?
             .to_string_lossy()
             .into_owned();
+        if let Ok(meta) = std::fs::metadata(target)
+            && meta.permissions().readonly()
+        {
+            return Err(refuse("it exists and is read-only".into()));
+        }
         let tmp = target.with_file_name(format!(".{name}.{}.part", std::process::id()));
         // A fresh file: never follow whatever already has that name.
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
-            .map_err(|e| Failure::general("io", format!("cannot create {}: {e}", tmp.display())))?;
+            .map_err(|e| refuse(e.to_string()))?;
         Ok(FileSink {
             tmp,
             target: target.to_path_buf(),
-            file: std::io::BufWriter::new(file),
+            file: Some(std::io::BufWriter::new(file)),
         })
     }
 
@@ -295,12 +353,21 @@ impl FileSink {
         let io = |e: std::io::Error| {
             Failure::general("io", format!("cannot write {}: {e}", self.target.display()))
         };
-        self.file.flush().map_err(io)?;
-        self.file.get_ref().sync_all().map_err(io)?;
+        let Some(mut file) = self.file.take() else {
+            return Ok(());
+        };
+        file.flush().map_err(io)?;
+        file.get_ref().sync_all().map_err(io)?;
+        drop(file);
         std::fs::rename(&self.tmp, &self.target).map_err(io)
     }
+}
 
-    fn discard(self) {
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        // Not persisted (or persisting failed before the rename): remove
+        // the temporary file. After a rename there is nothing there.
+        self.file.take();
         let _ = std::fs::remove_file(&self.tmp);
     }
 }
@@ -308,7 +375,10 @@ impl FileSink {
 impl Sink for FileSink {
     fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
-        self.file.write_all(chunk)
+        match &mut self.file {
+            Some(f) => f.write_all(chunk),
+            None => Err(std::io::Error::other("the file is already closed")),
+        }
     }
 }
 

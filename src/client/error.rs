@@ -58,7 +58,14 @@ pub enum Refusal {
         macaroon: PaymentHash,
     },
     /// The price is above the per-request cap.
-    #[error("{url} asks {asked}; the per-request cap is {cap}", asked = Sats(*asked_msat), cap = Sats(*cap_msat))]
+    #[error(
+        "{url} asks {asked}; the per-request cap is {cap}{raise}",
+        asked = Sats(*asked_msat), cap = Sats(*cap_msat),
+        raise = raise_refused_msat.map(|r| format!(
+            " (this request asked for a cap of {}, but a request's max cost can only lower \
+             the operator's cap, never raise it)", Sats(r)
+        )).unwrap_or_default()
+    )]
     OverCap {
         /// The URL.
         url: String,
@@ -66,6 +73,8 @@ pub enum Refusal {
         asked_msat: u64,
         /// The cap in force (the operator's, or lower for this request).
         cap_msat: u64,
+        /// The request asked for a cap above the operator's: this much.
+        raise_refused_msat: Option<u64>,
     },
     /// The session budget cannot cover amount + fee limit.
     #[error(
@@ -280,6 +289,7 @@ mod tests {
             url: "https://a/x".into(),
             asked_msat: 1_200_000,
             cap_msat: 1_000_000,
+            raise_refused_msat: None,
         };
         assert_eq!(
             r.to_string(),
@@ -287,5 +297,21 @@ mod tests {
         );
         assert_eq!(Sats(1500).to_string(), "1.5 sats");
         assert_eq!(FetchError::Refused(r).exit_code(), EXIT_REFUSED);
+    }
+
+    #[test]
+    fn a_max_cost_above_the_cap_is_named_in_the_refusal() {
+        let r = Refusal::OverCap {
+            url: "https://a/x".into(),
+            asked_msat: 2_000_000,
+            cap_msat: 1_000_000,
+            raise_refused_msat: Some(5_000_000),
+        };
+        assert_eq!(
+            r.to_string(),
+            "https://a/x asks 2000 sats; the per-request cap is 1000 sats (this request asked \
+             for a cap of 5000 sats, but a request's max cost can only lower the operator's \
+             cap, never raise it)"
+        );
     }
 }

@@ -21,6 +21,24 @@ use crate::lightning::Invoice;
 use crate::lightning::PaymentHash;
 use crate::store::{Origin, Token};
 
+/// The per-request cap in force: the operator's, or lower when the request
+/// asked for less. A request asking for more is remembered, so that a
+/// refusal can say the operator's cap stood.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cap {
+    msat: u64,
+    raise_refused_msat: Option<u64>,
+}
+
+impl Cap {
+    pub(super) fn new(operator_msat: u64, requested_msat: Option<u64>) -> Self {
+        Cap {
+            msat: requested_msat.map_or(operator_msat, |r| r.min(operator_msat)),
+            raise_refused_msat: requested_msat.filter(|r| *r > operator_msat),
+        }
+    }
+}
+
 /// A challenge that passed every check: what `pay` needs.
 #[derive(Debug)]
 pub(super) struct Checked {
@@ -93,9 +111,7 @@ impl L402Client {
     async fn fetch_raw_inner(&self, req: FetchRequest) -> Result<RawResponse, FetchError> {
         self.recover_once().await;
         let mut url = parse_url(&req.url)?;
-        let cap = req.max_cost_msat.map_or(self.config.max_cost_msat, |m| {
-            m.min(self.config.max_cost_msat)
-        });
+        let cap = Cap::new(self.config.max_cost_msat, req.max_cost_msat);
         let mut out = Outgoing {
             method: req.method,
             headers: header_map(&req.headers)?,
@@ -157,7 +173,7 @@ impl L402Client {
         url: &Url,
         origin: &Origin,
         out: &Outgoing,
-        cap: u64,
+        cap: Cap,
         receipt: &mut Option<Receipt>,
     ) -> Result<reqwest::Response, FetchError> {
         let path = url.path();
@@ -493,7 +509,7 @@ impl L402Client {
         &self,
         response: &reqwest::Response,
         url: &Url,
-        cap: u64,
+        cap: Cap,
     ) -> Result<Checked, FetchError> {
         let (checks, checked) = self.evaluate(response, url, cap)?;
         if let Some(refusal) = checks.into_iter().find_map(|c| c.refusal) {
@@ -512,7 +528,7 @@ impl L402Client {
         &self,
         response: &reqwest::Response,
         url: &Url,
-        cap: u64,
+        cap: Cap,
     ) -> Result<(Vec<Check>, Option<Checked>), FetchError> {
         let mut checks = Vec::new();
         let values: Vec<&str> = response
@@ -608,13 +624,13 @@ impl L402Client {
         }
 
         let asked = amount.unwrap_or(0);
-        if asked <= cap {
+        if asked <= cap.msat {
             checks.push(Check::pass(
                 "cap",
                 format!(
                     "{} is within the per-request cap of {}",
                     Sats(asked),
-                    Sats(cap)
+                    Sats(cap.msat)
                 ),
             ));
         } else {
@@ -623,7 +639,8 @@ impl L402Client {
                 Refusal::OverCap {
                     url: url.to_string(),
                     asked_msat: asked,
-                    cap_msat: cap,
+                    cap_msat: cap.msat,
+                    raise_refused_msat: cap.raise_refused_msat,
                 },
             ));
         }
@@ -755,7 +772,8 @@ impl L402Client {
                 budget,
             });
         }
-        let (mut checks, checked) = self.evaluate(&response, &url, self.config.max_cost_msat)?;
+        let (mut checks, checked) =
+            self.evaluate(&response, &url, Cap::new(self.config.max_cost_msat, None))?;
         checks.push(Check::pass(
             "rate",
             format!(

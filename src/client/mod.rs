@@ -303,8 +303,13 @@ impl L402Client {
             policy.allowed_origins.insert(net::origin_string(&url));
         }
         let policy = Arc::new(policy);
+        // No proxy, whatever HTTP_PROXY/HTTPS_PROXY/ALL_PROXY say: a proxy
+        // is handed the host name unresolved and connects where it likes,
+        // out of reach of the address policy, which must judge the address
+        // actually connected to.
         let builder = || {
             reqwest::Client::builder()
+                .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(10))
                 .timeout(config.request_timeout)

@@ -34,8 +34,20 @@ pub enum UrlPolicyError {
         addr: IpAddr,
         /// "a loopback", "a private", ...
         kind: &'static str,
-        /// How to allow it, where the operator can.
-        hint: &'static str,
+        /// How to allow it, where the operator can (empty, or a
+        /// parenthesis starting with a space).
+        hint: String,
+    },
+    /// A path under `/dev/` while a dev node is configured: the dev node's
+    /// own routes settle invoices, and reaching them would pay without any
+    /// of the checks.
+    #[error(
+        "{url} is under /dev/, the dev node's own payment routes; an agent's fetch never \
+         reaches them (a payment there would skip every check)"
+    )]
+    DevRoute {
+        /// The URL refused.
+        url: String,
     },
 }
 
@@ -150,12 +162,29 @@ impl AddressPolicy {
                 host: host.to_string(),
                 addr,
                 kind,
-                hint: if liftable {
-                    " (the operator can allow private addresses with --allow-private)"
-                } else {
-                    ""
-                },
+                hint: self.hint(liftable),
             }),
+        }
+    }
+
+    /// How the operator can lift a refusal. With a dev node, a refused
+    /// loopback URL is most often a port typo: name the one origin that is
+    /// allowed.
+    fn hint(&self, liftable: bool) -> String {
+        if !liftable {
+            return String::new();
+        }
+        let mut exempt: Vec<&str> = self.allowed_origins.iter().map(String::as_str).collect();
+        exempt.sort_unstable();
+        if exempt.is_empty() {
+            " (the operator can allow private addresses with --allow-private)".to_string()
+        } else {
+            format!(
+                " (of the private and loopback addresses only the dev node's origin {} is \
+                 allowed; check the port, or the operator can allow all private addresses \
+                 with --allow-private)",
+                exempt.join(", ")
+            )
         }
     }
 
@@ -175,8 +204,9 @@ pub fn origin_string(url: &Url) -> String {
     )
 }
 
-/// Checks what can be checked before connecting: the scheme, the host, and
-/// an IP-literal host's address.
+/// Checks what can be checked before connecting: the scheme, the host, an
+/// IP-literal host's address, and (with a dev node) that the path is not
+/// one of the dev node's own routes.
 pub fn check_url(policy: &AddressPolicy, url: &Url) -> Result<(), UrlPolicyError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(UrlPolicyError::Scheme(url.scheme().to_string()));
@@ -184,6 +214,15 @@ pub fn check_url(policy: &AddressPolicy, url: &Url) -> Result<(), UrlPolicyError
     let Some(host) = url.host() else {
         return Err(UrlPolicyError::Invalid(format!("{url} has no host")));
     };
+    // The exempt origins are the dev node's. Its `/dev/` routes pay
+    // invoices; whatever origin an agent names (the dev node's, or another
+    // spelling of it: localhost, 0.0.0.0, a name with --allow-private), a
+    // path that a server could read as `/dev/...` is never fetched.
+    if !policy.allowed_origins.is_empty() && is_dev_path(url.path()) {
+        return Err(UrlPolicyError::DevRoute {
+            url: url.to_string(),
+        });
+    }
     if policy.origin_allowed(url) {
         return Ok(());
     }
@@ -193,6 +232,48 @@ pub fn check_url(policy: &AddressPolicy, url: &Url) -> Result<(), UrlPolicyError
         url::Host::Ipv6(v6) => policy.check_addr(host_str, IpAddr::V6(v6)),
         url::Host::Domain(_) => Ok(()),
     }
+}
+
+/// True when a server could read `path` as one under `/dev`: after one
+/// round of percent-decoding (`%2f`, `%2e`, `%5c`), with backslashes as
+/// slashes, dot segments resolved and empty segments dropped, the first
+/// segment is `dev` (in any case).
+pub fn is_dev_path(path: &str) -> bool {
+    let decoded: Vec<u8> = percent_decode(path.as_bytes());
+    let decoded = String::from_utf8_lossy(&decoded).replace('\\', "/");
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in decoded.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    segments
+        .first()
+        .is_some_and(|s| s.trim().eq_ignore_ascii_case("dev"))
+}
+
+/// `%XX` escapes decoded once; anything else kept as it is.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%'
+            && let Some(hex) = input.get(i + 1..i + 3)
+            && let Ok(s) = std::str::from_utf8(hex)
+            && let Ok(b) = u8::from_str_radix(s, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
 }
 
 /// A reqwest resolver that resolves with the system resolver and refuses
@@ -325,6 +406,69 @@ mod tests {
         assert!(ok("http://127.0.0.1:8402/v1/demo"));
         assert!(!ok("http://127.0.0.1:8403/"));
         assert!(!ok("https://127.0.0.1:8402/"));
+    }
+
+    #[test]
+    fn dev_node_routes_are_refused_in_every_spelling() {
+        let mut policy = AddressPolicy {
+            allow_private: true,
+            ..Default::default()
+        };
+        policy
+            .allowed_origins
+            .insert("http://127.0.0.1:8402".into());
+        let refused = |u: &str| {
+            matches!(
+                check_url(&policy, &Url::parse(u).unwrap()),
+                Err(UrlPolicyError::DevRoute { .. })
+            )
+        };
+        for u in [
+            "http://127.0.0.1:8402/dev/pay",
+            "http://127.0.0.1:8402/dev",
+            "http://127.0.0.1:8402/DEV/pay",
+            "http://127.0.0.1:8402/v1/../dev/pay",
+            "http://127.0.0.1:8402/v1/%2e%2e/dev/pay",
+            "http://127.0.0.1:8402/v1/..%2fdev/pay",
+            "http://127.0.0.1:8402/%64ev/pay",
+            "http://127.0.0.1:8402//dev/pay",
+            "http://127.0.0.1:8402/dev%2fpay",
+            "http://127.0.0.1:8402/v1\\..\\dev/pay",
+            "http://127.0.0.1:8402/dev/payments/00",
+            "http://localhost:8402/dev/pay",
+            "http://0.0.0.0:8402/dev/pay",
+        ] {
+            assert!(refused(u), "{u} should be refused");
+        }
+        for u in [
+            "http://127.0.0.1:8402/v1/demo",
+            "http://127.0.0.1:8402/devices",
+            "http://127.0.0.1:8402/v1/dev/x",
+        ] {
+            assert!(!refused(u), "{u} is not a dev route");
+        }
+        // Without a dev node, /dev/ is an ordinary path.
+        let plain = AddressPolicy::default();
+        assert!(check_url(&plain, &Url::parse("https://example.com/dev/pay").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_refused_loopback_port_names_the_dev_node_origin() {
+        let mut policy = AddressPolicy::default();
+        policy
+            .allowed_origins
+            .insert("http://127.0.0.1:8402".into());
+        let err = check_url(
+            &policy,
+            &Url::parse("http://127.0.0.1:8420/v1/demo").unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("only the dev node's origin http://127.0.0.1:8402"),
+            "{err}"
+        );
+        assert!(err.contains("--allow-private"), "{err}");
     }
 
     #[tokio::test]

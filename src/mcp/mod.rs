@@ -45,6 +45,7 @@
 //! ```
 
 mod approve;
+mod fence;
 mod format;
 mod http;
 mod progress;

@@ -360,6 +360,105 @@ async fn output_file_gets_the_body_and_quiet_prints_nothing_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_path_that_cannot_be_written_is_refused_before_paying() {
+    let env = Env::start().await;
+    let missing_dir = env.dir.path().join("no-such-dir").join("out.json");
+    let as_dir = env.dir.path().to_path_buf();
+    for target in [&missing_dir, &as_dir] {
+        let arg = target.display().to_string();
+        let run = env.fetch(&[&env.url("/v1/data"), "-o", &arg]).await;
+        assert_code(&run, 1);
+        // The sentence names the user's path, not a temporary file.
+        assert!(
+            run.stderr.contains(&format!("cannot write to {arg}")),
+            "{run:?}"
+        );
+        assert!(!run.stderr.contains(".part"), "{run:?}");
+        assert!(
+            run.stderr.contains("nothing was fetched or paid"),
+            "{run:?}"
+        );
+    }
+    assert_eq!(env.settlements(), 0, "paid for a file it could not write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_download_leaves_no_partial_file() {
+    let env = Env::start().await;
+    // A body that starts at once and never ends.
+    let app = axum::Router::new().fallback(|| async {
+        let chunks = futures_util::stream::unfold(0u64, |n| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 1024])),
+                n + 1,
+            ))
+        });
+        axum::body::Body::from_stream(chunks)
+    });
+    let (site, _stop) = crate::common::serve_local(app).await;
+    let file = env.dir.path().join("big.bin");
+    let mut args: Vec<String> = vec![
+        "fetch".into(),
+        format!("{site}/big"),
+        "-o".into(),
+        file.display().to_string(),
+        "--allow-private".into(),
+    ];
+    args.extend(env.client_flags());
+    let child = Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
+        .args(&args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    };
+    // Wait until the download has written something.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let written = part(env.dir.path())
+            .iter()
+            .any(|p| std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false));
+        if written {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        part(env.dir.path()).is_empty(),
+        "a .part file was left behind"
+    );
+    assert!(!file.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_port_exits_4() {
     let env = Env::start().await;
     let port = {
@@ -796,4 +895,49 @@ async fn two_processes_at_once_buy_one_origin_token_once() {
         assert_code(&b, 0);
         assert_eq!(env.settlements(), 1, "round {round}: {a:#?} {b:#?}");
     }
+}
+
+#[tokio::test]
+async fn proxy_variables_never_carry_a_fetch_past_the_address_checks() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let env = Env::start().await;
+    // A "proxy" that counts the connections it gets.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let accept = tokio::spawn(async move {
+        while let Ok((conn, _)) = proxy.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let vars = [
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("http_proxy", proxy_url.as_str()),
+        ("HTTPS_PROXY", proxy_url.as_str()),
+        ("https_proxy", proxy_url.as_str()),
+        ("ALL_PROXY", proxy_url.as_str()),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ];
+    for url in [
+        "http://localhost:9/secret",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://internal-only.invalid/admin",
+    ] {
+        let run = env.fetch_env(&[url], &vars).await;
+        assert_ne!(run.code, 0, "{url}: {run:?}");
+    }
+    // A loopback name is refused by the address policy, as without a proxy.
+    let run = env.fetch_env(&["http://localhost:9/secret"], &vars).await;
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("loopback"), "{run:?}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a fetch went through the proxy"
+    );
+    accept.abort();
 }

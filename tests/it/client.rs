@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use bitcoin::hashes::{Hash, sha256};
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use l402_mcp::client::net::UrlPolicyError;
 use l402_mcp::client::{ClientConfig, FetchError, FetchRequest, L402Client, Refusal};
 use l402_mcp::gateway::{GatewayConfig, RouteConfig};
 use l402_mcp::l402::{Caveat, Challenge, Identifier, RootKey, Scheme, mint};
@@ -354,9 +355,16 @@ async fn max_cost_argument_only_lowers_the_cap() {
             err,
             FetchError::Refused(Refusal::OverCap {
                 cap_msat: 10_000,
+                raise_refused_msat: Some(1_000_000),
                 ..
             })
         ),
+        "{err}"
+    );
+    // And the refusal says so: the operator's cap stood.
+    assert!(
+        err.to_string()
+            .contains("can only lower the operator's cap, never raise it"),
         "{err}"
     );
     let fx = dev_client(&gw, |_| {});
@@ -704,6 +712,57 @@ async fn a_redirect_to_a_private_address_is_refused_before_connecting() {
         "{err:?}"
     );
     assert_eq!(connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_agent_fetch_never_reaches_the_dev_nodes_payment_routes() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let fx = dev_client(&gw, |c| c.max_cost_msat = 50_000);
+    // A 100-sat invoice of the gateway, over the 50-sat cap.
+    let (challenge, _) = gw.challenge("/v1/data").await;
+    let body = format!("{{\"invoice\": \"{}\"}}", challenge.invoice);
+    for path in [
+        "/dev/pay",
+        "/v1/../dev/pay",
+        "/v1/%2e%2e/dev/pay",
+        "/DEV/pay",
+        "/%64ev/pay",
+    ] {
+        let req = FetchRequest {
+            method: reqwest::Method::POST,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Some(body.clone().into()),
+            ..FetchRequest::get(format!("{}{path}", gw.base))
+        };
+        let err = fx.client.fetch(req).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FetchError::Refused(Refusal::Url(UrlPolicyError::DevRoute { .. }))
+            ),
+            "{path}: {err:?}"
+        );
+    }
+    // Nor through a redirect from the gateway's origin.
+    let location = format!("{}/dev/pay", gw.base);
+    let app = axum::Router::new().fallback(move || {
+        let l = location.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, l)]).into_response() }
+    });
+    let (base, _stop) = crate::common::serve_local(app).await;
+    let fx2 = client_with(Arc::new(CountingPayer::default()), &base, |_| {});
+    let req = FetchRequest {
+        method: reqwest::Method::POST,
+        body: Some(body.clone().into()),
+        ..FetchRequest::get(format!("{base}/start"))
+    };
+    let err = fx2.client.fetch(req).await.unwrap_err();
+    assert!(
+        matches!(err, FetchError::Refused(Refusal::Url(_))),
+        "{err:?}"
+    );
+    assert_eq!(gw.node.settlements(), 0, "the invoice was paid");
+    assert_eq!(fx.client.budget().unwrap().spent_msat, 0);
 }
 
 #[tokio::test]
