@@ -98,6 +98,23 @@ pub enum BudgetError {
         /// The cap.
         cap_msat: u64,
     },
+    /// The pool the session shares with the other sessions of its server
+    /// cannot cover the payment and its fee limit.
+    #[error(
+        "paying {asked} (amount plus fee limit) would exceed what all sessions of this server \
+         may spend together: {left} left of {budget}",
+        asked = Sats(*asked_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
+    )]
+    OverPool {
+        /// The pool.
+        pool: String,
+        /// Amount plus fee limit.
+        asked_msat: u64,
+        /// What the pool has left.
+        left_msat: u64,
+        /// The pool's budget.
+        budget_msat: u64,
+    },
     /// The session made as many payments in the last minute as allowed.
     #[error(
         "the session made {per_minute} payments in the last minute, the limit; retry in a minute"
@@ -233,6 +250,34 @@ pub struct SpendTotals {
     pub by_origin: Vec<OriginSpend>,
 }
 
+/// A budget shared by several sessions (all the MCP sessions of one server
+/// process): each session has its own budget, and together they also stay
+/// within the pool's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetPool {
+    /// The pool's name, unique per server process.
+    pub name: String,
+    /// What the pool's sessions may spend together (amounts plus fees).
+    pub budget_msat: u64,
+}
+
+/// Where a pool stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSummary {
+    /// The pool's name.
+    pub pool: String,
+    /// Its budget.
+    pub budget_msat: u64,
+    /// Spent by its sessions (amounts plus fees).
+    pub spent_msat: u64,
+    /// Held by its sessions' unresolved payments.
+    pub reserved_msat: u64,
+    /// `budget - spent - reserved`, or 0.
+    pub left_msat: u64,
+    /// Sessions in the pool.
+    pub sessions: u64,
+}
+
 /// The spend ledger over a [`Store`]. Cheap to clone; every method is one
 /// short transaction.
 #[derive(Clone, Debug)]
@@ -240,6 +285,7 @@ pub struct Ledger {
     store: Arc<Store>,
     daily_cap_msat: Option<u64>,
     per_minute: Option<u32>,
+    pool: Option<BudgetPool>,
 }
 
 fn msat(what: &'static str, v: u64) -> Result<i64, BudgetError> {
@@ -297,6 +343,32 @@ fn session_summary(
     ))
 }
 
+/// Spent and held by the sessions of `pool`.
+fn pool_summary(conn: &Connection, pool: &BudgetPool) -> Result<PoolSummary, BudgetError> {
+    let (spent, reserved, sessions): (i64, i64, i64) = conn.query_row(
+        "SELECT
+           COALESCE((SELECT SUM(CASE WHEN p.status = 'succeeded' THEN p.amount_msat + p.fee_msat END)
+                     FROM payments p JOIN sessions s ON p.session = s.name WHERE s.pool = ?1), 0),
+           COALESCE((SELECT SUM(CASE WHEN p.status IN ('reserved', 'in_flight')
+                                     THEN p.amount_msat + p.fee_limit_msat END)
+                     FROM payments p JOIN sessions s ON p.session = s.name WHERE s.pool = ?1), 0),
+           (SELECT COUNT(*) FROM sessions WHERE pool = ?1)",
+        [&pool.name],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let (spent, reserved) = (unsigned(spent), unsigned(reserved));
+    Ok(PoolSummary {
+        pool: pool.name.clone(),
+        budget_msat: pool.budget_msat,
+        spent_msat: spent,
+        reserved_msat: reserved,
+        left_msat: pool
+            .budget_msat
+            .saturating_sub(spent.saturating_add(reserved)),
+        sessions: unsigned(sessions),
+    })
+}
+
 /// What the last 24 hours hold against the daily cap, all sessions:
 /// unresolved payments (whatever their age: they may still complete) and
 /// payments that succeeded less than [`DAY_SECS`] ago.
@@ -338,6 +410,22 @@ impl Ledger {
             store,
             daily_cap_msat: None,
             per_minute: None,
+            pool: None,
+        }
+    }
+
+    /// Sessions opened through this ledger join `pool` (or none): a payment
+    /// must then fit the pool's budget as well as the session's.
+    pub fn with_pool(mut self, pool: Option<BudgetPool>) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// Where this ledger's pool stands, if it has one.
+    pub fn pool_summary(&self) -> Result<Option<PoolSummary>, BudgetError> {
+        match &self.pool {
+            None => Ok(None),
+            Some(pool) => self.store.read(|conn| pool_summary(conn, pool)).map(Some),
         }
     }
 
@@ -373,13 +461,20 @@ impl Ledger {
             return Err(StoreError::Empty("a session name").into());
         }
         let budget = msat("session budget", budget_msat)?;
+        let pool = self.pool.as_ref().map(|p| p.name.as_str());
+        if pool == Some("") {
+            return Err(StoreError::Empty("a budget pool name").into());
+        }
         self.store.write(|tx, now| {
+            // A session in no pool stays out of one (a CLI run of a session
+            // an MCP server once used does not join that server's pool).
             tx.execute(
-                "INSERT INTO sessions (name, budget_msat, created_at, last_seen_at)
-                 VALUES (?1, ?2, ?3, ?3)
+                "INSERT INTO sessions (name, budget_msat, created_at, last_seen_at, pool)
+                 VALUES (?1, ?2, ?3, ?3, ?4)
                  ON CONFLICT (name) DO UPDATE
-                 SET budget_msat = excluded.budget_msat, last_seen_at = excluded.last_seen_at",
-                params![name, budget, time_to_sql(now)],
+                 SET budget_msat = excluded.budget_msat, last_seen_at = excluded.last_seen_at,
+                     pool = COALESCE(excluded.pool, pool)",
+                params![name, budget, time_to_sql(now), pool],
             )?;
             session_summary(tx, name)?.ok_or_else(|| BudgetError::UnknownSession(name.to_string()))
         })
@@ -411,6 +506,19 @@ impl Ledger {
                     left_msat: summary.left_msat,
                     budget_msat: summary.budget_msat,
                 });
+            }
+
+            // The pool the session shares with its server's other sessions.
+            if let Some(pool) = &self.pool {
+                let standing = pool_summary(tx, pool)?;
+                if asked > standing.left_msat {
+                    return Err(BudgetError::OverPool {
+                        pool: pool.name.clone(),
+                        asked_msat: asked,
+                        left_msat: standing.left_msat,
+                        budget_msat: pool.budget_msat,
+                    });
+                }
             }
 
             // Payments per rolling minute, this session, every process.

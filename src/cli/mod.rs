@@ -171,6 +171,7 @@ impl ClientFlags {
             payments_per_minute: self.payments_per_minute,
             approve_above_sats: self.approve_above,
             daily_cap_sats: self.daily_cap,
+            server_budget_sats: None,
             allow_private: self.allow_private,
             dev_node: self.dev_node.clone(),
             lnd_host: self.lnd_host.clone(),

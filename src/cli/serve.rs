@@ -43,6 +43,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SATS")]
     max_cost: Option<u64>,
 
+    /// What all MCP sessions of this server may spend together, amounts plus
+    /// fees: any local process can open sessions, each with its own budget,
+    /// so this bounds them all [env: L402_SERVER_BUDGET_SATS] [default: the
+    /// session budget].
+    #[arg(long, value_name = "SATS")]
+    server_budget: Option<u64>,
+
     #[command(flatten)]
     client: ClientFlags,
 }
@@ -52,6 +59,7 @@ impl ServeArgs {
         let c = &self.client;
         let overrides = Overrides {
             max_cost_sats: self.max_cost,
+            server_budget_sats: self.server_budget,
             ..c.overrides()
         };
         Ok(Settings::resolve(
@@ -105,8 +113,15 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
         }
     );
     eprintln!(
-        "  each MCP session gets its own budget of {} sats (session names {}-http-…, {}-sse-…)",
-        settings.budget_sats.value, settings.session.value, settings.session.value
+        "  each MCP session gets its own budget of {} sats (session names {}-http-…, {}-sse-…), \
+         and all of them together at most {} sats (--server-budget)",
+        settings.budget_sats.value,
+        settings.session.value,
+        settings.session.value,
+        settings
+            .server_budget_sats
+            .value
+            .unwrap_or(settings.budget_sats.value)
     );
     let served = server
         .serve_http(listener, &options, super::shutdown_signal())

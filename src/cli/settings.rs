@@ -16,6 +16,7 @@
 //! | `payments_per_minute` | `L402_PAYMENTS_PER_MINUTE` | `--payments-per-minute` | 20 |
 //! | `approve_above_sats` | `L402_APPROVE_ABOVE_SATS` | `--approve-above` | none |
 //! | `daily_cap_sats` | `L402_DAILY_CAP_SATS` | `--daily-cap` | none |
+//! | `server_budget_sats` | `L402_SERVER_BUDGET_SATS` | `serve --server-budget` | the session budget |
 //! | `allow_private` | `L402_ALLOW_PRIVATE` | `--allow-private` | false |
 //! | `dev_node` | `L402_DEV_NODE` | `--dev-node` | none |
 //! | `lnd_host` | `L402_LND_HOST` | `--lnd-host` | none |
@@ -238,6 +239,8 @@ pub struct Overrides {
     pub approve_above_sats: Option<u64>,
     /// `--daily-cap`.
     pub daily_cap_sats: Option<u64>,
+    /// `serve --server-budget`.
+    pub server_budget_sats: Option<u64>,
     /// `--allow-private` (a flag can only turn it on).
     pub allow_private: bool,
     /// `--dev-node`.
@@ -292,6 +295,7 @@ struct FileSettings {
     payments_per_minute: Option<Spanned<u32>>,
     approve_above_sats: Option<Spanned<u64>>,
     daily_cap_sats: Option<Spanned<u64>>,
+    server_budget_sats: Option<Spanned<u64>>,
     allow_private: Option<Spanned<bool>>,
     dev_node: Option<Spanned<String>>,
     lnd_host: Option<Spanned<String>>,
@@ -325,6 +329,9 @@ pub struct Settings {
     pub approve_above_sats: Sourced<Option<u64>>,
     /// Rolling 24-hour cap across sessions, sats.
     pub daily_cap_sats: Sourced<Option<u64>>,
+    /// What all sessions of one MCP server may spend together, sats;
+    /// `None`: the session budget.
+    pub server_budget_sats: Sourced<Option<u64>>,
     /// Private, loopback and link-local addresses allowed.
     pub allow_private: Sourced<bool>,
     /// The dev node, if any.
@@ -471,6 +478,17 @@ impl Settings {
             flags.daily_cap_sats.map(Some),
         );
 
+        let mut server_budget_sats = Sourced::default(None);
+        r.file(&mut server_budget_sats, file.server_budget_sats, Some);
+        r.env(&mut server_budget_sats, "L402_SERVER_BUDGET_SATS", |s| {
+            parse_sats(s).map(Some)
+        })?;
+        r.flag(
+            &mut server_budget_sats,
+            "--server-budget",
+            flags.server_budget_sats.map(Some),
+        );
+
         let mut allow_private = Sourced::default(false);
         r.file(&mut allow_private, file.allow_private, identity);
         r.env(&mut allow_private, "L402_ALLOW_PRIVATE", parse_bool)?;
@@ -605,6 +623,7 @@ impl Settings {
         for (key, v) in [
             ("approve_above_sats", &approve_above_sats),
             ("daily_cap_sats", &daily_cap_sats),
+            ("server_budget_sats", &server_budget_sats),
         ] {
             if let Some(sats) = v.value {
                 check_sats(&r, key, sats, &v.source)?;
@@ -638,6 +657,7 @@ impl Settings {
             payments_per_minute,
             approve_above_sats,
             daily_cap_sats,
+            server_budget_sats,
             allow_private,
             dev_node,
             lnd_host,
@@ -662,6 +682,7 @@ impl Settings {
             fee_limit_msat: msat(self.max_fee_sats.value),
             session_budget_msat: msat(self.budget_sats.value),
             daily_cap_msat: self.daily_cap_sats.value.map(msat),
+            server_budget_msat: self.server_budget_sats.value.map(msat),
             payments_per_minute: self.payments_per_minute.value,
             approve_above_msat: self.approve_above_sats.value.map(msat),
             allow_private: self.allow_private.value,
@@ -746,6 +767,14 @@ impl Settings {
             row("daily_cap_sats", &self.daily_cap_sats, |v| {
                 or_none(v, |v| text(v))
             }),
+            row(
+                "server_budget_sats",
+                &self.server_budget_sats,
+                |v| match v {
+                    Some(v) => text(v),
+                    None => format!("{} (the session budget)", self.budget_sats.value),
+                },
+            ),
             row("allow_private", &self.allow_private, |v| text(v)),
             row("dev_node", &self.dev_node, |v| or_none(v, |u| text(u))),
             row("lnd_host", &self.lnd_host, |v| or_none(v, |h| text(h))),
@@ -1056,6 +1085,12 @@ pub fn default_file_text() -> String {
 
 # A rolling 24-hour cap across all sessions (env L402_DAILY_CAP_SATS).
 # daily_cap_sats = 20000
+
+# What all the MCP sessions of one `serve` process may spend together (env
+# L402_SERVER_BUDGET_SATS, flag serve --server-budget). Any local process can
+# open HTTP sessions, each with its own budget: this bounds them all. Default:
+# the session budget.
+# server_budget_sats = 5000
 
 # Allow private, loopback and link-local addresses (env L402_ALLOW_PRIVATE).
 # The dev node's own origin is always allowed.

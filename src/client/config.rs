@@ -8,6 +8,7 @@
 //! | payments per minute | 20 | an agent in a loop is stopped within a minute |
 //! | approval threshold | none | set `approve_above` to be asked above it |
 //! | 24-hour cap | none | set it to bound all sessions together |
+//! | server budget | none here; `serve` sets it to the session budget | every MCP session of one server together: more sessions never mean more money |
 //! | response body cap | 1 MiB | what an agent's context can use; the CLI streams larger bodies to a file |
 //! | request timeout | 60 s | one HTTP exchange |
 //! | fetch deadline | 180 s | a whole fetch: redirects, challenge, payment, retry |
@@ -52,6 +53,15 @@ pub struct ClientConfig {
     pub session_budget_msat: u64,
     /// Rolling 24-hour cap across all sessions, msat.
     pub daily_cap_msat: Option<u64>,
+    /// The budget pool this client's session shares with the other
+    /// sessions of its server (the MCP server sets one per process), so
+    /// that opening sessions does not open money. `None`: the session's own
+    /// budget only.
+    pub pool: Option<crate::budget::BudgetPool>,
+    /// What all the sessions of one MCP server may spend together, msat;
+    /// `None`: the session budget (so that opening sessions never opens
+    /// money). The MCP server makes it its pool.
+    pub server_budget_msat: Option<u64>,
     /// Payments allowed per minute.
     pub payments_per_minute: u32,
     /// Payments above this need approval, msat.
@@ -81,6 +91,8 @@ impl Default for ClientConfig {
             fee_limit_msat: DEFAULT_FEE_LIMIT_MSAT,
             session_budget_msat: DEFAULT_SESSION_BUDGET_MSAT,
             daily_cap_msat: None,
+            pool: None,
+            server_budget_msat: None,
             payments_per_minute: DEFAULT_PAYMENTS_PER_MINUTE,
             approve_above_msat: None,
             allow_private: false,

@@ -95,6 +95,25 @@ pub enum Refusal {
         /// The session's budget.
         budget_msat: u64,
     },
+    /// What all sessions of this server may spend together cannot cover
+    /// amount + fee limit.
+    #[error(
+        "{url} asks {asked} plus up to {fee} in fees; all sessions of this server together have \
+         {left} left of the server budget of {budget} (the operator sets it with --server-budget)",
+        asked = Sats(*asked_msat), fee = Sats(*fee_limit_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
+    )]
+    OverServerBudget {
+        /// The URL.
+        url: String,
+        /// The invoice amount.
+        asked_msat: u64,
+        /// The fee limit.
+        fee_limit_msat: u64,
+        /// What is left in the pool.
+        left_msat: u64,
+        /// The pool's budget.
+        budget_msat: u64,
+    },
     /// The rolling 24-hour cap across sessions cannot cover it.
     #[error(
         "paying {asked} would exceed the 24-hour cap of {cap} ({left} left)",
@@ -236,6 +255,7 @@ impl Refusal {
             Refusal::HashMismatch { .. } => "payment_hash_mismatch",
             Refusal::OverCap { .. } => "over_cap",
             Refusal::OverBudget { .. } => "over_budget",
+            Refusal::OverServerBudget { .. } => "over_server_budget",
             Refusal::OverDailyCap { .. } => "over_daily_cap",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::NotApproved { .. } => "not_approved",
@@ -257,6 +277,18 @@ pub(super) fn budget_refusal(e: BudgetError, url: &str, fee_limit_msat: u64) -> 
         } => FetchError::Refused(Refusal::OverBudget {
             url: url.to_string(),
             session,
+            asked_msat: asked_msat.saturating_sub(fee_limit_msat),
+            fee_limit_msat,
+            left_msat,
+            budget_msat,
+        }),
+        BudgetError::OverPool {
+            asked_msat,
+            left_msat,
+            budget_msat,
+            ..
+        } => FetchError::Refused(Refusal::OverServerBudget {
+            url: url.to_string(),
             asked_msat: asked_msat.saturating_sub(fee_limit_msat),
             fee_limit_msat,
             left_msat,

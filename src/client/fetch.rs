@@ -657,6 +657,22 @@ impl L402Client {
                     Sats(budget.left_msat)
                 ),
             ));
+        } else if let Some(server) = budget
+            .server
+            .as_ref()
+            .filter(|p| asked.saturating_add(fee) > p.left_msat)
+        {
+            // The server's pool is what binds.
+            checks.push(Check::fail(
+                "budget",
+                Refusal::OverServerBudget {
+                    url: url.to_string(),
+                    asked_msat: asked,
+                    fee_limit_msat: fee,
+                    left_msat: server.left_msat,
+                    budget_msat: server.budget_msat,
+                },
+            ));
         } else {
             checks.push(Check::fail(
                 "budget",

@@ -59,7 +59,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde::Serialize;
 
-use crate::budget::{Ledger, SessionSummary};
+use crate::budget::{Ledger, PoolSummary, SessionSummary};
 use crate::lightning::{Payer, PaymentHash};
 use crate::store::{Origin, Store};
 use net::{AddressPolicy, PolicyResolver, UrlPolicyError};
@@ -221,6 +221,39 @@ pub struct BudgetView {
     pub left_msat: u64,
     /// Payments made.
     pub payments: u64,
+    /// The server pool this session shares, when it has one: what all the
+    /// server's sessions may spend together, and what they have left.
+    pub server: Option<PoolView>,
+}
+
+/// A server's budget pool, in msat.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PoolView {
+    /// What all the sessions may spend together.
+    pub budget_msat: u64,
+    /// Spent by all of them.
+    pub spent_msat: u64,
+    /// Held by their unresolved payments.
+    pub reserved_msat: u64,
+    /// Left for all of them.
+    pub left_msat: u64,
+    /// Sessions sharing it.
+    pub sessions: u64,
+}
+
+impl BudgetView {
+    /// Takes the pool into account: the session can spend no more than
+    /// the pool has left.
+    fn apply_pool(&mut self, pool: &PoolSummary) {
+        self.left_msat = self.left_msat.min(pool.left_msat);
+        self.server = Some(PoolView {
+            budget_msat: pool.budget_msat,
+            spent_msat: pool.spent_msat,
+            reserved_msat: pool.reserved_msat,
+            left_msat: pool.left_msat,
+            sessions: pool.sessions,
+        });
+    }
 }
 
 impl From<SessionSummary> for BudgetView {
@@ -232,6 +265,7 @@ impl From<SessionSummary> for BudgetView {
             reserved_msat: s.reserved_msat,
             left_msat: s.left_msat,
             payments: s.payments,
+            server: None,
         }
     }
 }
@@ -328,10 +362,18 @@ impl L402Client {
         let limiter = RateLimiter::direct(Quota::per_minute(per_minute));
         let ledger = Ledger::new(store.clone())
             .with_daily_cap(config.daily_cap_msat)
-            .with_rate_limit(Some(config.payments_per_minute));
-        let opened = ledger
+            .with_rate_limit(Some(config.payments_per_minute))
+            .with_pool(config.pool.clone());
+        let mut opened: BudgetView = ledger
             .open_session(&config.session, config.session_budget_msat)
-            .map_err(|e| FetchError::Ledger(e.to_string()))?;
+            .map_err(|e| FetchError::Ledger(e.to_string()))?
+            .into();
+        if let Some(pool) = ledger
+            .pool_summary()
+            .map_err(|e| FetchError::Ledger(e.to_string()))?
+        {
+            opened.apply_pool(&pool);
+        }
         Ok(L402Client {
             config,
             payer,
@@ -370,13 +412,21 @@ impl L402Client {
         &self.ledger
     }
 
-    /// This session's budget standing, read from the ledger.
+    /// This session's budget standing, read from the ledger: what is left
+    /// is the lesser of the session's and its server pool's.
     pub fn budget(&self) -> Result<BudgetView, FetchError> {
-        let view = self
+        let mut view = self
             .ledger
             .summary(&self.config.session)
             .map(BudgetView::from)
             .map_err(|e| FetchError::Ledger(e.to_string()))?;
+        if let Some(pool) = self
+            .ledger
+            .pool_summary()
+            .map_err(|e| FetchError::Ledger(e.to_string()))?
+        {
+            view.apply_pool(&pool);
+        }
         self.budget_left
             .store(view.left_msat, std::sync::atomic::Ordering::Relaxed);
         Ok(view)

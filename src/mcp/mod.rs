@@ -9,11 +9,13 @@
 //!
 //! - **Sessions.** Each stdio process, and each MCP session on HTTP or SSE,
 //!   is one budget session with its own ledger row, named
-//!   `<session>-<transport>-<8 hex digits>` (`default-stdio-3f9a1c2e`). Two
-//!   sessions never share a budget; each starts with the operator's full
-//!   budget, and a restarted server starts new sessions. The rows stay in
-//!   the store as history (`l402-mcp spend --session NAME`); the optional
-//!   rolling 24-hour cap is what bounds all sessions together.
+//!   `<session>-<transport>-<8 hex digits>` (`default-stdio-3f9a1c2e`). Each
+//!   starts with the operator's full session budget, and all the sessions
+//!   of one server process also share one pool (`<session>-server-<8 hex
+//!   digits>`), whose budget is the operator's server budget, by default
+//!   the session budget: any local process can open sessions, so sessions
+//!   must not be a way to open money. A restarted server starts a new pool;
+//!   the optional rolling 24-hour cap bounds all of them together.
 //! - **Progress and cancellation.** The payer is wrapped so that a
 //!   call that sent a progress token hears "paying" and "paid", and so that a
 //!   call cancelled before its payment starts never pays. A payment already
@@ -63,6 +65,7 @@ use std::time::Duration;
 
 use rmcp::ServiceExt;
 
+use crate::budget::BudgetPool;
 use crate::client::ClientConfig;
 use crate::lightning::Payer;
 use crate::store::Store;
@@ -115,7 +118,14 @@ impl McpServer {
     /// A server whose sessions pay through `payer` within `config`'s limits
     /// (`config.session` is the prefix of every session's name), keeping
     /// tokens and the spend log in `store`.
-    pub fn new(config: ClientConfig, payer: Arc<dyn Payer>, store: Arc<Store>) -> Self {
+    pub fn new(mut config: ClientConfig, payer: Arc<dyn Payer>, store: Arc<Store>) -> Self {
+        // One pool for every session of this server.
+        config.pool = Some(BudgetPool {
+            name: format!("{}-server-{:08x}", config.session, rand::random::<u32>()),
+            budget_msat: config
+                .server_budget_msat
+                .unwrap_or(config.session_budget_msat),
+        });
         McpServer {
             shared: Arc::new(Shared {
                 config,

@@ -189,6 +189,11 @@ pub struct BudgetOutput {
     pub left_sats: f64,
     /// Payments made.
     pub payments: u64,
+    /// What all sessions of this server may spend together (the session's
+    /// left_sats is never more than server_left_sats); null: no pool.
+    pub server_budget_sats: Option<f64>,
+    /// What all sessions of this server have left together.
+    pub server_left_sats: Option<f64>,
 }
 
 impl From<&BudgetView> for BudgetOutput {
@@ -200,6 +205,8 @@ impl From<&BudgetView> for BudgetOutput {
             reserved_sats: sats(b.reserved_msat),
             left_sats: sats(b.left_msat),
             payments: b.payments,
+            server_budget_sats: b.server.as_ref().map(|p| sats(p.budget_msat)),
+            server_left_sats: b.server.as_ref().map(|p| sats(p.left_msat)),
         }
     }
 }
@@ -950,6 +957,15 @@ fn spend_result(s: SpendReport, limits: LimitsOutput, config: &ClientConfig) -> 
         b.payments,
         if b.payments == 1 { "" } else { "s" }
     );
+    if let Some(p) = &b.server {
+        text.push_str(&format!(
+            " All {} session{} of this server share a budget of {}: {} left together.",
+            p.sessions,
+            if p.sessions == 1 { "" } else { "s" },
+            Sats(p.budget_msat),
+            Sats(p.left_msat)
+        ));
+    }
     if s.unresolved > 0 {
         text.push_str(&format!(
             " {} unresolved (outcome not known yet).",

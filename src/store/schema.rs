@@ -71,6 +71,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (token_id, path)
     ) STRICT;
     "#,
+    // 3: the budget pool a session draws on besides its own budget (every
+    // MCP session of one server process shares one), so that opening more
+    // sessions does not open more money.
+    r#"
+    ALTER TABLE sessions ADD COLUMN pool TEXT CHECK (pool IS NULL OR pool <> '');
+    CREATE INDEX sessions_by_pool ON sessions (pool);
+    "#,
 ];
 
 /// The schema version this program writes.

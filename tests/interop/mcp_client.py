@@ -87,7 +87,9 @@ class Tools:
     async def call(self, client, name, arguments, ok=True, **kw):
         result = await client.call_tool(name, arguments, **kw)
         text = text_of(result)
-        if ok:
+        if ok is None:  # either outcome; the caller looks
+            pass
+        elif ok:
             check(not result.is_error, f"{name} {arguments} failed: {text}")
             check(result.structured_content is not None, f"{name}: no structured content")
             errors = list(self.validators[name].iter_errors(result.structured_content))
@@ -227,6 +229,28 @@ async def two_sessions(args):
     names = await asyncio.gather(one(1), one(2))
     check(names[0] != names[1], f"both sessions named {names[0]}")
     return {"ok": True, "sessions": names}
+
+
+async def sessions_share_the_server_budget(args):
+    """Four sessions of one server, whose server budget is one session's
+    (the default): together they buy once, the others are refused."""
+    url = f"{args.gateway}/v1/generate"
+
+    async def one(i):
+        async with Client(server_target(args)) as client:
+            _, tools = await connect_and_list(client)
+            r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": f"prompt {i}"}, ok=None)
+            s = (await tools.call(client, "spend_summary", {})).structured_content["session"]
+            return (not r.is_error and r.structured_content["receipt"]["paid"], text_of(r), s)
+
+    results = await asyncio.gather(*(one(i) for i in range(4)))
+    paid = [r for r in results if r[0]]
+    check(len(paid) == 1, f"{len(paid)} sessions paid: {results}")
+    for ok, text, s in results:
+        if not ok:
+            check("over_server_budget" in text, f"refusal: {text}")
+        check(s["server_budget_sats"] == 300, f"server budget: {s}")
+    return {"ok": True, "paid": len(paid)}
 
 
 async def approve(args):
@@ -402,7 +426,7 @@ def first_failure(e):
 
 def main():
     ap = argparse.ArgumentParser()
-    scenarios = ["full", "two-sessions", "approve", "cancel-before-paying", "cancel-while-paying"]
+    scenarios = ["full", "two-sessions", "server-budget", "approve", "cancel-before-paying", "cancel-while-paying"]
     ap.add_argument("--scenario", required=True, choices=scenarios)
     ap.add_argument("--transport", required=True, choices=["stdio", "http", "sse"])
     ap.add_argument("--gateway", required=True)
@@ -413,6 +437,7 @@ def main():
     run = {
         "full": full,
         "two-sessions": two_sessions,
+        "server-budget": sessions_share_the_server_budget,
         "approve": approve,
         "cancel-before-paying": cancel_before_paying,
         "cancel-while-paying": cancel_while_paying,

@@ -186,11 +186,37 @@ async fn python_sdk_over_legacy_sse() {
 async fn two_http_sessions_at_once_have_separate_budgets() {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let dir = tempfile::tempdir().unwrap();
-    // 300 sats each, no fee: one 250-sat purchase per session.
-    let serve = serve_http(&gw.base, dir.path(), &["--budget", "300", "--max-fee", "0"]);
+    // 300 sats each, no fee: one 250-sat purchase per session (the server
+    // budget allows both).
+    let serve = serve_http(
+        &gw.base,
+        dir.path(),
+        &[
+            "--budget",
+            "300",
+            "--max-fee",
+            "0",
+            "--server-budget",
+            "1000",
+        ],
+    );
     let url = format!("http://{}/mcp", serve.addr);
     let out = python_scenario("two-sessions", "http", &gw.base, vec!["--url".into(), url]).await;
     assert!(out.is_empty() || out.contains("\"ok\": true"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_sessions_never_open_more_money_than_the_server_budget() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Sessions of 300 sats, and (by default) 300 sats for all of them.
+    let serve = serve_http(&gw.base, dir.path(), &["--budget", "300", "--max-fee", "0"]);
+    let url = format!("http://{}/mcp", serve.addr);
+    let out = python_scenario("server-budget", "http", &gw.base, vec!["--url".into(), url]).await;
+    assert!(out.is_empty() || out.contains("\"ok\": true"), "{out}");
+    if !out.is_empty() {
+        assert_eq!(gw.node.settlements(), 1, "{out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
