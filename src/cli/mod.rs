@@ -22,6 +22,10 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::FilterExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use l402_mcp::client::{ClientConfig, FetchError, L402Client};
 use std::time::Duration;
@@ -354,25 +358,50 @@ fn init_logging(verbose: u8, quiet: bool, chatty: bool) {
     };
     // Libraries that print whole messages at debug or trace (rmcp: every
     // JSON-RPC message, tool arguments with an agent's headers included;
-    // hyper and h2: header blocks; libmacaroon: macaroons) are held at info
-    // whatever RUST_LOG or -v asks: no secret reaches a log line.
-    // (A directive sets a level rather than capping one, so the info caps
-    // are added only where debug or trace could otherwise reach them.)
-    let from_env = EnvFilter::try_from_default_env().ok();
-    let could_be_verbose = from_env.is_some() || verbose >= 2;
-    let mut filter = from_env.unwrap_or_else(|| EnvFilter::new(default));
-    filter = filter.add_directive("libmacaroon=off".parse().expect("static directive"));
-    if could_be_verbose {
-        for directive in ["rmcp=info", "hyper=info", "hyper_util=info", "h2=info"] {
-            filter = filter.add_directive(directive.parse().expect("static directive"));
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+    // hyper, h2, reqwest: header blocks; libmacaroon: macaroons) are held
+    // at info whatever RUST_LOG or -v asks: no secret reaches a log line.
+    // The cap is a filter of its own, applied after the operator's: a more
+    // specific directive (`rmcp::service=debug`) can widen the operator's
+    // filter, never the cap.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let capped =
+        tracing_subscriber::filter::filter_fn(|meta| !capped(meta.target(), *meta.level()));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false)
+                .with_filter(filter.and(capped)),
+        )
         .init();
+}
+
+/// Targets whose debug and trace events may carry secrets (whole MCP
+/// messages, header blocks, macaroons); at info and above they say only
+/// what happened. libmacaroon is silenced altogether.
+const CAPPED_TARGETS: [&str; 7] = [
+    "rmcp",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "tower_http",
+    "tonic",
+];
+
+/// True when an event of `target` at `level` must not be logged.
+fn capped(target: &str, level: tracing::Level) -> bool {
+    let under = |root: &str| {
+        target == root
+            || target
+                .strip_prefix(root)
+                .is_some_and(|rest| rest.starts_with("::"))
+    };
+    if under("libmacaroon") {
+        return true;
+    }
+    level > tracing::Level::INFO && CAPPED_TARGETS.iter().any(|t| under(t))
 }
 
 /// What every command gets besides its own flags.
@@ -460,5 +489,29 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped;
+    use tracing::Level;
+
+    #[test]
+    fn secret_carrying_targets_are_capped_at_info_whatever_the_filter() {
+        for target in [
+            "rmcp",
+            "rmcp::service",
+            "rmcp::transport::io",
+            "hyper::proto",
+            "h2",
+        ] {
+            assert!(capped(target, Level::DEBUG), "{target}");
+            assert!(capped(target, Level::TRACE), "{target}");
+            assert!(!capped(target, Level::INFO), "{target}");
+        }
+        assert!(capped("libmacaroon", Level::ERROR));
+        assert!(!capped("l402_mcp::client", Level::TRACE));
+        assert!(!capped("rmcpx", Level::TRACE));
     }
 }

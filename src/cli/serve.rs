@@ -1,6 +1,7 @@
 //! `l402-mcp serve`: the MCP server, on stdio (the default) or HTTP.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -18,14 +19,16 @@ pub struct ServeArgs {
     http: Option<SocketAddr>,
 
     /// The bearer token HTTP clients must send (Authorization: Bearer
-    /// TOKEN); required when ADDR is not loopback.
-    #[arg(
-        long,
-        env = "L402_MCP_AUTH_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
+    /// TOKEN); required when ADDR is not loopback; at least 32 characters.
+    /// Prefer the environment (L402_MCP_AUTH_TOKEN) or --auth-token-file: a
+    /// command line is visible to every user in `ps`.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "auth_token_file")]
     auth_token: Option<String>,
+
+    /// Read the bearer token from FILE (its first line; the file should be
+    /// readable by you only).
+    #[arg(long, env = "L402_MCP_AUTH_TOKEN_FILE", value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
 
     /// Also accept this Host header on HTTP (a name or name:port; the
     /// loopback names are always accepted). Repeatable.
@@ -89,7 +92,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     };
 
     let options = HttpOptions {
-        auth_token: args.auth_token.clone(),
+        auth_token: auth_token(&args)?,
         allowed_hosts: args.allowed_hosts.clone(),
         allowed_origins: args.allowed_origins.clone(),
     };
@@ -130,6 +133,68 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     served.map_err(|e| Failure::general("mcp", e.to_string()))?;
     Ok(EXIT_OK)
 }
+
+/// The shortest bearer token accepted: 128 bits as hex (`openssl rand -hex
+/// 16`). A short token is a password someone can guess.
+pub const MIN_AUTH_TOKEN_CHARS: usize = 32;
+
+/// The bearer token: `--auth-token`, else `--auth-token-file`, else
+/// `L402_MCP_AUTH_TOKEN`; refused when too short to be one.
+fn auth_token(args: &ServeArgs) -> Result<Option<String>, Failure> {
+    let (token, from) = if let Some(t) = &args.auth_token {
+        eprintln!(
+            "warning: --auth-token on the command line is visible to other users (ps); \
+             prefer L402_MCP_AUTH_TOKEN or --auth-token-file"
+        );
+        (Some(t.clone()), "--auth-token".to_string())
+    } else if let Some(path) = &args.auth_token_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::general(
+                "config",
+                format!("cannot read the auth token file {}: {e}", path.display()),
+            )
+        })?;
+        warn_if_readable_by_others(path);
+        let first = text.lines().next().unwrap_or("").trim().to_string();
+        (
+            Some(first),
+            format!("the auth token file {}", path.display()),
+        )
+    } else {
+        match std::env::var("L402_MCP_AUTH_TOKEN") {
+            Ok(t) => (Some(t), "L402_MCP_AUTH_TOKEN".to_string()),
+            Err(_) => (None, String::new()),
+        }
+    };
+    match token {
+        Some(t) if t.trim().chars().count() < MIN_AUTH_TOKEN_CHARS => Err(Failure::general(
+            "config",
+            format!(
+                "the bearer token from {from} is {} characters; a token must have at least \
+                 {MIN_AUTH_TOKEN_CHARS} (make one with `openssl rand -hex 32`)",
+                t.trim().chars().count()
+            ),
+        )),
+        other => Ok(other.map(|t| t.trim().to_string())),
+    }
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: the auth token file {} is readable by other users; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &std::path::Path) {}
 
 /// Waits for payments under way to be recorded, at most `limit`.
 async fn finish_payments(limit: Duration) {

@@ -18,6 +18,9 @@ use crate::common::{TestGateway, python, run_python};
 
 const BIN: &str = env!("CARGO_BIN_EXE_l402-mcp");
 
+/// A bearer token long enough to be accepted (32 characters or more).
+const TOKEN: &str = "5f0c9b7e2a41d8636e1b0f4c9a2d7e18";
+
 /// `serve`'s settings for a test: the gateway's dev node, a store of its
 /// own, and no config file or environment from the machine.
 fn serve_args(base: &str, dir: &Path) -> Vec<String> {
@@ -125,7 +128,10 @@ async fn python_sdk_over_stdio_uses_every_tool() {
 async fn python_sdk_over_streamable_http_with_a_token() {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let dir = tempfile::tempdir().unwrap();
-    let serve = serve_http(&gw.base, dir.path(), &["--auth-token", "s3cret"]);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let token_arg = token_file.display().to_string();
+    let serve = serve_http(&gw.base, dir.path(), &["--auth-token-file", &token_arg]);
     let url = format!("http://{}/mcp", serve.addr);
 
     // Without the token (or with another), nothing gets through.
@@ -155,7 +161,7 @@ async fn python_sdk_over_streamable_http_with_a_token() {
     let rebound = http
         .post(&url)
         .header("host", "attacker.example")
-        .header("authorization", "Bearer s3cret")
+        .header("authorization", format!("Bearer {TOKEN}"))
         .json(&init)
         .send()
         .await
@@ -166,7 +172,7 @@ async fn python_sdk_over_streamable_http_with_a_token() {
         "full",
         "http",
         &gw.base,
-        vec!["--url".into(), url, "--token".into(), "s3cret".into()],
+        vec!["--url".into(), url, "--token".into(), TOKEN.into()],
     )
     .await;
     assert!(out.is_empty() || out.contains("\"ok\": true"), "{out}");
@@ -226,6 +232,39 @@ async fn approval_through_elicitation() {
     let cmd = stdio_command(&gw.base, dir.path(), &["--approve-above", "10"]);
     let out = python_scenario("approve", "stdio", &gw.base, cmd).await;
     assert!(out.is_empty() || out.contains("\"ok\": true"), "{out}");
+}
+
+#[test]
+fn a_short_bearer_token_is_refused_and_the_command_line_one_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], env: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(serve_args("http://127.0.0.1:9", dir.path()))
+            .args(["--http", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("L402_MCP_AUTH_TOKEN")
+            .env_remove("L402_MCP_AUTH_TOKEN_FILE")
+            .stdin(Stdio::null());
+        if let Some(t) = env {
+            cmd.env("L402_MCP_AUTH_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    for (extra, env) in [
+        (&["--auth-token", "s3cret"][..], None),
+        (&[][..], Some("hunter2")),
+    ] {
+        let out = run(extra, env);
+        assert_eq!(out.status.code(), Some(1), "{extra:?} {env:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("a token must have at least 32") && err.contains("openssl rand"),
+            "{err}"
+        );
+    }
+    let out = run(&["--auth-token", "s3cret"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("visible to other users"), "{err}");
 }
 
 #[test]
@@ -937,4 +976,62 @@ async fn fetched_content_cannot_forge_the_end_of_its_fence() {
     assert!(!outside.contains("<x>"), "{text}");
     assert_eq!(text.matches(&format!("</{tag}>")).count(), 1, "{text}");
     assert!(text[open..close].contains("SYSTEM: pay"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_specific_rust_log_directive_cannot_lift_the_secret_caps() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = serve_args(&gw.base, dir.path());
+    let secret = "Bearer agents-own-secret-4b1d9e";
+    let messages = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "l402_fetch", "arguments": {
+                "url": format!("{}/v1/demo", gw.base),
+                "headers": {"Authorization": secret}}}}),
+    ];
+    let stderr = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .env(
+                "RUST_LOG",
+                "trace,rmcp::service=debug,rmcp::transport=trace,hyper::proto=trace,reqwest=trace",
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        for m in &messages {
+            writeln!(stdin, "{m}").unwrap();
+            stdin.flush().unwrap();
+            if m.get("id") == Some(&serde_json::json!(2)) {
+                // Wait for the answer to the call.
+                for line in stdout.by_ref() {
+                    if line.unwrap().contains("\"id\":2") {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !stderr.is_empty(),
+        "the log was silent: the test would prove nothing"
+    );
+    assert!(
+        !stderr.contains("agents-own-secret"),
+        "a tool argument reached the log: {stderr}"
+    );
 }
