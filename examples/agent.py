@@ -175,8 +175,8 @@ async def run_agent(args: argparse.Namespace, binary: str, gateway: str, workdir
         "serve",
         "--dev-node", gateway,
         "--data-dir", data_dir,
-        # A file that does not exist: no settings from your own config file.
-        "--config", os.path.join(workdir, "no-config.toml"),
+        # An empty config: no settings from your own config file.
+        "--config", os.devnull,
         "--budget", str(args.budget),
         "--max-cost", str(args.max_cost),
     ]

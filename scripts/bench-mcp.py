@@ -99,7 +99,7 @@ def main():
             if base is None:
                 sys.exit("the gateway did not start")
             serve = [exe, "-q", "serve", "--dev-node", base, "--data-dir", os.path.join(tmp, "client"),
-                     "--config", os.path.join(tmp, "none.toml")]
+                     "--config", os.devnull]
             env_clean = {k: v for k, v in os.environ.items() if not k.startswith("L402_")}
             os.environ.clear()
             os.environ.update(env_clean)

@@ -68,7 +68,7 @@ ours() { # DATA_DIR
     timeout 60 "$BIN" fetch --allow-private \
         --lnd-host "$L402_REGTEST_ALICE_GRPC_HOST" --lnd-tls-cert "$L402_REGTEST_ALICE_TLS_CERT" \
         --lnd-macaroon "$L402_REGTEST_ALICE_ADMIN_MACAROON" --network regtest \
-        --budget 1000000 --payments-per-minute 1000 --data-dir "$1" --config "$1/none.toml" "$URL"
+        --budget 1000000 --payments-per-minute 1000 --data-dir "$1" --config /dev/null "$URL"
 }
 theirs() { timeout 60 "$L402_REGTEST_LNGET" -q "$URL" 2>/dev/null; }
 
@@ -95,7 +95,7 @@ ours "$WORK/paid" >/dev/null 2>&1 || true
 # in place, as a user's next new route would: our `tokens clear` on the
 # store (which stays), lnget's token dir emptied (its config and event db stay).
 paid_ours() {
-    "$BIN" tokens clear --data-dir "$WORK/paid" --config "$WORK/paid/none.toml" >/dev/null 2>&1
+    "$BIN" tokens clear --force --data-dir "$WORK/paid" --config /dev/null >/dev/null 2>&1
     time_ms "$WORK/ours-paid" ours "$WORK/paid"
 }
 paid_lnget() { [ $HAVE_LNGET = 1 ] || return 0; rm -rf "${LNGET_TOKENS:?}"/*; time_ms "$WORK/lnget-paid" theirs; }

@@ -128,6 +128,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
 /// Plays the agent: each tool call through real MCP, each answer printed.
 async fn walk(base: &str, dir: &Path) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this program's path")?;
+    // An empty config file of the demo's own.
+    let config = dir.join("client.toml");
+    std::fs::write(&config, "# the demo's client settings: none\n")
+        .with_context(|| format!("cannot write {}", config.display()))?;
     let mut cmd = tokio::process::Command::new(exe);
     // -q: the server's log lines would interleave with the walk-through.
     cmd.args(["-q", "serve", "--dev-node", base, "--session", "demo"])
@@ -137,7 +141,7 @@ async fn walk(base: &str, dir: &Path) -> anyhow::Result<()> {
         .arg(dir)
         // The user's config file and environment stay out of the demo.
         .arg("--config")
-        .arg(dir.join("client.toml"));
+        .arg(&config);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("L402_") {
             cmd.env_remove(name);

@@ -29,8 +29,10 @@
 //! | `payment_timeout_secs` | `L402_PAYMENT_TIMEOUT_SECS` | | 60 |
 //!
 //! The file is `--config FILE`, else `$L402_CONFIG`, else
-//! `<platform config dir>/l402-mcp/config.toml`. A missing file is no
-//! settings; a key the file does not know is an error naming its line.
+//! `<platform config dir>/l402-mcp/config.toml`. The default file may be
+//! missing (no settings); a file named by the flag or the variable must
+//! exist (`/dev/null` names none); a key the file does not know is an
+//! error naming its line.
 //!
 //! The payer is the dev node (`dev_node`) or an lnd node (`lnd_host`,
 //! `lnd_tls_cert`, `lnd_macaroon`, `network`), never both: both set is an
@@ -268,6 +270,19 @@ pub enum SettingsError {
         /// Why.
         source: std::io::Error,
     },
+    /// A config file named by `--config` or `$L402_CONFIG` does not exist.
+    #[error(
+        "the config file {path} (from {from}) does not exist; create it with `l402-mcp config \
+         init --config {path}`, or name no file to use the defaults (`--config /dev/null` \
+         for none at all)",
+        path = path.display()
+    )]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// Where its path came from.
+        from: String,
+    },
     /// The config file is not valid (bad TOML, unknown key, wrong type).
     #[error("the config file {path}, line {line}: {message}")]
     Parse {
@@ -400,8 +415,14 @@ impl Settings {
         let (file, text, exists) = match std::fs::read_to_string(&path) {
             Ok(text) => (parse_file(&path, &text)?, text, true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Only the default path may be missing: a file the operator
+                // named and that is not there is a typo, and running with
+                // defaults instead would run with other limits than meant.
                 if config_file.source != Source::Default {
-                    tracing::info!(path = %path.display(), "config file not found; using defaults");
+                    return Err(SettingsError::Missing {
+                        path,
+                        from: config_file.source.to_string(),
+                    });
                 }
                 (FileSettings::default(), String::new(), false)
             }
@@ -1147,10 +1168,15 @@ mod tests {
         flags: &Overrides,
     ) -> (Result<Settings, SettingsError>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        if let Some(t) = text {
-            std::fs::write(&path, t).unwrap();
-        }
+        // No text: no file at all (`/dev/null`, as an operator names none).
+        let path = match text {
+            Some(t) => {
+                let path = dir.path().join("config.toml");
+                std::fs::write(&path, t).unwrap();
+                path
+            }
+            None => PathBuf::from("/dev/null"),
+        };
         let env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1160,10 +1186,24 @@ mod tests {
     }
 
     #[test]
+    fn a_named_file_that_does_not_exist_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.toml");
+        let err = Settings::resolve(Some(&path), &|_| None, &Overrides::default()).unwrap_err();
+        assert!(matches!(err, SettingsError::Missing { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "the config file {} (from flag --config) does not exist",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn defaults_come_from_the_client_constants() {
         let (s, _d) = resolve_with(None, &[], &Overrides::default());
         let s = s.unwrap();
-        assert!(!s.config_file_exists);
         assert_eq!(s.max_cost_sats.value, 1000);
         assert_eq!(s.max_fee_sats.value, 10);
         assert_eq!(s.budget_sats.value, 5000);

@@ -36,22 +36,72 @@ enum TokensCommand {
         json: bool,
     },
     /// Delete one token (a pending one is kept: its payment's outcome is
-    /// not known yet).
+    /// not known yet). A usable (paid) token was bought with money: on a
+    /// terminal you are asked first; elsewhere --force is needed.
     Remove {
         /// The token's id, or its payment hash.
         id: String,
+        /// Delete a usable token without asking.
+        #[arg(long)]
+        force: bool,
+        /// One JSON object: the token removed.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete every token except pending ones. A deleted token that was
-    /// still good has to be bought again.
-    Clear,
+    /// still good has to be bought again: with usable tokens among them you
+    /// are asked first on a terminal; elsewhere --force is needed.
+    Clear {
+        /// Delete usable tokens without asking.
+        #[arg(long)]
+        force: bool,
+        /// One JSON object: {"removed": N, "usable_removed": N, "kept_pending": N}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl TokensArgs {
     pub fn json(&self) -> bool {
-        matches!(
-            self.command,
-            TokensCommand::List { json: true } | TokensCommand::Show { json: true, .. }
-        )
+        match self.command {
+            TokensCommand::List { json }
+            | TokensCommand::Show { json, .. }
+            | TokensCommand::Remove { json, .. }
+            | TokensCommand::Clear { json, .. } => json,
+        }
+    }
+}
+
+/// Whether deleting `count` usable tokens (bought for `msat`) may go on:
+/// `--force`, or a yes at the terminal; without a terminal, a refusal that
+/// says to pass `--force`.
+fn confirm_delete(what: &str, count: usize, msat: u64, force: bool) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    if count == 0 || force {
+        return Ok(());
+    }
+    let tokens = if count == 1 { "token" } else { "tokens" };
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Failure::general(
+            "needs_force",
+            format!(
+                "{what} would delete {count} usable {tokens}, bought for {}; they would have to \
+                 be bought again. Pass --force to delete them",
+                sats(msat)
+            ),
+        ));
+    }
+    eprint!(
+        "{what} deletes {count} usable {tokens}, bought for {}; they would have to be bought \
+         again. Delete? [y/N] ",
+        sats(msat)
+    );
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::general("declined", "nothing was deleted"))
     }
 }
 
@@ -108,7 +158,7 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
             }
             Ok(EXIT_OK)
         }
-        TokensCommand::Remove { id } => {
+        TokensCommand::Remove { id, force, json } => {
             let token = find(&store.list_tokens()?, &id)?;
             if token.status == TokenStatus::Pending {
                 return Err(Failure::general(
@@ -121,8 +171,17 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
                     ),
                 ));
             }
+            let usable = usize::from(token.status == TokenStatus::Paid);
+            confirm_delete(
+                &format!("removing token {}", token.id),
+                usable,
+                token.amount_msat,
+                force,
+            )?;
             store.remove_token(token.id)?;
-            if !ctx.quiet {
+            if json {
+                stdout_json(&json!({ "removed": token_json(&token) }))?;
+            } else if !ctx.quiet {
                 eprintln!(
                     "removed token {} ({}, {}, {})",
                     token.id,
@@ -133,14 +192,25 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
             }
             Ok(EXIT_OK)
         }
-        TokensCommand::Clear => {
-            let pending = store
-                .list_tokens()?
+        TokensCommand::Clear { force, json } => {
+            let tokens = store.list_tokens()?;
+            let count = |s: TokenStatus| tokens.iter().filter(|t| t.status == s).count();
+            let pending = count(TokenStatus::Pending);
+            let usable = count(TokenStatus::Paid);
+            let usable_msat = tokens
                 .iter()
-                .filter(|t| t.status == TokenStatus::Pending)
-                .count();
+                .filter(|t| t.status == TokenStatus::Paid)
+                .map(|t| t.amount_msat)
+                .sum();
+            confirm_delete("tokens clear", usable, usable_msat, force)?;
             let removed = store.clear_tokens()?;
-            if !ctx.quiet {
+            if json {
+                stdout_json(&json!({
+                    "removed": removed,
+                    "usable_removed": usable,
+                    "kept_pending": pending,
+                }))?;
+            } else if !ctx.quiet {
                 let kept = if pending > 0 {
                     format!("; kept {pending} pending (their payments' outcome is not known yet)")
                 } else {

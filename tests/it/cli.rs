@@ -50,7 +50,8 @@ impl Env {
     }
 
     fn config(&self) -> PathBuf {
-        self.dir.path().join("no-such-config.toml")
+        // No config file: nothing from the machine's own settings.
+        PathBuf::from("/dev/null")
     }
 
     /// `--config`, `--data-dir`: what every client command takes.
@@ -588,9 +589,28 @@ async fn tokens_list_and_show_never_print_secrets() {
     let missing = env.cmd(&["tokens", "show", "99"], env.store_flags()).await;
     assert_code(&missing, 1);
 
-    let removed = env.cmd(&["tokens", "remove", "1"], env.store_flags()).await;
+    // A usable token was bought with money: without a terminal, removing
+    // or clearing it needs --force, and nothing is deleted without it.
+    for args in [&["tokens", "remove", "1"][..], &["tokens", "clear"][..]] {
+        let refused = env.cmd(args, env.store_flags()).await;
+        assert_code(&refused, 1);
+        assert!(refused.stderr.contains("Pass --force"), "{refused:?}");
+        assert_eq!(env.store().list_tokens().unwrap().len(), 1, "{args:?}");
+    }
+    let removed = env
+        .cmd(
+            &["tokens", "remove", "1", "--force", "--json"],
+            env.store_flags(),
+        )
+        .await;
     assert_code(&removed, 0);
+    assert_eq!(removed.json()["removed"]["payment_hash"], hash);
     assert!(env.store().list_tokens().unwrap().is_empty());
+    let cleared = env
+        .cmd(&["tokens", "clear", "--json"], env.store_flags())
+        .await;
+    assert_code(&cleared, 0);
+    assert_eq!(cleared.json()["removed"], 0, "{cleared:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -940,4 +960,42 @@ async fn proxy_variables_never_carry_a_fetch_past_the_address_checks() {
         "a fetch went through the proxy"
     );
     accept.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_config_file_that_does_not_exist_is_an_error() {
+    let env = Env::start().await;
+    let missing = env.dir.path().join("typo.toml");
+    let missing_arg = missing.display().to_string();
+    for args in [
+        vec![
+            "fetch".to_string(),
+            env.url("/v1/demo"),
+            "--dev-node".into(),
+            env.gw.base.clone(),
+        ],
+        vec!["spend".to_string()],
+        vec!["config".to_string(), "show".into()],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--config".into(), missing_arg.clone()]);
+        all.extend(["--data-dir".into(), env.data_dir().display().to_string()]);
+        let run = run(&all, &[]).await;
+        assert_code(&run, 1);
+        assert!(
+            run.stderr.contains(&format!(
+                "the config file {missing_arg} (from flag --config) does not exist"
+            )),
+            "{args:?}: {run:?}"
+        );
+    }
+    // The same named by L402_CONFIG.
+    let all = strings(&["spend", "--data-dir", &env.data_dir().display().to_string()]);
+    let run = run(&all, &[("L402_CONFIG", &missing_arg)]).await;
+    assert_code(&run, 1);
+    assert!(
+        run.stderr.contains("(from env L402_CONFIG) does not exist"),
+        "{run:?}"
+    );
+    assert_eq!(env.settlements(), 0);
 }

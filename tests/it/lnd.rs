@@ -593,7 +593,7 @@ async fn the_cli_pays_our_gateway_on_lnd_and_logs_no_secret(
         move || {
             Command::new(BIN)
                 .args(["-vvv", "fetch", "--allow-private", &url])
-                .env("L402_CONFIG", data.join("none.toml"))
+                .env("L402_CONFIG", "/dev/null")
                 .env("L402_DATA_DIR", &data)
                 .env("L402_LND_HOST", host)
                 .env("L402_LND_TLS_CERT", cert)

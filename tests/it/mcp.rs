@@ -31,7 +31,7 @@ fn serve_args(base: &str, dir: &Path) -> Vec<String> {
         "--data-dir".into(),
         dir.display().to_string(),
         "--config".into(),
-        dir.join("none.toml").display().to_string(),
+        "/dev/null".into(),
     ]
 }
 
@@ -291,7 +291,7 @@ fn serve_without_a_payer_says_how_to_configure_one() {
         .args(["serve", "--data-dir"])
         .arg(dir.path())
         .arg("--config")
-        .arg(dir.path().join("none.toml"))
+        .arg("/dev/null")
         .env_remove("L402_DEV_NODE")
         .stdin(Stdio::null())
         .output()
