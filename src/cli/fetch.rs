@@ -488,7 +488,16 @@ pub async fn run_preview(args: PreviewArgs, ctx: Ctx) -> Result<u8, Failure> {
     if let Some(cap) = args.max_cost {
         config.max_cost_msat = config.max_cost_msat.min(cap.saturating_mul(1000));
     }
-    let client = make_client(&settings, config).await?;
+    // A preview pays nothing, so it runs without a payer too, and says
+    // what a payment would need.
+    let client = if settings.payer().is_some() {
+        make_client(&settings, config).await?
+    } else {
+        if !ctx.quiet {
+            eprintln!("note: {}", settings.no_payer_message());
+        }
+        L402Client::without_payer(config, super::open_store(&settings)?)?
+    };
     recover(&client, ctx).await;
     let preview = client.preview(&args.url, method).await?;
     let refused = preview.payment_required && !preview.would_pay;

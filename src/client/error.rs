@@ -46,6 +46,15 @@ pub enum Refusal {
         /// The payer's network.
         payer: Network,
     },
+    /// No payer is configured: nothing can be paid here.
+    #[error(
+        "no payer is configured, so nothing can be paid; a payment would need a payer on {invoice} \
+         (the dev node for regtest invoices, or an lnd node)"
+    )]
+    NoPayer {
+        /// The invoice's network.
+        invoice: Network,
+    },
     /// The macaroon is not bound to this invoice: paying would buy nothing.
     #[error(
         "the invoice's payment hash {invoice} differs from the macaroon's {macaroon}; \
@@ -252,6 +261,7 @@ impl Refusal {
             Refusal::Amountless => "amountless_invoice",
             Refusal::Expired { .. } => "invoice_expired",
             Refusal::WrongNetwork { .. } => "wrong_network",
+            Refusal::NoPayer { .. } => "no_payer",
             Refusal::HashMismatch { .. } => "payment_hash_mismatch",
             Refusal::OverCap { .. } => "over_cap",
             Refusal::OverBudget { .. } => "over_budget",

@@ -238,6 +238,13 @@ impl L402Client {
         }
 
         let checked = self.check_challenge(&response, url, cap).await?;
+        tracing::info!(
+            "{url} asks {} ({} challenge, invoice for {}, payment hash {}); every check passed",
+            Sats(checked.amount_msat),
+            scheme_name(checked.challenge.scheme),
+            checked.invoice.network(),
+            checked.invoice.payment_hash()
+        );
         drop(response);
         let (token, paid) = self.pay(url, origin, checked).await?;
         drop(file_lock);
@@ -321,7 +328,45 @@ impl L402Client {
         if let Some(body) = &out.body {
             req = req.body(body.clone());
         }
-        req.send().await.map_err(network_error)
+        // As `curl -v` shows an exchange: the request and status lines at
+        // debug (-vv), every header at trace (-vvv); credentials and
+        // cookies only by name and size.
+        tracing::debug!(
+            "> {} {url}{}{}",
+            out.method,
+            if token.is_some() {
+                " (with an L402 credential)"
+            } else {
+                ""
+            },
+            out.body
+                .as_ref()
+                .map(|b| format!(" ({} byte body)", b.len()))
+                .unwrap_or_default()
+        );
+        if tracing::enabled!(tracing::Level::TRACE) {
+            for (name, value) in out.headers.iter() {
+                tracing::trace!("> {name}: {}", shown_header(name, value));
+            }
+            if let Some(t) = token {
+                tracing::trace!(
+                    "> authorization: {}",
+                    shown_header(&header::AUTHORIZATION, &t.header)
+                );
+            }
+        }
+        let response = req.send().await.map_err(network_error)?;
+        tracing::debug!(
+            "< {} {} ({url})",
+            response.status().as_u16(),
+            response.status().canonical_reason().unwrap_or("")
+        );
+        if tracing::enabled!(tracing::Level::TRACE) {
+            for (name, value) in response.headers() {
+                tracing::trace!("< {name}: {}", shown_header(name, value));
+            }
+        }
+        Ok(response)
     }
 
     /// The origin's usable tokens, newest first: from memory, else loaded
@@ -512,6 +557,14 @@ impl L402Client {
         cap: Cap,
     ) -> Result<Checked, FetchError> {
         let (checks, checked) = self.evaluate(response, url, cap)?;
+        for c in &checks {
+            tracing::debug!(
+                "check {} {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
         if let Some(refusal) = checks.into_iter().find_map(|c| c.refusal) {
             return Err(FetchError::Refused(refusal));
         }
@@ -590,7 +643,14 @@ impl L402Client {
         }
 
         let payer_net = self.payer.network();
-        if invoice.network() == payer_net {
+        if !self.can_pay {
+            checks.push(Check::fail(
+                "payer",
+                Refusal::NoPayer {
+                    invoice: invoice.network(),
+                },
+            ));
+        } else if invoice.network() == payer_net {
             checks.push(Check::pass(
                 "network",
                 format!("invoice is for {payer_net}, as the payer"),
@@ -830,6 +890,34 @@ impl L402Client {
             cached_token,
             budget,
         })
+    }
+}
+
+/// A header's value as a log may show it: credentials, challenges and
+/// cookies by their scheme and size only (a macaroon, a preimage or a
+/// session cookie never reaches a log line), everything else as sent.
+fn shown_header(name: &HeaderName, value: &HeaderValue) -> String {
+    let secret = [
+        header::AUTHORIZATION,
+        header::PROXY_AUTHORIZATION,
+        header::WWW_AUTHENTICATE,
+        header::PROXY_AUTHENTICATE,
+        header::COOKIE,
+        header::SET_COOKIE,
+    ]
+    .contains(name)
+        || value.is_sensitive();
+    let text = value.to_str().unwrap_or("<not ASCII>");
+    if !secret {
+        return text.to_string();
+    }
+    let scheme = text
+        .split_whitespace()
+        .next()
+        .filter(|s| !s.contains('=') && name != header::COOKIE && name != header::SET_COOKIE);
+    match scheme {
+        Some(s) => format!("{s} <{} bytes redacted>", text.len() - s.len()),
+        None => format!("<{} bytes redacted>", text.len()),
     }
 }
 

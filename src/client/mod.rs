@@ -301,6 +301,9 @@ pub struct L402Client {
     limiter: DefaultDirectRateLimiter,
     approver: Option<Arc<dyn Approver>>,
     recovered: tokio::sync::OnceCell<()>,
+    /// False for a client made by [`L402Client::without_payer`]: it can
+    /// preview, list and report, and refuses every payment.
+    can_pay: bool,
 }
 
 impl std::fmt::Debug for L402Client {
@@ -388,7 +391,22 @@ impl L402Client {
             limiter,
             approver: None,
             recovered: tokio::sync::OnceCell::new(),
+            can_pay: true,
         })
+    }
+
+    /// A client with no payer: `preview` runs every check and says that a
+    /// payment would need a payer (the network check cannot pass), and a
+    /// fetch that would have to pay is refused with [`Refusal::NoPayer`].
+    pub fn without_payer(config: ClientConfig, store: Arc<Store>) -> Result<Self, FetchError> {
+        let mut client = L402Client::new(config, Arc::new(NoPayer), store)?;
+        client.can_pay = false;
+        Ok(client)
+    }
+
+    /// Whether this client has a payer.
+    pub fn can_pay(&self) -> bool {
+        self.can_pay
     }
 
     /// Asks `approver` before paying above the configured threshold.
@@ -455,6 +473,38 @@ impl L402Client {
             truncated,
             receipt: raw.receipt,
         })
+    }
+}
+
+/// The payer of a client made without one: pays nothing, knows nothing.
+#[derive(Debug)]
+struct NoPayer;
+
+#[async_trait::async_trait]
+impl Payer for NoPayer {
+    fn network(&self) -> crate::lightning::Network {
+        // Never consulted: a client without a payer fails the network
+        // check before it could matter.
+        crate::lightning::Network::Regtest
+    }
+
+    async fn pay(
+        &self,
+        _invoice: &crate::lightning::Invoice,
+        _max_fee_msat: u64,
+    ) -> Result<crate::lightning::Payment, crate::lightning::PayError> {
+        Err(crate::lightning::PayError::Refused(
+            "no payer is configured".into(),
+        ))
+    }
+
+    async fn status(
+        &self,
+        _payment_hash: &PaymentHash,
+    ) -> Result<crate::lightning::PaymentStatus, crate::lightning::PayError> {
+        Err(crate::lightning::PayError::Unreachable(
+            "no payer is configured".into(),
+        ))
     }
 }
 

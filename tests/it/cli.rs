@@ -999,3 +999,84 @@ async fn a_named_config_file_that_does_not_exist_is_an_error() {
     );
     assert_eq!(env.settlements(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_runs_without_a_payer_and_says_what_a_payment_would_need() {
+    let env = Env::start().await;
+    // The gateway's origin is loopback: allowed here only with
+    // --allow-private, since no dev node is named.
+    let mut flags = env.store_flags();
+    flags.push("--allow-private".into());
+    let run = env
+        .cmd(&["preview", &env.url("/v1/demo")], flags.clone())
+        .await;
+    assert_code(&run, 2);
+    assert!(run.stdout.contains("asks 21 sats"), "{run:?}");
+    assert!(
+        run.stdout.contains("FAIL  payer") && run.stdout.contains("no payer is configured"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("pass --dev-node URL"), "{run:?}");
+    flags.push("--json".into());
+    let json = env.cmd(&["preview", &env.url("/v1/demo")], flags).await;
+    assert_code(&json, 2);
+    let v = json.json();
+    assert_eq!(v["price_msat"], 21_000);
+    assert_eq!(v["would_pay"], false);
+    assert_eq!(env.settlements(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_v_shows_more_of_the_exchange_as_curl_does_and_never_a_secret() {
+    let env = Env::start().await;
+    let mut seen = Vec::new();
+    for (i, v) in ["-v", "-vv", "-vvv"].into_iter().enumerate() {
+        let mut flags = env.client_flags();
+        // Each level buys afresh: a data dir of its own.
+        let dir = env.dir.path().join(format!("level{i}"));
+        let at = flags.iter().position(|f| f == "--data-dir").unwrap();
+        flags[at + 1] = dir.display().to_string();
+        let mut args = strings(&[
+            v,
+            "fetch",
+            &env.url("/v1/demo"),
+            "-H",
+            "Authorization: Bearer user-secret-77",
+        ]);
+        args.extend(flags);
+        let run = run(&args, &[]).await;
+        assert_code(&run, 0);
+        let preimage_like = run
+            .stderr
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .filter(|w| w.len() == 64)
+            .count();
+        // Payment hashes are 64 hex digits too: never more of those than
+        // lines naming a payment hash.
+        assert!(
+            preimage_like
+                <= run.stderr.matches("payment_hash").count()
+                    + run.stderr.matches("payment hash").count(),
+            "{run:?}"
+        );
+        assert!(!run.stderr.contains("user-secret-77"), "{v}: {run:?}");
+        assert!(!run.stderr.contains("macaroon=\""), "{v}: {run:?}");
+        seen.push(run.stderr);
+    }
+    let (v1, v2, v3) = (&seen[0], &seen[1], &seen[2]);
+    assert!(v1.contains("asks 21 sats") && !v1.contains("> GET"), "{v1}");
+    assert!(
+        v2.contains("> GET") && v2.contains("< 402 Payment Required"),
+        "{v2}"
+    );
+    assert!(
+        v2.contains("check ok   payment_hash") && v2.contains("< 200 OK"),
+        "{v2}"
+    );
+    assert!(!v2.contains("< www-authenticate"), "{v2}");
+    assert!(
+        v3.contains("< www-authenticate: L402 <") && v3.contains("bytes redacted>"),
+        "{v3}"
+    );
+    assert!(v3.contains("> authorization: Bearer <"), "{v3}");
+}
