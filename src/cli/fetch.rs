@@ -105,6 +105,7 @@ pub async fn run_fetch(args: FetchArgs, ctx: Ctx) -> Result<u8, Failure> {
         headers,
         body,
         max_cost_msat: args.max_cost.map(|s| s.saturating_mul(1000)),
+        call: Default::default(),
     };
 
     // The destination is opened before anything is fetched or paid: a

@@ -15,6 +15,9 @@ pub struct ApprovalRequest {
     pub description: Option<String>,
     /// What the session has left, msat.
     pub budget_left_msat: u64,
+    /// The fetch that needs the payment: an approver stops asking when it
+    /// is cancelled.
+    pub call: super::Call,
 }
 
 /// The approver's answer.

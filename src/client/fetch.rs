@@ -13,13 +13,13 @@ use super::lock::lock_origin;
 use super::net::check_url;
 use super::pay::paying_here;
 use super::{
-    BudgetView, Check, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, Preview, RawResponse,
-    Receipt, Refusal, Sats, network_error,
+    BudgetView, Call, Check, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, Preview,
+    RawResponse, Receipt, Refusal, Sats, network_error,
 };
 use crate::l402::{Challenge, Credential, Scheme};
 use crate::lightning::Invoice;
 use crate::lightning::PaymentHash;
-use crate::store::{Origin, Token};
+use crate::store::{Origin, Store, Token};
 
 /// The per-request cap in force: the operator's, or lower when the request
 /// asked for less. A request asking for more is remembered, so that a
@@ -56,6 +56,11 @@ pub(super) struct Held {
     /// When its use was last written to the store (unix seconds).
     last_noted: AtomicU64,
     paths: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    /// Just bought, and its buyer has not presented it yet: no other
+    /// request of this process presents it meanwhile. A single-use token
+    /// taken by another request would leave the buyer, who paid, with a
+    /// refusal.
+    for_buyer: std::sync::atomic::AtomicBool,
 }
 
 impl Held {
@@ -65,11 +70,55 @@ impl Held {
             header: credential_header(token)?,
             last_noted: AtomicU64::new(0),
             paths: std::sync::Mutex::default(),
+            for_buyer: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     fn lock_paths(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
         self.paths.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The buyer's first presentation of a token it just bought; when it ends
+/// (or the fetch is dropped) the token is every request's again: in this
+/// client at once, in the store (other sessions and processes) as soon as
+/// the hold is written off. A crashed buyer's hold runs out by itself.
+struct BuyerHold {
+    token: Arc<Held>,
+    store: Arc<Store>,
+    released: bool,
+}
+
+impl BuyerHold {
+    /// Ends the hold now, in the store too, before the origin's locks go.
+    async fn release(mut self) {
+        self.released = true;
+        self.token.for_buyer.store(false, Ordering::Release);
+        let (store, hash) = (self.store.clone(), self.token.hash);
+        match blocking(move || store.release_hold(&hash)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "cannot release a token's buyer hold; it runs out");
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot release a token's buyer hold"),
+        }
+    }
+}
+
+impl Drop for BuyerHold {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.token.for_buyer.store(false, Ordering::Release);
+        let (store, hash) = (self.store.clone(), self.token.hash);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn_blocking(move || {
+                if let Err(e) = store.release_hold(&hash) {
+                    tracing::debug!(error = %e, "cannot release a token's buyer hold; it runs out");
+                }
+            });
+        }
     }
 }
 
@@ -112,6 +161,7 @@ impl L402Client {
         self.recover_once().await;
         let mut url = parse_url(&req.url)?;
         let cap = Cap::new(self.config.max_cost_msat, req.max_cost_msat);
+        let call = req.call;
         let mut out = Outgoing {
             method: req.method,
             headers: header_map(&req.headers)?,
@@ -123,7 +173,7 @@ impl L402Client {
             let origin =
                 Origin::from_url(&url).map_err(|e| FetchError::BadRequest(e.to_string()))?;
             let response = self
-                .fetch_origin(&url, &origin, &out, cap, &mut receipt)
+                .fetch_origin(&url, &origin, &out, cap, &call, &mut receipt)
                 .await?;
             let Some(next) = redirect_target(&url, &response)? else {
                 return Ok(RawResponse {
@@ -174,6 +224,7 @@ impl L402Client {
         origin: &Origin,
         out: &Outgoing,
         cap: Cap,
+        call: &Call,
         receipt: &mut Option<Receipt>,
     ) -> Result<reqwest::Response, FetchError> {
         let path = url.path();
@@ -237,7 +288,7 @@ impl L402Client {
             return Ok(served);
         }
 
-        let checked = self.check_challenge(&response, url, cap).await?;
+        let checked = self.check_challenge(&response, url, cap, call).await?;
         tracing::info!(
             "{url} asks {} ({} challenge, invoice for {}, payment hash {}); every check passed",
             Sats(checked.amount_msat),
@@ -246,13 +297,24 @@ impl L402Client {
             checked.invoice.payment_hash()
         );
         drop(response);
-        let (token, paid) = self.pay(url, origin, checked).await?;
+        let (token, paid) = self.pay(url, origin, checked, call).await?;
+        // No await since the token was kept as held for its buyer.
+        let hold = BuyerHold {
+            token: token.clone(),
+            store: self.store.clone(),
+            released: false,
+        };
+
+        // Retry with the new token, still under the origin's locks: a
+        // request waiting for them presents the token only once its buyer
+        // has (a single-use token would otherwise be taken from under the
+        // request that paid for it). If this fails, the token stays paid
+        // and the next fetch reuses it.
+        let retried = self.send(url, out, Some(&token)).await;
+        hold.release().await;
         drop(file_lock);
         drop(guard);
-
-        // Retry with the new token. If this fails, the token stays paid and
-        // the next fetch reuses it.
-        let retried = self.send(url, out, Some(&token)).await?;
+        let retried = retried?;
         if needs_payment(&retried, true) {
             // Refused at the path it was bought for: it buys nothing.
             self.forget_token(origin, &token.hash).await?;
@@ -400,7 +462,9 @@ impl L402Client {
         const MAX_CANDIDATES: usize = 3;
         let list = self.origin_tokens(origin).await?;
         let verdict = |t: &Held| t.lock_paths().get(path).copied();
-        let fresh = list.iter().filter(|t| !tried.contains(&t.hash));
+        let fresh = list
+            .iter()
+            .filter(|t| !tried.contains(&t.hash) && !t.for_buyer.load(Ordering::Acquire));
         let accepted = fresh.clone().filter(|t| verdict(t) == Some(true));
         let unknown = fresh.filter(|t| verdict(t).is_none());
         Ok(accepted
@@ -523,10 +587,13 @@ impl L402Client {
         token: &Token,
     ) -> Result<Arc<Held>, FetchError> {
         let list = self.origin_tokens(origin).await?;
+        // Its buyer presents it first (see `BuyerHold`).
         if let Some(held) = list.iter().find(|t| t.hash == token.info.payment_hash) {
+            held.for_buyer.store(true, Ordering::Release);
             return Ok(held.clone());
         }
         let held = Arc::new(Held::new(token)?);
+        held.for_buyer.store(true, Ordering::Release);
         self.lock_tokens()
             .entry(origin.clone())
             .or_default()
@@ -555,6 +622,7 @@ impl L402Client {
         response: &reqwest::Response,
         url: &Url,
         cap: Cap,
+        call: &Call,
     ) -> Result<Checked, FetchError> {
         let (checks, checked) = self.evaluate(response, url, cap)?;
         for c in &checks {
@@ -571,7 +639,7 @@ impl L402Client {
         let checked = checked.ok_or_else(|| {
             FetchError::Refused(Refusal::InvalidChallenge("no usable challenge".into()))
         })?;
-        self.approve(url, &checked).await?;
+        self.approve(url, &checked, call).await?;
         Ok(checked)
     }
 
@@ -769,7 +837,7 @@ impl L402Client {
         Ok((checks, checked))
     }
 
-    async fn approve(&self, url: &Url, checked: &Checked) -> Result<(), FetchError> {
+    async fn approve(&self, url: &Url, checked: &Checked, call: &Call) -> Result<(), FetchError> {
         let Some(threshold) = self.config.approve_above_msat else {
             return Ok(());
         };
@@ -791,6 +859,7 @@ impl L402Client {
             fee_limit_msat: self.config.fee_limit_msat,
             description: checked.invoice.description(),
             budget_left_msat: self.budget()?.left_msat,
+            call: call.clone(),
         };
         match approver.approve(&request).await {
             super::Approval::Approved => Ok(()),

@@ -29,6 +29,7 @@
 //! ```
 
 mod approve;
+mod call;
 mod config;
 mod error;
 mod fetch;
@@ -38,6 +39,7 @@ mod pay;
 
 pub use crate::lightning::Sats;
 pub use approve::{Approval, ApprovalRequest, Approver};
+pub use call::{Call, FetchEvent};
 pub use config::{
     ClientConfig, DEFAULT_FEE_LIMIT_MSAT, DEFAULT_FETCH_DEADLINE, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_COST_MSAT, DEFAULT_PAYMENT_TIMEOUT, DEFAULT_PAYMENTS_PER_MINUTE,
@@ -77,6 +79,9 @@ pub struct FetchRequest {
     pub body: Option<Bytes>,
     /// A per-request cap that may only lower the operator's, msat.
     pub max_cost_msat: Option<u64>,
+    /// The caller's handle: what it hears, and its way to stop the fetch
+    /// before it pays.
+    pub call: Call,
 }
 
 impl FetchRequest {
@@ -88,6 +93,7 @@ impl FetchRequest {
             headers: Vec::new(),
             body: None,
             max_cost_msat: None,
+            call: Call::default(),
         }
     }
 }

@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use super::fetch::{Checked, Held, blocking};
 use super::{
-    FetchError, L402Client, RecoveryReport, Refusal, error::budget_refusal, recovery_grace,
+    Call, FetchError, FetchEvent, L402Client, RecoveryReport, Refusal, error::budget_refusal,
+    recovery_grace,
 };
 use crate::budget::{Ledger, Reservation, ReserveRequest};
 use crate::lightning::{Invoice, PayError, Payer, Payment, PaymentHash, PaymentStatus};
@@ -65,28 +66,60 @@ struct Settle {
     reservation: Reservation,
     fee_limit_msat: u64,
     timeout: Duration,
+    call: Call,
+    url: String,
+    /// How long the token stays the buyer's if it never presents it.
+    buyer_hold: Duration,
     _in_flight: InFlightGuard,
 }
 
 impl Settle {
     async fn run(self) -> Result<(Token, Payment), FetchError> {
         let hash = self.invoice.payment_hash();
-        let outcome = match tokio::time::timeout(
-            self.timeout,
-            self.payer.pay(&self.invoice, self.fee_limit_msat),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(PayError::Unknown(format!(
-                "no answer within {} s",
-                self.timeout.as_secs()
-            ))),
+        // The gate, taken under the same lock as a cancellation: a call
+        // cancelled before this point never pays; from here on a
+        // cancellation lets the payment complete.
+        let outcome = if !self.call.begin_paying() {
+            tracing::info!(payment_hash = %hash, "request cancelled before paying; not paying");
+            Err(PayError::Refused(
+                "the caller cancelled the request before the payment started; nothing was paid"
+                    .into(),
+            ))
+        } else {
+            self.call.emit(FetchEvent::Paying {
+                url: self.url.clone(),
+                amount_msat: self.invoice.amount_msat().unwrap_or(0),
+                fee_limit_msat: self.fee_limit_msat,
+            });
+            let outcome = match tokio::time::timeout(
+                self.timeout,
+                self.payer.pay(&self.invoice, self.fee_limit_msat),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(PayError::Unknown(format!(
+                    "no answer within {} s",
+                    self.timeout.as_secs()
+                ))),
+            };
+            self.call.emit(match &outcome {
+                Ok(p) => FetchEvent::Paid {
+                    url: self.url.clone(),
+                    amount_msat: p.amount_msat,
+                    fee_msat: p.fee_msat,
+                },
+                Err(e) => FetchEvent::PaymentFailed {
+                    reason: e.to_string(),
+                },
+            });
+            outcome
         };
         match outcome {
             Ok(payment) if payment.preimage.matches(&hash) => {
                 abort_point("after_pay");
                 let (store, ledger, r) = (self.store, self.ledger, self.reservation);
+                let hold_secs = self.buyer_hold.as_secs();
                 let p = payment.clone();
                 let saved = blocking(move || {
                     // Commit first: money moved, and the spend log must say
@@ -95,7 +128,8 @@ impl Settle {
                     if let Err(e) = &committed {
                         tracing::error!(payment_hash = %hash, error = %e, "cannot commit a payment that succeeded");
                     }
-                    let paid = store.mark_paid(&hash, &p.preimage, p.fee_msat);
+                    // The token is the buyer's until it has presented it.
+                    let paid = store.mark_paid_for_buyer(&hash, &p.preimage, p.fee_msat, hold_secs);
                     abort_point("after_mark_paid");
                     paid.and_then(|()| store.get_by_hash(&hash))
                 })
@@ -219,6 +253,7 @@ impl L402Client {
         url: &Url,
         origin: &Origin,
         checked: Checked,
+        call: &Call,
     ) -> Result<(Arc<Held>, Paid), FetchError> {
         let hash = checked.invoice.payment_hash();
 
@@ -340,6 +375,9 @@ impl L402Client {
             reservation,
             fee_limit_msat: fee_limit,
             timeout: self.config.payment_timeout,
+            call: call.clone(),
+            url: url.to_string(),
+            buyer_hold: self.config.request_timeout + Duration::from_secs(30),
             _in_flight: in_flight,
         };
         let outcome = tokio::spawn(task.run()).await.unwrap_or_else(|e| {

@@ -1,7 +1,6 @@
 //! Asking the MCP client's user before a payment above the threshold,
 //! through elicitation.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +8,6 @@ use rmcp::RoleServer;
 use rmcp::service::{ElicitationError, Peer, ServiceError};
 use serde::Deserialize;
 
-use super::progress::Calls;
 use crate::client::{Approval, ApprovalRequest, Approver, Sats};
 
 /// The one question: pay or not.
@@ -26,7 +24,6 @@ rmcp::elicit_safe!(PaymentApproval);
 /// form elicitation).
 pub(crate) struct ElicitApprover {
     peer: Peer<RoleServer>,
-    calls: Arc<Calls>,
     timeout: Duration,
 }
 
@@ -39,12 +36,8 @@ impl std::fmt::Debug for ElicitApprover {
 }
 
 impl ElicitApprover {
-    pub fn new(peer: Peer<RoleServer>, calls: Arc<Calls>, timeout: Duration) -> Self {
-        ElicitApprover {
-            peer,
-            calls,
-            timeout,
-        }
+    pub fn new(peer: Peer<RoleServer>, timeout: Duration) -> Self {
+        ElicitApprover { peer, timeout }
     }
 }
 
@@ -70,17 +63,7 @@ fn question(r: &ApprovalRequest) -> String {
 impl Approver for ElicitApprover {
     async fn approve(&self, request: &ApprovalRequest) -> Approval {
         // Stop asking if the request that needs the payment is cancelled.
-        let cancelled = self
-            .calls
-            .matching(Some(request.url.as_str()))
-            .first()
-            .map(|c| c.cancelled.clone());
-        let cancelled = async move {
-            match cancelled {
-                Some(token) => token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
+        let cancelled = request.call.cancelled();
         let asked = self
             .peer
             .elicit_with_timeout::<PaymentApproval>(question(request), Some(self.timeout));

@@ -27,7 +27,7 @@ use super::Shared;
 use super::approve::ElicitApprover;
 use super::fence::Fence;
 use super::format::{sats, utc};
-use super::progress::{Calls, ProgressPayer, ProgressSink};
+use super::progress::{ProgressSink, call_with_progress};
 use crate::client::{
     BudgetView, ClientConfig, FetchError, FetchRequest, FetchResponse, L402Client, Preview,
     Receipt, Sats,
@@ -360,7 +360,6 @@ struct Session {
     /// Built on the first call that needs it, once the client's
     /// capabilities (elicitation) are known.
     client: tokio::sync::OnceCell<Arc<L402Client>>,
-    calls: Arc<Calls>,
 }
 
 impl std::fmt::Debug for L402Tools {
@@ -379,7 +378,6 @@ impl L402Tools {
             session: Arc::new(Session {
                 name,
                 client: tokio::sync::OnceCell::new(),
-                calls: Arc::default(),
             }),
             tool_router: Self::tool_router(),
         }
@@ -400,12 +398,8 @@ impl L402Tools {
             .get_or_try_init(|| async {
                 let mut config = self.shared.config.clone();
                 config.session = self.session.name.clone();
-                let payer = Arc::new(ProgressPayer::new(
-                    self.shared.payer.clone(),
-                    self.session.calls.clone(),
-                    self.shared.store.clone(),
-                ));
-                let client = L402Client::new(config, payer, self.shared.store.clone())?;
+                let client =
+                    L402Client::new(config, self.shared.payer.clone(), self.shared.store.clone())?;
                 let client = if ctx
                     .peer
                     .supported_elicitation_modes()
@@ -413,7 +407,6 @@ impl L402Tools {
                 {
                     client.with_approver(Arc::new(ElicitApprover::new(
                         ctx.peer.clone(),
-                        self.session.calls.clone(),
                         self.shared.approval_timeout,
                     )))
                 } else {
@@ -454,7 +447,7 @@ impl L402Tools {
         Parameters(args): Parameters<FetchArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let request = match fetch_request(args) {
+        let mut request = match fetch_request(args) {
             Ok(r) => r,
             Err(e) => return Ok(error_result(&e)),
         };
@@ -466,22 +459,25 @@ impl L402Tools {
             peer: ctx.peer.clone(),
             token,
         });
-        let guard = self.session.calls.begin(&request.url, progress);
-        if let Some(p) = guard.call.progress() {
+        if let Some(p) = &progress {
             p.notify(0.0, format!("requesting {}", request.url)).await;
         }
+        // The call's handle goes down with the request: the client tells it
+        // about the payment, and no payment starts once it is cancelled.
+        let call = call_with_progress(progress);
+        request.call = call.clone();
 
         // Run the fetch in this task (an approval prompt must go out on this
         // request's stream). A cancellation marks the call: before payment,
-        // the payer refuses to start; after, the payment completes and is
-        // recorded. The fetch is never dropped half-way, and the answer to a
-        // cancelled request is discarded.
+        // the client refuses to start it; after, the payment completes and
+        // is recorded. The fetch is never dropped half-way, and the answer
+        // to a cancelled request is discarded.
         let fetch = client.fetch(request);
         tokio::pin!(fetch);
         let outcome = tokio::select! {
             outcome = &mut fetch => outcome,
             () = ctx.ct.cancelled() => {
-                let paying = guard.call.cancel();
+                let paying = call.cancel();
                 tracing::info!(paying, "l402_fetch cancelled by the client");
                 (&mut fetch).await
             }
@@ -603,6 +599,7 @@ fn fetch_request(args: FetchArgs) -> Result<FetchRequest, FetchError> {
         headers: args.headers.unwrap_or_default().into_iter().collect(),
         body: args.body.map(Bytes::from),
         max_cost_msat: args.max_cost_sats.map(|s| s.saturating_mul(1000)),
+        call: crate::client::Call::default(),
     })
 }
 

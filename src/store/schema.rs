@@ -77,6 +77,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sessions ADD COLUMN pool TEXT CHECK (pool IS NULL OR pool <> '');
     CREATE INDEX sessions_by_pool ON sessions (pool);
+    -- A token just bought is its buyer's until this time (unix seconds), or
+    -- until the buyer has presented it: no other session or process takes
+    -- a single-use token from under the request that paid for it.
+    ALTER TABLE tokens ADD COLUMN held_until INTEGER;
     "#,
 ];
 

@@ -307,6 +307,21 @@ impl Store {
         preimage: &Preimage,
         fee_msat: u64,
     ) -> Result<(), StoreError> {
+        self.mark_paid_for_buyer(hash, preimage, fee_msat, 0)
+    }
+
+    /// [`Store::mark_paid`], and the token is its buyer's for `hold_secs`
+    /// (or until [`Store::release_hold`]): [`Store::usable_tokens`] does not
+    /// offer it to anyone else meanwhile, so that no other session or
+    /// process presents a single-use token before the request that paid
+    /// for it. A crashed buyer's hold simply runs out.
+    pub fn mark_paid_for_buyer(
+        &self,
+        hash: &PaymentHash,
+        preimage: &Preimage,
+        fee_msat: u64,
+        hold_secs: u64,
+    ) -> Result<(), StoreError> {
         if !preimage.matches(hash) {
             return Err(StoreError::PreimageMismatch(*hash));
         }
@@ -314,10 +329,18 @@ impl Store {
         let preimage_hex = Zeroizing::new(preimage.to_hex());
         self.write(|tx, now| match status_of(tx, hash)? {
             TokenStatus::Pending | TokenStatus::Failed => {
+                let held_until =
+                    (hold_secs > 0).then(|| time_to_sql(now.saturating_add(hold_secs)));
                 tx.execute(
                     "UPDATE tokens SET status = 'paid', preimage = ?2, fee_msat = ?3, \
-                     paid_at = ?4 WHERE payment_hash = ?1",
-                    params![hash.to_hex(), preimage_hex.as_str(), fee, time_to_sql(now)],
+                     paid_at = ?4, held_until = ?5 WHERE payment_hash = ?1",
+                    params![
+                        hash.to_hex(),
+                        preimage_hex.as_str(),
+                        fee,
+                        time_to_sql(now),
+                        held_until
+                    ],
                 )?;
                 Ok(())
             }
@@ -327,6 +350,18 @@ impl Store {
                 from,
                 to: TokenStatus::Paid,
             }),
+        })
+    }
+
+    /// Ends the buyer's hold on a token (it has presented it): every
+    /// session may use it now.
+    pub fn release_hold(&self, hash: &PaymentHash) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE tokens SET held_until = NULL WHERE payment_hash = ?1",
+                [hash.to_hex()],
+            )?;
+            Ok(())
         })
     }
 
@@ -402,12 +437,14 @@ impl Store {
     pub fn usable_tokens(&self, origin: &Origin) -> Result<Vec<(Token, TokenPaths)>, StoreError> {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE origin = ?1 AND status = 'paid' \
+             AND (held_until IS NULL OR held_until <= ?2) \
              ORDER BY paid_at DESC, id DESC"
         );
+        let now = time_to_sql(self.now());
         let rows = self.read(|conn| {
             let raws = conn
                 .prepare(&sql)?
-                .query_map([origin.as_str()], raw_token)?
+                .query_map(rusqlite::params![origin.as_str(), now], raw_token)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut stmt = conn.prepare(
                 "SELECT path, accepted FROM token_paths WHERE token_id = ?1 ORDER BY path",

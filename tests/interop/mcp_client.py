@@ -383,6 +383,39 @@ async def cancel_before_paying(args):
     return seen
 
 
+async def cancel_after_redirect(args):
+    """Two calls in flight: B waits on another origin; A is redirected from
+    that origin to the paid one and cancelled before its 402 comes. A's
+    payment must not start, whatever else is in flight."""
+    gw, other = args.gateway, args.redirector
+    async with Client(server_target(args)) as client:
+        _, tools = await connect_and_list(client)
+        r = await tools.call(client, "spend_summary", {})
+        session = r.structured_content["session"]["session"]
+        requesting = {"a": anyio.Event(), "b": anyio.Event()}
+
+        def heard(name):
+            async def on_progress(value, total, message):
+                if (message or "").startswith("requesting"):
+                    requesting[name].set()
+            return on_progress
+
+        async with anyio.create_task_group() as tg:
+            b = Abandoned(client, "l402_fetch", {"url": f"{other}/hold"}, progress_callback=heard("b"))
+            b.start(tg)
+            await requesting["b"].wait()
+            a = Abandoned(client, "l402_fetch", {"url": f"{other}/start"}, progress_callback=heard("a"))
+            a.start(tg)
+            await requesting["a"].wait()
+            await a.cancel()
+            await read_by_server(client, tools)
+            # A's 402 comes now, while B is still in flight.
+            await open_gate(gw, "challenge")
+            await anyio.sleep(1.0)
+            await b.cancel()
+    return {"ok": True, "session": session}
+
+
 async def cancel_while_paying(args):
     url = f"{args.gateway}/v1/demo"
     seen = {}
@@ -426,12 +459,14 @@ def first_failure(e):
 
 def main():
     ap = argparse.ArgumentParser()
-    scenarios = ["full", "two-sessions", "server-budget", "approve", "cancel-before-paying", "cancel-while-paying"]
+    scenarios = ["full", "two-sessions", "server-budget", "approve", "cancel-before-paying",
+                 "cancel-after-redirect", "cancel-while-paying"]
     ap.add_argument("--scenario", required=True, choices=scenarios)
     ap.add_argument("--transport", required=True, choices=["stdio", "http", "sse"])
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--url")
     ap.add_argument("--token")
+    ap.add_argument("--redirector", help="a second origin (cancel-after-redirect)")
     ap.add_argument("command", nargs="*")
     args = ap.parse_args()
     run = {
@@ -440,6 +475,7 @@ def main():
         "server-budget": sessions_share_the_server_budget,
         "approve": approve,
         "cancel-before-paying": cancel_before_paying,
+        "cancel-after-redirect": cancel_after_redirect,
         "cancel-while-paying": cancel_while_paying,
     }[args.scenario]
     try:

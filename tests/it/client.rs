@@ -554,6 +554,7 @@ async fn post_body_and_headers_survive_the_paid_retry() {
         headers: vec![("Content-Type".into(), "application/json".into())],
         body: Some(r#"{"prompt": "lightning pays per call"}"#.into()),
         max_cost_msat: None,
+        call: Default::default(),
     };
     let resp = fx.client.fetch(req).await.unwrap();
     assert_eq!(resp.status, 200, "{:?}", resp.body);
@@ -983,4 +984,45 @@ async fn each_service_of_an_origin_keeps_its_own_token() {
         .map(|t| t.status.to_string())
         .collect();
     assert_eq!(statuses, ["paid", "paid"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_use_token_is_presented_first_by_the_session_that_paid_for_it() {
+    let mut config = demo_with_route(single_use_get("/once", 5));
+    config.rate_limit.burst = 1000;
+    config.rate_limit.challenges_per_minute = 1000;
+    let gw = TestGateway::start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("store.sqlite")).unwrap());
+    // Sessions of one store, as the MCP server's are: each its own client.
+    let clients: Vec<Arc<L402Client>> = (0..6)
+        .map(|i| {
+            let config = ClientConfig {
+                session: format!("s{i}"),
+                allowed_origins: vec![gw.base.clone()],
+                payments_per_minute: 1000,
+                ..Default::default()
+            };
+            let payer = Arc::new(DevPayer::new(&gw.base).unwrap());
+            Arc::new(L402Client::new(config, payer, store.clone()).unwrap())
+        })
+        .collect();
+    let url = format!("{}/once", gw.base);
+    for round in 0..15 {
+        let fetches = clients.iter().map(|c| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move { c.fetch(FetchRequest::get(url)).await })
+        });
+        for (i, r) in futures_util::future::join_all(fetches)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            let resp = r.unwrap().unwrap();
+            let receipt = resp.receipt.clone();
+            // Whoever paid got the answer it paid for.
+            assert_eq!(resp.status, 200, "round {round}, session {i}: {receipt:?}");
+        }
+    }
+    assert_eq!(gw.node.settlements(), 90, "one purchase per answer");
 }

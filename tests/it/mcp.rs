@@ -677,6 +677,63 @@ async fn a_call_cancelled_before_its_payment_pays_nothing() {
     );
 }
 
+/// The case the old payer wrapper got wrong: two calls in flight, and the
+/// cancelled one was redirected to another origin, so that no call
+/// "matched" its payment and the payment went ahead. The call's own handle
+/// goes down with the request now: a cancelled call never pays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_call_redirected_to_another_origin_pays_nothing() {
+    use axum::response::IntoResponse;
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let proxy = HoldProxy::start(&gw.base, true, false).await;
+    let target = format!("{}/v1/demo", proxy.base);
+    let app = axum::Router::new()
+        .route(
+            "/start",
+            axum::routing::get(move || {
+                let t = target.clone();
+                async move {
+                    (
+                        axum::http::StatusCode::TEMPORARY_REDIRECT,
+                        [(axum::http::header::LOCATION, t)],
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route(
+            "/hold",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "held"
+            }),
+        );
+    let (other, _stop) = crate::common::serve_local(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = stdio_command(&proxy.base, dir.path(), &["--allow-private"]);
+    cmd.splice(0..0, ["--redirector".to_string(), other.clone()]);
+    let out = python_scenario("cancel-after-redirect", "stdio", &proxy.base, cmd).await;
+    if out.is_empty() {
+        return;
+    }
+    let seen: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(seen["ok"], true, "{out}");
+    assert_eq!(gw.node.settlements(), 0, "the cancelled call paid");
+    assert_eq!(proxy.pays.load(Ordering::SeqCst), 0);
+    let (store, ledger) = store_in(dir.path());
+    let payments = store.list_payments(None).unwrap();
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    assert_eq!(payments[0].state, PaymentState::Failed, "{payments:?}");
+    assert!(
+        payments[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cancelled")),
+        "{payments:?}"
+    );
+    assert!(ledger.unresolved(Duration::ZERO).unwrap().is_empty());
+}
+
 /// A payment already started when the call is cancelled completes and is
 /// recorded, even when the client closes the session right away. The proxy
 /// holds `POST /dev/pay`; the client cancels when it hears "paying", opens
