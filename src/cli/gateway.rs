@@ -233,3 +233,24 @@ fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<(&LndSettings, Netwo
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_node_needs_the_flag_on_a_non_loopback_listener() {
+        for loopback in ["127.0.0.1:8402", "127.0.0.2:1", "[::1]:8402"] {
+            assert!(check_dev_node_listener(loopback.parse().unwrap(), false).is_ok());
+        }
+        for public in ["0.0.0.0:8402", "[::]:8402", "192.168.1.5:8402"] {
+            let addr: SocketAddr = public.parse().unwrap();
+            let err = check_dev_node_listener(addr, false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--dev-node-public"), "{err}");
+            assert!(err.contains("lnd"), "{err}");
+            assert!(check_dev_node_listener(addr, true).is_ok());
+        }
+    }
+}

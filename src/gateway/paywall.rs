@@ -592,3 +592,86 @@ pub(super) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_paths_decode_unreserved_escapes_only() {
+        for (raw, want) in [
+            ("/", "/"),
+            ("/v1/demo", "/v1/demo"),
+            ("/v1/demo/", "/v1/demo/"),
+            ("/p%61id/x", "/paid/x"),
+            ("/a%7e%2D_", "/a~-_"),
+            ("/a%20b", "/a%20b"),
+            ("/a%3f", "/a%3F"),
+            ("/%252e%252e", "/%252e%252e"),
+            ("/a;b", "/a;b"),
+            ("/...", "/..."),
+            ("/.well-known/x", "/.well-known/x"),
+        ] {
+            assert_eq!(canonical_path(raw).as_deref(), Ok(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn canonical_paths_refuse_whatever_an_upstream_could_read_otherwise() {
+        for raw in [
+            "",
+            "*",
+            "a/b",
+            "/..",
+            "/.",
+            "/a/..",
+            "/a/../b",
+            "/a/./b",
+            "/a//b",
+            "//a",
+            "/a/%2e%2e/b",
+            "/a/%2E./b",
+            "/a/.%2e/b",
+            "/a/%2e/b",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a/..;/b",
+            "/a/.;x/b",
+            "/a%00",
+            "/a%0d%0a",
+            "/a%7f",
+            "/a%",
+            "/a%2",
+            "/a%zz",
+            "/a%+1",
+        ] {
+            assert!(canonical_path(raw).is_err(), "{raw:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn only_minted_capabilities_count() {
+        let minted = [
+            Caveat::services(["wx"]),
+            Caveat::capabilities("wx", ["premium"]),
+            Caveat::valid_until("wx", 10),
+        ];
+        assert!(minted_capability(&minted, "wx", "premium"));
+        assert!(!minted_capability(&minted, "wx", "gold"));
+        let mut appended = vec![
+            Caveat::services(["wx"]),
+            Caveat::capabilities("wx", None::<&str>),
+            Caveat::valid_until("wx", 10),
+        ];
+        appended.push(Caveat::capabilities("wx", ["premium"]));
+        assert!(!minted_capability(&appended, "wx", "premium"));
+        let legacy = [
+            Caveat::services(["wx"]),
+            Caveat::valid_until("wx", 10),
+            Caveat::capabilities("wx", ["premium"]),
+        ];
+        assert!(!minted_capability(&legacy, "wx", "premium"));
+    }
+}
