@@ -247,9 +247,10 @@ async fn within<T>(
     deadline: tokio::time::Instant,
     fut: impl std::future::Future<Output = Result<T, Response>>,
 ) -> Result<T, Response> {
-    tokio::time::timeout_at(deadline, fut)
-        .await
-        .unwrap_or_else(|_| Err(timed_out(gw)))
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(done) => done,
+        Err(_) => Err(timed_out(gw)),
+    }
 }
 
 /// Claims a single-use token in the spent-set: the claim, or the answer
