@@ -10,5 +10,6 @@ pub mod client;
 pub mod gateway;
 pub mod l402;
 pub mod lightning;
+pub mod listen;
 pub mod mcp;
 pub mod store;

@@ -15,6 +15,7 @@ use l402_mcp::lightning::{Invoicer, Network};
 
 use super::EXIT_OK;
 use super::settings::{CredentialSetting, LndSettings};
+use super::stderr::say_err;
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
@@ -61,6 +62,12 @@ pub struct GatewayArgs {
     /// regtest), checked at start [default: the node's own].
     #[arg(long, env = "L402_NETWORK", value_name = "NETWORK")]
     network: Option<String>,
+
+    /// Serve the dev node's POST /dev/pay on a listener that is not
+    /// loopback. Anyone who reaches it can then settle any invoice for
+    /// free and unlock every route: for a shared test network only.
+    #[arg(long)]
+    dev_node_public: bool,
 }
 
 impl GatewayArgs {
@@ -157,7 +164,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
         }
     };
     let listen = config.listen;
-    let gw = Arc::new(Gateway::new(config, root_key, invoicer)?);
+    if dev_node.is_some() {
+        check_dev_node_listener(listen, args.dev_node_public)?;
+    }
+    // Single-use tokens are remembered in the data directory, so that a
+    // restart does not make a used one good again.
+    let spent = gateway::SqliteSpentSet::open_in(&data_dir)?;
+    let gw = Arc::new(Gateway::new(config, root_key, invoicer)?.with_spent_set(Arc::new(spent)));
     let mut app = gw.clone().router();
     if let Some(node) = &dev_node {
         app = app.merge(dev::router(node.clone()));
@@ -172,14 +185,38 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// The dev node settles any invoice for free over `POST /dev/pay` on the
+/// gateway's own listener: on an address others can reach, that gives
+/// everything away. Refused unless `--dev-node-public` says it is meant.
+fn check_dev_node_listener(listen: SocketAddr, public_ok: bool) -> anyhow::Result<()> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !public_ok {
+        anyhow::bail!(
+            "refusing to serve the dev Lightning node on {listen}, which is not a loopback \
+             address: anyone who can reach it could settle every invoice for free through \
+             POST /dev/pay and unlock every route; invoice through lnd (--lnd-host, \
+             --lnd-tls-cert, --lnd-macaroon), or listen on 127.0.0.1, or pass \
+             --dev-node-public if a shared test network is what you want"
+        );
+    }
+    tracing::warn!(
+        %listen,
+        "the dev node's POST /dev/pay is served on a non-loopback address \
+         (--dev-node-public): anyone who reaches it can unlock every route for free"
+    );
+    Ok(())
+}
+
 fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<(&LndSettings, Network)>) {
     match lnd {
-        Some((l, network)) => eprintln!(
+        Some((l, network)) => say_err!(
             "l402-mcp gateway listening on http://{addr} (invoices from lnd at {}, {network})",
             l.host
         ),
         None => {
-            eprintln!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)");
+            say_err!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)");
         }
     }
     for r in &gw.config().routes {
@@ -188,11 +225,32 @@ fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<(&LndSettings, Netwo
         } else {
             format!("{} sats", r.price_sats)
         };
-        eprintln!("  {:<6} {:<20} {}", r.method, r.path, price);
+        say_err!("  {:<6} {:<20} {}", r.method, r.path, price);
     }
     if lnd.is_none() {
-        eprintln!(
+        say_err!(
             "  dev node: POST http://{addr}/dev/pay {{\"invoice\": \"lnbcrt...\"}} settles an invoice"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_node_needs_the_flag_on_a_non_loopback_listener() {
+        for loopback in ["127.0.0.1:8402", "127.0.0.2:1", "[::1]:8402"] {
+            assert!(check_dev_node_listener(loopback.parse().unwrap(), false).is_ok());
+        }
+        for public in ["0.0.0.0:8402", "[::]:8402", "192.168.1.5:8402"] {
+            let addr: SocketAddr = public.parse().unwrap();
+            let err = check_dev_node_listener(addr, false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--dev-node-public"), "{err}");
+            assert!(err.contains("lnd"), "{err}");
+            assert!(check_dev_node_listener(addr, true).is_ok());
+        }
     }
 }

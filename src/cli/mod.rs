@@ -14,6 +14,7 @@ mod output;
 mod serve;
 pub mod settings;
 mod spend;
+mod stderr;
 mod tokens;
 
 use std::path::PathBuf;
@@ -369,7 +370,7 @@ fn init_logging(verbose: u8, quiet: bool, chatty: bool) {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(stderr::LossyStderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_target(false)
                 .with_filter(filter.and(capped)),

@@ -64,13 +64,16 @@ pub(super) struct Held {
 }
 
 impl Held {
-    fn new(token: &Token) -> Result<Self, FetchError> {
+    /// `now` (Unix seconds) tells whether the token is still its buyer's.
+    fn new(token: &Token, now: u64) -> Result<Self, FetchError> {
         Ok(Held {
             hash: token.info.payment_hash,
             header: credential_header(token)?,
             last_noted: AtomicU64::new(0),
             paths: std::sync::Mutex::default(),
-            for_buyer: std::sync::atomic::AtomicBool::new(false),
+            for_buyer: std::sync::atomic::AtomicBool::new(
+                token.info.held_until.is_some_and(|t| t > now),
+            ),
         })
     }
 
@@ -230,7 +233,7 @@ impl L402Client {
         let path = url.path();
         let mut tried = Vec::new();
         let first = self
-            .candidates(origin, path, &tried)
+            .candidates(origin, path, &tried, false)
             .await?
             .into_iter()
             .next();
@@ -343,7 +346,9 @@ impl L402Client {
     ) -> Result<Attempt, FetchError> {
         let path = url.path();
         let mut last = None;
-        for t in self.candidates(origin, path, tried).await? {
+        // Under the origin's locks: a token held for its buyer may be
+        // presented, since its buyer is done with it (or died).
+        for t in self.candidates(origin, path, tried, true).await? {
             tried.push(t.hash);
             let response = self.send(url, out, Some(&t)).await?;
             if !needs_payment(&response, true) {
@@ -442,7 +447,7 @@ impl L402Client {
         let rows = blocking(move || store.usable_tokens(&o)).await??;
         let mut list = Vec::with_capacity(rows.len());
         for (token, paths) in rows {
-            let held = Held::new(&token)?;
+            let held = Held::new(&token, self.store.now())?;
             held.lock_paths().extend(paths);
             list.push(Arc::new(held));
         }
@@ -452,19 +457,22 @@ impl L402Client {
 
     /// Up to three tokens to present at `path`, best first: those accepted
     /// there before, then those not refused there, newest first; none of
-    /// `tried`.
+    /// `tried`. Tokens still held for their buyer only when `locked` (the
+    /// caller holds the origin's locks, which the buyer keeps until it has
+    /// presented its token).
     async fn candidates(
         &self,
         origin: &Origin,
         path: &str,
         tried: &[PaymentHash],
+        locked: bool,
     ) -> Result<Vec<Arc<Held>>, FetchError> {
         const MAX_CANDIDATES: usize = 3;
         let list = self.origin_tokens(origin).await?;
         let verdict = |t: &Held| t.lock_paths().get(path).copied();
-        let fresh = list
-            .iter()
-            .filter(|t| !tried.contains(&t.hash) && !t.for_buyer.load(Ordering::Acquire));
+        let fresh = list.iter().filter(|t| {
+            !tried.contains(&t.hash) && (locked || !t.for_buyer.load(Ordering::Acquire))
+        });
         let accepted = fresh.clone().filter(|t| verdict(t) == Some(true));
         let unknown = fresh.filter(|t| verdict(t).is_none());
         Ok(accepted
@@ -592,7 +600,7 @@ impl L402Client {
             held.for_buyer.store(true, Ordering::Release);
             return Ok(held.clone());
         }
-        let held = Arc::new(Held::new(token)?);
+        let held = Arc::new(Held::new(token, self.store.now())?);
         held.for_buyer.store(true, Ordering::Release);
         self.lock_tokens()
             .entry(origin.clone())

@@ -22,7 +22,9 @@
 //! | `rate_limit.burst` | 20 | an agent's first burst of calls is not throttled |
 //! | `limits.max_body_bytes` | 1 MiB | request bodies are buffered by no one, but capped |
 //! | `limits.max_header_bytes` | 16 KiB | a credential is < 2 KiB |
-//! | `limits.request_timeout_secs` | 30 | upstream calls included |
+//! | `limits.request_timeout_secs` | 30 | upstream calls included; a slow upstream is a 504 |
+//! | `limits.header_read_timeout_secs` | 10 | from a connection's start or its previous answer to a request's last header byte, so also the keep-alive idle timeout; a trickling client lets go |
+//! | `limits.max_connections` | 512 | open connections; one more gets 503 and is closed (stays under a default `ulimit -n` of 1024) |
 //! | route `valid_for_secs` | 3600 (reusable), 86400 (single-use) | a bought token stays useful for a session of work |
 
 use std::collections::HashSet;
@@ -30,6 +32,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
+
+use crate::listen::ConnectionLimits;
+pub use crate::listen::{DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS};
 
 /// Default listen address: loopback, port 8402 (HTTP 402).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8402";
@@ -56,13 +61,23 @@ pub const MAX_PRICE_SATS: u64 = 1_000_000;
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read gateway config {path}: {source}")]
+    /// The file named with `--config` does not exist.
+    #[error(
+        "gateway config {path} does not exist; check the --config path (or \
+         L402_GATEWAY_CONFIG), or leave it out to serve the demo routes"
+    )]
+    Missing {
+        /// The file.
+        path: String,
+    },
+    /// The file could not be read. (The I/O error is part of the sentence,
+    /// not a `source`: printed with its chain, it would appear twice.)
+    #[error("cannot read gateway config {path}: {message}")]
     Read {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why, as the OS says it.
+        message: String,
     },
     /// The file is not valid TOML of the expected shape.
     #[error("gateway config {path} is invalid: {message}")]
@@ -132,6 +147,14 @@ pub struct LimitsConfig {
     /// Per-request deadline, seconds.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// Seconds a connection may take to send a request's headers, counted
+    /// from when it opens or its previous answer was sent (so also how long
+    /// an idle keep-alive connection stays open).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Connections open at once; one more is answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for LimitsConfig {
@@ -140,6 +163,18 @@ impl Default for LimitsConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The listener's share of these limits.
+    pub fn connections(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            max_connections: self.max_connections,
         }
     }
 }
@@ -246,6 +281,12 @@ fn default_max_header() -> usize {
 fn default_request_timeout() -> u64 {
     DEFAULT_REQUEST_TIMEOUT_SECS
 }
+fn default_header_read_timeout() -> u64 {
+    DEFAULT_HEADER_READ_TIMEOUT_SECS
+}
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
 fn default_method() -> String {
     "ANY".to_string()
 }
@@ -316,9 +357,15 @@ impl GatewayConfig {
 
     /// Reads and checks a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let path = path.display().to_string();
+            match e.kind() {
+                std::io::ErrorKind::NotFound => ConfigError::Missing { path },
+                _ => ConfigError::Read {
+                    path,
+                    message: e.to_string(),
+                },
+            }
         })?;
         Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
@@ -360,6 +407,12 @@ impl GatewayConfig {
                     .into(),
             );
         }
+        if self.limits.header_read_timeout_secs == 0 || self.limits.max_connections == 0 {
+            return bad(
+                "limits.header_read_timeout_secs and limits.max_connections must be at least 1"
+                    .into(),
+            );
+        }
         let mut seen = HashSet::new();
         for r in &self.routes {
             let at = format!("route {} {}", r.method, r.path);
@@ -379,6 +432,11 @@ impl GatewayConfig {
             }
             if let Some(up) = &r.upstream {
                 match reqwest::Url::parse(up) {
+                    Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                        return bad(format!(
+                            "{at}: upstream {up:?} has a query or fragment; give the base URL only"
+                        ));
+                    }
                     Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
                     _ => return bad(format!("{at}: upstream {up:?} is not an http(s) URL")),
                 }
@@ -412,6 +470,30 @@ impl GatewayConfig {
             }
             if r.valid_for_secs == Some(0) {
                 return bad(format!("{at}: valid_for_secs must be at least 1"));
+            }
+        }
+        self.check_service_names()
+    }
+
+    /// A token opens every route of its service (that needs no capability
+    /// it lacks), so two paid routes may share a service only when the
+    /// operator said so: both name it with `service`. A derived name that
+    /// meets another route's (`/a/b` and `/a-b` both derive `a-b`; `GET /x`
+    /// and `POST /x` both derive `x`) would let the cheaper route's token
+    /// open the dearer one.
+    fn check_service_names(&self) -> Result<(), ConfigError> {
+        let paid: Vec<&RouteConfig> = self.routes.iter().filter(|r| !r.free).collect();
+        for (i, a) in paid.iter().enumerate() {
+            for b in &paid[i + 1..] {
+                let name = a.service_name();
+                if name == b.service_name() && (a.service.is_none() || b.service.is_none()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "routes {} {} and {} {} both have the service name {name:?}, so a \
+                         token bought for one would open the other; give them different \
+                         `service` names (or the same one in both, if that is what you mean)",
+                        a.method, a.path, b.method, b.path
+                    )));
+                }
             }
         }
         Ok(())
@@ -527,6 +609,66 @@ mod tests {
             let err = GatewayConfig::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn routes_whose_derived_service_names_collide_are_refused() {
+        let up = "upstream = \"http://127.0.0.1:9\"";
+        for text in [
+            format!(
+                "[[routes]]\npath = \"/a/b\"\nprice_sats = 1\n{up}\n\
+                 [[routes]]\npath = \"/a-b\"\nprice_sats = 1000\n{up}\n"
+            ),
+            format!(
+                "[[routes]]\npath = \"/x\"\nmethod = \"GET\"\nprice_sats = 1\n{up}\n\
+                 [[routes]]\npath = \"/x\"\nmethod = \"POST\"\nprice_sats = 1000\n{up}\n"
+            ),
+            format!(
+                "[[routes]]\npath = \"/wx\"\nprice_sats = 1\n{up}\n\
+                 [[routes]]\npath = \"/weather\"\nservice = \"wx\"\nprice_sats = 1000\n{up}\n"
+            ),
+        ] {
+            let err = GatewayConfig::from_toml(&text).unwrap_err();
+            let ConfigError::Invalid(sentence) = &err else {
+                panic!("{text}: {err:?}");
+            };
+            assert!(
+                sentence.contains("both have the service name"),
+                "{sentence}"
+            );
+        }
+        let err = GatewayConfig::from_toml(&format!(
+            "[[routes]]\npath = \"/a/b\"\nprice_sats = 1\n{up}\n\
+             [[routes]]\npath = \"/a-b\"\nprice_sats = 1000\n{up}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ANY /a/b") && err.contains("ANY /a-b") && err.contains("\"a-b\""),
+            "{err}"
+        );
+        // The same name given explicitly to both is the operator's choice,
+        // and a free route mints no token.
+        GatewayConfig::from_toml(&format!(
+            "[[routes]]\npath = \"/wx/basic\"\nservice = \"wx\"\nprice_sats = 1\n{up}\n\
+             [[routes]]\npath = \"/wx/premium\"\nservice = \"wx\"\ncapability = \"premium\"\n\
+             price_sats = 500\n{up}\n\
+             [[routes]]\npath = \"/a/b\"\nfree = true\n{up}\n\
+             [[routes]]\npath = \"/a-b\"\nprice_sats = 1000\n{up}\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_missing_config_file_is_one_sentence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope.toml");
+        let err = GatewayConfig::from_file(&path).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { .. }), "{err:?}");
+        assert!(std::error::Error::source(&err).is_none());
+        let text = err.to_string();
+        assert!(text.contains("does not exist"), "{text}");
+        assert!(!text.contains("os error"), "{text}");
     }
 
     #[test]

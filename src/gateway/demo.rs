@@ -14,8 +14,15 @@ use super::paywall::{json_error, read_body};
 /// Longest prompt `/v1/generate` accepts, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4000;
 
-pub(super) async fn serve(gw: &Gateway, content: DemoContent, req: Request) -> Response {
-    match content {
+/// The content's answer (`Ok`), or the gateway's refusal of the request
+/// before anything was served (`Err`: a bad prompt), which spends no
+/// single-use token.
+pub(super) async fn serve(
+    gw: &Gateway,
+    content: DemoContent,
+    req: Request,
+) -> Result<Response, Response> {
+    Ok(match content {
         DemoContent::Health => axum::Json(json!({ "status": "ok" })).into_response(),
         DemoContent::Index => index(gw, &req),
         DemoContent::Demo => axum::Json(json!({
@@ -24,8 +31,8 @@ pub(super) async fn serve(gw: &Gateway, content: DemoContent, req: Request) -> R
         }))
         .into_response(),
         DemoContent::Data => axum::Json(data()).into_response(),
-        DemoContent::Generate => generate(gw, req).await,
-    }
+        DemoContent::Generate => return generate(gw, req).await,
+    })
 }
 
 /// A small deterministic data set: hourly readings of a made-up sensor.
@@ -40,51 +47,58 @@ fn data() -> serde_json::Value {
     json!({ "dataset": "demo-sensor", "unit": "celsius", "readings": readings })
 }
 
-async fn generate(gw: &Gateway, req: Request) -> Response {
+async fn generate(gw: &Gateway, req: Request) -> Result<Response, Response> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let body = match read_body(req.into_body(), gw.config.limits.max_body_bytes).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
+    let body = read_body(req.into_body(), gw.config.limits.max_body_bytes).await?;
     let prompt = if is_json {
         match serde_json::from_slice::<serde_json::Value>(&body) {
             Ok(v) => match v.get("prompt").and_then(|p| p.as_str()) {
                 Some(p) => p.to_string(),
                 None => {
-                    return json_error(
+                    return Err(json_error(
                         StatusCode::BAD_REQUEST,
                         "Send {\"prompt\": \"...\"} or a text/plain body.",
-                    );
+                    ));
                 }
             },
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "The body is not valid JSON."),
+            Err(_) => {
+                return Err(json_error(
+                    StatusCode::BAD_REQUEST,
+                    "The body is not valid JSON.",
+                ));
+            }
         }
     } else {
         match String::from_utf8(body.to_vec()) {
             Ok(p) => p,
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "The prompt is not UTF-8 text."),
+            Err(_) => {
+                return Err(json_error(
+                    StatusCode::BAD_REQUEST,
+                    "The prompt is not UTF-8 text.",
+                ));
+            }
         }
     };
     let prompt = prompt.trim();
     if prompt.is_empty() {
-        return json_error(StatusCode::BAD_REQUEST, "The prompt is empty.");
+        return Err(json_error(StatusCode::BAD_REQUEST, "The prompt is empty."));
     }
     if prompt.chars().count() > MAX_PROMPT_CHARS {
-        return json_error(
+        return Err(json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("The prompt is longer than {MAX_PROMPT_CHARS} characters."),
-        );
+        ));
     }
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "prompt": prompt,
         "completion": completion(prompt),
         "model": "l402-demo-echo-1",
     }))
-    .into_response()
+    .into_response())
 }
 
 /// A deterministic "completion": the prompt's words reversed, and a verdict

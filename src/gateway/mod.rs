@@ -21,10 +21,10 @@ pub use config::{
     ConfigError, DEFAULT_LISTEN, DemoContent, GatewayConfig, LimitsConfig, PathMatch,
     RateLimitConfig, RouteConfig, TokenPolicy,
 };
-pub use spent::{MemorySpentSet, SpentSet};
+pub use spent::{MemorySpentSet, SPENT_SET_FILE, SpentSet, SpentSetError, SqliteSpentSet};
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +57,9 @@ pub enum GatewayError {
         /// What went wrong, and what to do.
         message: String,
     },
+    /// The spent-set of single-use tokens could not be opened.
+    #[error(transparent)]
+    SpentSet(#[from] SpentSetError),
     /// The HTTP client for upstreams could not be built.
     #[error("cannot build the upstream HTTP client: {0}")]
     Http(String),
@@ -96,7 +99,9 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// A gateway selling `config`'s routes, minting with `root_key` and
-    /// invoicing through `invoicer`. Single-use tokens are tracked in memory.
+    /// invoicing through `invoicer`. Single-use tokens are tracked in memory
+    /// until [`with_spent_set`](Self::with_spent_set) says otherwise (the
+    /// `gateway` command uses a [`SqliteSpentSet`] in its data directory).
     pub fn new(
         config: GatewayConfig,
         root_key: RootKey,
@@ -151,11 +156,14 @@ impl Gateway {
         paywall::router(self)
     }
 
-    /// Forgets rate-limiter state of idle clients; call now and then.
-    pub fn housekeeping(&self) {
+    /// Forgets rate-limiter state of idle clients and expired spent-set
+    /// entries; call now and then.
+    pub async fn housekeeping(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
-        self.spent.prune((self.clock)());
+        if let Err(e) = self.spent.prune((self.clock)()).await {
+            tracing::warn!(error = %e, "cannot prune the spent-set");
+        }
     }
 
     fn now(&self) -> u64 {
@@ -163,14 +171,16 @@ impl Gateway {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, with client
-/// addresses available to the rate limiter, and housekeeping every minute.
+/// Serves `app` on `listener` until `shutdown` completes, within the
+/// configured connection limits ([`crate::listen`]), with client addresses
+/// available to the rate limiter, and housekeeping every minute.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = gateway.config.limits.connections();
     let gw = Arc::downgrade(&gateway);
     drop(gateway);
     let housekeeping = tokio::spawn(async move {
@@ -178,17 +188,12 @@ pub async fn serve(
         loop {
             tick.tick().await;
             match gw.upgrade() {
-                Some(gw) => gw.housekeeping(),
+                Some(gw) => gw.housekeeping().await,
                 None => break,
             }
         }
     });
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = crate::listen::serve(listener, app, limits, shutdown).await;
     housekeeping.abort();
     result
 }

@@ -12,15 +12,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use serde_json::json;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use super::config::{RouteConfig, TokenPolicy};
 use super::verified::Verified;
-use super::{Gateway, demo, proxy};
+use super::{Gateway, SpentSet, demo, proxy};
 use crate::l402::{
-    Caveat, Challenge, Credential, Identifier, Scheme, VerifyContext, check_caveats, mint,
-    verify_signature,
+    CONDITION_SERVICES, Caveat, Challenge, Credential, Identifier, SUFFIX_CAPABILITIES,
+    SUFFIX_VALID_UNTIL, Scheme, VerifyContext, check_caveats, mint, verify_signature,
 };
 
 /// The one sentence every refused credential gets: which check failed is
@@ -29,16 +27,10 @@ const INVALID_CREDENTIAL: &str = "The L402 credential is not valid for this rout
      Request the route without Authorization to get a fresh invoice.";
 
 pub(super) fn router(gw: Arc<Gateway>) -> Router {
-    let limits = gw.config.limits.clone();
     Router::new()
         .fallback(handle)
         .with_state(gw.clone())
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(limits.request_timeout_secs),
-        ))
-        .layer(middleware::from_fn_with_state(gw, header_cap))
+        .layer(middleware::from_fn_with_state(gw, edge_checks))
 }
 
 /// A JSON error body: `{"error": "<sentence>"}`.
@@ -46,23 +38,43 @@ pub(super) fn json_error(status: StatusCode, sentence: &str) -> Response {
     (status, axum::Json(json!({ "error": sentence }))).into_response()
 }
 
-/// Refuses requests whose headers, all together, exceed the configured cap.
-async fn header_cap(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+/// Size caps before anything else: the request's headers, all together,
+/// and its body (a declared length above the cap is refused at once; a
+/// longer chunked body fails when it is read).
+async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let limits = &gw.config.limits;
     let total: usize = req
         .headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
-    if total > gw.config.limits.max_header_bytes {
+    if total > limits.max_header_bytes {
         return json_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             &format!(
                 "Request headers are {total} bytes; the limit is {}.",
-                gw.config.limits.max_header_bytes
+                limits.max_header_bytes
             ),
         );
     }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return too_large(limits.max_body_bytes);
+    }
+    let limit = limits.max_body_bytes;
+    let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
     next.run(req).await
+}
+
+fn too_large(limit: usize) -> Response {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("The request body is larger than {limit} bytes."),
+    )
 }
 
 fn client_ip(req: &Request) -> IpAddr {
@@ -72,9 +84,35 @@ fn client_ip(req: &Request) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
+/// The answer to a request that did not finish within the deadline.
+fn timed_out(gw: &Gateway) -> Response {
+    json_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        &format!(
+            "The request did not finish within {} s.",
+            gw.config.limits.request_timeout_secs
+        ),
+    )
+}
+
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    // One deadline for the whole request (invoice, body, upstream); each
+    // step awaits under it, so that a claim made on the way is released
+    // before the 504 goes out.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(gw.config.limits.request_timeout_secs);
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+
+    // The path routes are matched against is the path that is served or
+    // forwarded: one canonical form, or a 400. Matching the raw path and
+    // letting the upstream normalise it would let `/free/../paid` through.
+    let path = match canonical_path(req.uri().path()) {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::info!(path = %req.uri().path(), why, "path refused");
+            return json_error(StatusCode::BAD_REQUEST, why);
+        }
+    };
 
     // Route: first match wins; a path served under other methods is a 405.
     let Some(route) = gw
@@ -107,7 +145,9 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     };
 
     if route.free {
-        return serve_route(&gw, route, req).await;
+        return match serve_route(&gw, route, &path, req, deadline).await {
+            Ok(resp) | Err(resp) => resp,
+        };
     }
 
     // A credential, if any: checked statelessly, then the spent-set.
@@ -131,7 +171,12 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     };
     let verified = match authenticate(&gw, &values) {
         Ok(Some(v)) => v,
-        Ok(None) => return challenge(&gw, route, client_ip(&req)).await,
+        Ok(None) => {
+            let ip = client_ip(&req);
+            return tokio::time::timeout_at(deadline, challenge(&gw, route, ip))
+                .await
+                .unwrap_or_else(|_| timed_out(&gw));
+        }
         Err(reason) => {
             tracing::info!(%path, %reason, "credential refused");
             return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
@@ -141,21 +186,220 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         tracing::info!(%path, %reason, "credential refused");
         return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
     }
-    let id = verified.identifier;
-    if route.token == TokenPolicy::SingleUse
-        && !gw
-            .spent
-            .spend(&id.payment_hash, gw.now() + route.valid_for())
+    if let Some(cap) = &route.capability
+        && !minted_capability(&verified.caveats, &service, cap)
     {
-        tracing::info!(%path, payment_hash = %id.payment_hash, "single-use token reused");
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            "This single-use L402 token was already used. \
-             Request the route without Authorization to buy another.",
-        );
+        tracing::info!(%path, capability = %cap, "credential refused: capability not minted");
+        return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
     }
-    tracing::debug!(%path, payment_hash = %id.payment_hash, "credential accepted");
-    serve_route(&gw, route, req).await
+    let id = verified.identifier;
+    if route.token == TokenPolicy::Reusable {
+        tracing::debug!(%path, payment_hash = %id.payment_hash, "credential accepted");
+        return match serve_route(&gw, route, &path, req, deadline).await {
+            Ok(resp) | Err(resp) => resp,
+        };
+    }
+
+    // Single-use: built-in content is made first (its own checks, such as
+    // an empty prompt, refuse before anything is claimed); then the token
+    // is claimed, atomically; a forwarded request keeps the claim when the
+    // upstream answered and releases it when it did not.
+    let ready = match &route.demo {
+        Some(content) => match within(&gw, deadline, demo::serve(&gw, *content, req)).await {
+            Ok(resp) => Ready::Made(resp),
+            Err(refusal) => return refusal,
+        },
+        None => Ready::Forward(req),
+    };
+    let claim = match within(&gw, deadline, claim(&gw, &id.payment_hash, route)).await {
+        Ok(Ok(claim)) => claim,
+        Ok(Err(refusal)) | Err(refusal) => return refusal,
+    };
+    tracing::debug!(%path, payment_hash = %id.payment_hash, "single-use credential claimed");
+    match ready {
+        Ready::Made(resp) => {
+            claim.keep();
+            resp
+        }
+        Ready::Forward(req) => match serve_route(&gw, route, &path, req, deadline).await {
+            Ok(answered) => {
+                claim.keep();
+                answered
+            }
+            Err(refusal) => {
+                tracing::info!(%path, payment_hash = %id.payment_hash, "no answer; claim released");
+                claim.release().await;
+                refusal
+            }
+        },
+    }
+}
+
+/// A single-use request's answer, or the request still to forward.
+enum Ready {
+    Made(Response),
+    Forward(Request),
+}
+
+/// `fut` under the request's deadline; a 504 after it.
+async fn within<T>(
+    gw: &Gateway,
+    deadline: tokio::time::Instant,
+    fut: impl std::future::Future<Output = Result<T, Response>>,
+) -> Result<T, Response> {
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(done) => done,
+        Err(_) => Err(timed_out(gw)),
+    }
+}
+
+/// Claims a single-use token in the spent-set: the claim, or the answer
+/// that refuses the request (already used: 401; the spent-set failed: 503,
+/// fail closed).
+async fn claim(
+    gw: &Gateway,
+    hash: &crate::lightning::PaymentHash,
+    route: &RouteConfig,
+) -> Result<Result<Claim, Response>, Response> {
+    match gw.spent.claim(hash, gw.now() + route.valid_for()).await {
+        Ok(true) => Ok(Ok(Claim {
+            spent: gw.spent.clone(),
+            hash: *hash,
+            settled: false,
+        })),
+        Ok(false) => {
+            tracing::info!(payment_hash = %hash, "single-use token reused");
+            Ok(Err(json_error(
+                StatusCode::UNAUTHORIZED,
+                "This single-use L402 token was already used. \
+                 Request the route without Authorization to buy another.",
+            )))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "spent-set failed; refusing the single-use token");
+            Ok(Err(json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway cannot check single-use tokens right now; the token was not \
+                 used. Retry later.",
+            )))
+        }
+    }
+}
+
+/// A claimed single-use token. [`keep`](Claim::keep) once an answer exists;
+/// [`release`](Claim::release) when the request never reached one. Dropped
+/// unsettled (the client went away before any answer), it is released.
+struct Claim {
+    spent: Arc<dyn SpentSet>,
+    hash: crate::lightning::PaymentHash,
+    settled: bool,
+}
+
+impl Claim {
+    fn keep(mut self) {
+        self.settled = true;
+    }
+
+    async fn release(mut self) {
+        self.settled = true;
+        if let Err(e) = self.spent.release(&self.hash).await {
+            tracing::warn!(error = %e, payment_hash = %self.hash, "cannot release a claim");
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (spent, hash) = (self.spent.clone(), self.hash);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = spent.release(&hash).await {
+                    tracing::warn!(error = %e, payment_hash = %hash, "cannot release a claim");
+                }
+            });
+        }
+    }
+}
+
+/// True when the capabilities the gateway minted into the token name
+/// `capability`. The gateway mints `services`, `<service>_capabilities`
+/// and `<service>_valid_until`, in that order, and a holder can only
+/// append: a capabilities caveat after the first `<service>_valid_until`
+/// was added by a holder and may narrow, never grant.
+fn minted_capability(caveats: &[Caveat], service: &str, capability: &str) -> bool {
+    let caps = format!("{service}{SUFFIX_CAPABILITIES}");
+    let until = format!("{service}{SUFFIX_VALID_UNTIL}");
+    for c in caveats {
+        if c.condition == until {
+            return false;
+        }
+        if c.condition == caps {
+            return c.value.split(',').any(|v| v == capability);
+        }
+    }
+    false
+}
+
+/// The one form of a request path that routes are matched against and
+/// that is forwarded. Percent-encoded unreserved characters (`%61` for `a`)
+/// are decoded, other escapes kept (upper-case hex). Refused, with the
+/// sentence for a 400: dot segments (`.`, `..`, also as `..;x`), empty
+/// segments (`//`), backslashes, malformed escapes, and escapes of `.`,
+/// `/`, `\` or control characters: an upstream (or a proxy in between)
+/// that decodes or normalises them would see another path than the one
+/// paid for.
+pub(super) fn canonical_path(raw: &str) -> Result<String, &'static str> {
+    const REFUSED: &str = "The request path may not contain dot segments, empty segments, \
+         backslashes, or encoded dots, slashes or control characters.";
+    if !raw.starts_with('/') {
+        return Err("The request path must start with '/'.");
+    }
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\\' => return Err(REFUSED),
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3).ok_or(REFUSED)?;
+                if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                    return Err(REFUSED);
+                }
+                let v = u8::from_str_radix(hex, 16).map_err(|_| REFUSED)?;
+                match v {
+                    b'.' | b'/' | b'\\' | 0..=0x1f | 0x7f => return Err(REFUSED),
+                    v if v.is_ascii_alphanumeric() || v == b'-' || v == b'_' || v == b'~' => {
+                        out.push(char::from(v));
+                    }
+                    v => out.push_str(&format!("%{v:02X}")),
+                }
+                i += 3;
+            }
+            0..=0x1f | 0x7f => return Err(REFUSED),
+            _ => {
+                // The path is ASCII (hyper refuses other bytes in a URI).
+                out.push(char::from(b));
+                i += 1;
+            }
+        }
+    }
+    let segments: Vec<&str> = out[1..].split('/').collect();
+    for (n, seg) in segments.iter().enumerate() {
+        let core = seg.split(';').next().unwrap_or_default();
+        if core == "." || core == ".." {
+            return Err(REFUSED);
+        }
+        // An empty segment is allowed only as the trailing slash (and as
+        // the root path itself).
+        if seg.is_empty() && n + 1 != segments.len() {
+            return Err(REFUSED);
+        }
+    }
+    Ok(out)
 }
 
 /// The request-independent checks of the request's credential (preimage,
@@ -190,14 +434,34 @@ fn authenticate(gw: &Gateway, values: &[&str]) -> Result<Option<Verified>, Strin
     Ok(Some(verified))
 }
 
-async fn serve_route(gw: &Gateway, route: &RouteConfig, req: Request) -> Response {
+/// Serves or forwards a request. `Ok`: an answer exists (the built-in
+/// content, or whatever the upstream answered); `Err`: the gateway's own
+/// refusal, and nothing was delivered.
+async fn serve_route(
+    gw: &Gateway,
+    route: &RouteConfig,
+    path: &str,
+    req: Request,
+    deadline: tokio::time::Instant,
+) -> Result<Response, Response> {
     match (&route.demo, &route.upstream) {
-        (Some(content), _) => demo::serve(gw, *content, req).await,
-        (None, Some(upstream)) => proxy::forward(gw, upstream, req).await,
-        (None, None) => json_error(
+        (Some(content), _) => within(gw, deadline, demo::serve(gw, *content, req)).await,
+        (None, Some(upstream)) => {
+            match tokio::time::timeout_at(deadline, proxy::forward(gw, upstream, path, req)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    tracing::warn!(upstream = %upstream, "upstream did not answer in time");
+                    Err(json_error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "The upstream service did not answer in time.",
+                    ))
+                }
+            }
+        }
+        (None, None) => Err(json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Route has nothing to serve.",
-        ),
+        )),
     }
 }
 
@@ -246,10 +510,14 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
 
     let id = Identifier::new(issued.payment_hash);
     let now = gw.now();
-    let mut caveats = vec![Caveat::new("services", format!("{service}:0"))];
-    if let Some(cap) = &route.capability {
-        caveats.push(Caveat::new(format!("{service}_capabilities"), cap.clone()));
-    }
+    // Always an explicit capabilities caveat (empty when the route names
+    // none), so that one a holder adds can only narrow it: without it, a
+    // holder's `<service>_capabilities=premium` would be the first and
+    // would grant what was never bought.
+    let mut caveats = vec![
+        Caveat::new(CONDITION_SERVICES, format!("{service}:0")),
+        Caveat::capabilities(&service, route.capability.as_deref()),
+    ];
     let valid_until = now + route.valid_for();
     caveats.push(Caveat::new(
         format!("{service}_valid_until"),
@@ -308,12 +576,103 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
     (StatusCode::PAYMENT_REQUIRED, headers, axum::Json(body)).into_response()
 }
 
-/// Reads a request body up to `limit` bytes; a longer one is a 413.
+/// Reads a request body (already capped by [`edge_checks`]); a longer one
+/// is a 413, a body the client stopped sending a 400.
 pub(super) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("The request body is larger than {limit} bytes."),
-        )
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_long = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_long {
+            too_large(limit)
+        } else {
+            json_error(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            )
+        }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_paths_decode_unreserved_escapes_only() {
+        for (raw, want) in [
+            ("/", "/"),
+            ("/v1/demo", "/v1/demo"),
+            ("/v1/demo/", "/v1/demo/"),
+            ("/p%61id/x", "/paid/x"),
+            ("/a%7e%2D_", "/a~-_"),
+            ("/a%20b", "/a%20b"),
+            ("/a%3f", "/a%3F"),
+            ("/%252e%252e", "/%252e%252e"),
+            ("/a;b", "/a;b"),
+            ("/...", "/..."),
+            ("/.well-known/x", "/.well-known/x"),
+        ] {
+            assert_eq!(canonical_path(raw).as_deref(), Ok(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn canonical_paths_refuse_whatever_an_upstream_could_read_otherwise() {
+        for raw in [
+            "",
+            "*",
+            "a/b",
+            "/..",
+            "/.",
+            "/a/..",
+            "/a/../b",
+            "/a/./b",
+            "/a//b",
+            "//a",
+            "/a/%2e%2e/b",
+            "/a/%2E./b",
+            "/a/.%2e/b",
+            "/a/%2e/b",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a/..;/b",
+            "/a/.;x/b",
+            "/a%00",
+            "/a%0d%0a",
+            "/a%7f",
+            "/a%",
+            "/a%2",
+            "/a%zz",
+            "/a%+1",
+        ] {
+            assert!(canonical_path(raw).is_err(), "{raw:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn only_minted_capabilities_count() {
+        let minted = [
+            Caveat::services(["wx"]),
+            Caveat::capabilities("wx", ["premium"]),
+            Caveat::valid_until("wx", 10),
+        ];
+        assert!(minted_capability(&minted, "wx", "premium"));
+        assert!(!minted_capability(&minted, "wx", "gold"));
+        let mut appended = vec![
+            Caveat::services(["wx"]),
+            Caveat::capabilities("wx", None::<&str>),
+            Caveat::valid_until("wx", 10),
+        ];
+        appended.push(Caveat::capabilities("wx", ["premium"]));
+        assert!(!minted_capability(&appended, "wx", "premium"));
+        let legacy = [
+            Caveat::services(["wx"]),
+            Caveat::valid_until("wx", 10),
+            Caveat::capabilities("wx", ["premium"]),
+        ];
+        assert!(!minted_capability(&legacy, "wx", "premium"));
+    }
 }

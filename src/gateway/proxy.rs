@@ -44,19 +44,29 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// Joins the upstream base (`http://host:port[/base]`) with the request's
-/// path and query.
-fn upstream_url(base: &str, req: &Request) -> String {
-    let path_and_query = req
+/// Joins the upstream base (`http://host:port[/base]`) with the path the
+/// route matched (canonical: no dot or empty segments, no encoded dots or
+/// slashes, see [`super::paywall::canonical_path`]) and the request's query.
+/// The result stays under the base: nothing in `path` can climb out of it.
+fn upstream_url(base: &str, path: &str, req: &Request) -> String {
+    let query = req
         .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    format!("{}{}", base.trim_end_matches('/'), path_and_query)
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{}{path}{query}", base.trim_end_matches('/'))
 }
 
-pub(super) async fn forward(gw: &Gateway, upstream: &str, req: Request) -> Response {
-    let url = upstream_url(upstream, &req);
+/// Forwards the request. `Ok`: the upstream answered (any status: the
+/// answer is delivered); `Err`: it could not be reached or failed before
+/// answering, and nothing was delivered.
+pub(super) async fn forward(
+    gw: &Gateway,
+    upstream: &str,
+    path: &str,
+    req: Request,
+) -> Result<Response, Response> {
+    let url = upstream_url(upstream, path, &req);
     let (parts, body) = req.into_parts();
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
@@ -82,7 +92,7 @@ pub(super) async fn forward(gw: &Gateway, upstream: &str, req: Request) -> Respo
                     "The upstream service could not be reached.",
                 )
             };
-            return json_error(status, sentence);
+            return Err(json_error(status, sentence));
         }
     };
 
@@ -93,5 +103,5 @@ pub(super) async fn forward(gw: &Gateway, upstream: &str, req: Request) -> Respo
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = resp_headers;
-    resp
+    Ok(resp)
 }

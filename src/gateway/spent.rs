@@ -1,44 +1,197 @@
 //! The spent-set of single-use tokens.
 //!
 //! Verification is stateless except here: a single-use token is good for
-//! one request, so the gateway remembers which ones were used. The trait is
-//! small so that replicas can share a store later; the in-memory set serves
-//! one process.
+//! one answered request, so the gateway remembers which ones were used.
+//! The gateway *claims* a token before it serves or forwards the request
+//! (atomically: of two presentations at once, one wins), *keeps* the claim
+//! once an answer exists, and *releases* it when the request never reached
+//! one (the upstream could not be reached or did not answer in time), so
+//! the holder can try again.
+//!
+//! The trait has the shape of a shared store's primitives (Redis `SET NX`
+//! with an expiry, `DEL`), so replicas can share one later. Two backends
+//! here: [`SqliteSpentSet`], a small file in the gateway's data directory
+//! that survives restarts (what `l402-mcp gateway` uses), and
+//! [`MemorySpentSet`] for tests and embedders that accept losing the set on
+//! restart.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::lightning::PaymentHash;
 
-/// Remembers spent single-use tokens, by payment hash.
+/// Name of the spent-set file in the gateway's data directory.
+pub const SPENT_SET_FILE: &str = "gateway-spent.sqlite";
+
+/// The spent-set could not answer: the gateway then refuses the request
+/// (fail closed) rather than risk serving a token twice.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the spent-set {store} failed: {message}")]
+pub struct SpentSetError {
+    /// Which store (a file path, a URL).
+    pub store: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Remembers claimed single-use tokens, by payment hash.
+#[async_trait::async_trait]
 pub trait SpentSet: Send + Sync + std::fmt::Debug {
-    /// Marks the token spent. True if it was not spent before (the request
-    /// may go on); false if it was (refuse). Atomic: of two concurrent calls
-    /// for one token, exactly one gets true. `forget_after` (unix seconds)
+    /// Claims the token for one request. `Ok(true)`: it was free and is now
+    /// claimed (the request may go on); `Ok(false)`: it is claimed already
+    /// (refuse). Atomic: of two concurrent calls for one token, at most one
+    /// gets `Ok(true)`. A claim is final unless [`release`](Self::release)d,
+    /// and durable before `Ok(true)` returns. `forget_after` (unix seconds)
     /// is when the token expires anyway, so the entry may be dropped then.
-    fn spend(&self, token: &PaymentHash, forget_after: u64) -> bool;
+    async fn claim(&self, token: &PaymentHash, forget_after: u64) -> Result<bool, SpentSetError>;
+
+    /// Gives back a claim whose request never reached an answer.
+    async fn release(&self, token: &PaymentHash) -> Result<(), SpentSetError>;
 
     /// Drops entries whose token has expired by `now`.
-    fn prune(&self, now: u64);
+    async fn prune(&self, now: u64) -> Result<(), SpentSetError>;
 }
 
 /// A spent-set in memory: lost on restart (while the tokens' `valid_until`
-/// has not passed, a restart lets each be used once more; use a shared
-/// store where that matters).
+/// has not passed, a restart lets each be used once more); for tests and
+/// embedders. The gateway command uses [`SqliteSpentSet`].
 #[derive(Debug, Default)]
 pub struct MemorySpentSet {
     spent: Mutex<HashMap<PaymentHash, u64>>,
 }
 
+impl MemorySpentSet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PaymentHash, u64>> {
+        self.spent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
 impl SpentSet for MemorySpentSet {
-    fn spend(&self, token: &PaymentHash, forget_after: u64) -> bool {
-        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        spent.insert(*token, forget_after).is_none()
+    async fn claim(&self, token: &PaymentHash, forget_after: u64) -> Result<bool, SpentSetError> {
+        Ok(self.lock().insert(*token, forget_after).is_none())
     }
 
-    fn prune(&self, now: u64) {
-        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        spent.retain(|_, until| *until > now);
+    async fn release(&self, token: &PaymentHash) -> Result<(), SpentSetError> {
+        self.lock().remove(token);
+        Ok(())
+    }
+
+    async fn prune(&self, now: u64) -> Result<(), SpentSetError> {
+        self.lock().retain(|_, until| *until > now);
+        Ok(())
+    }
+}
+
+/// A spent-set in a SQLite file (WAL, `synchronous = FULL`: a claim is on
+/// disk, fsynced, before it is reported), so single-use holds across
+/// restarts. Several processes may share the file: SQLite's locking makes
+/// a claim atomic across them too.
+#[derive(Debug, Clone)]
+pub struct SqliteSpentSet {
+    path: PathBuf,
+    conn: Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl SqliteSpentSet {
+    /// Opens (or creates) the spent-set file at `path`.
+    pub fn open(path: &Path) -> Result<Self, SpentSetError> {
+        let fail = |e: rusqlite::Error| SpentSetError {
+            store: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let conn = rusqlite::Connection::open(path).map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(fail)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(fail)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(fail)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS spent (
+                 payment_hash BLOB PRIMARY KEY,
+                 forget_after INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS spent_forget_after ON spent (forget_after);",
+        )
+        .map_err(fail)?;
+        Ok(SqliteSpentSet {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Opens `<data_dir>/gateway-spent.sqlite`.
+    pub fn open_in(data_dir: &Path) -> Result<Self, SpentSetError> {
+        Self::open(&data_dir.join(SPENT_SET_FILE))
+    }
+
+    /// Runs `f` on the connection off the async workers (a commit waits
+    /// for fsync).
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, SpentSetError> {
+        let conn = self.conn.clone();
+        let store = self.path.display().to_string();
+        let joined = tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&conn)
+        })
+        .await;
+        match joined {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(SpentSetError {
+                store,
+                message: e.to_string(),
+            }),
+            Err(e) => Err(SpentSetError {
+                store,
+                message: format!("the database task failed: {e}"),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SpentSet for SqliteSpentSet {
+    async fn claim(&self, token: &PaymentHash, forget_after: u64) -> Result<bool, SpentSetError> {
+        let hash = token.0;
+        let until = i64::try_from(forget_after).unwrap_or(i64::MAX);
+        self.with_conn(move |c| {
+            c.execute(
+                "INSERT INTO spent (payment_hash, forget_after) VALUES (?1, ?2)
+                 ON CONFLICT (payment_hash) DO NOTHING",
+                rusqlite::params![&hash[..], until],
+            )
+            .map(|inserted| inserted == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, token: &PaymentHash) -> Result<(), SpentSetError> {
+        let hash = token.0;
+        self.with_conn(move |c| {
+            c.execute(
+                "DELETE FROM spent WHERE payment_hash = ?1",
+                rusqlite::params![&hash[..]],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn prune(&self, now: u64) -> Result<(), SpentSetError> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        self.with_conn(move |c| {
+            c.execute(
+                "DELETE FROM spent WHERE forget_after <= ?1",
+                rusqlite::params![now],
+            )
+            .map(drop)
+        })
+        .await
     }
 }
 
@@ -46,21 +199,49 @@ impl SpentSet for MemorySpentSet {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_token_is_spent_once() {
-        let set = MemorySpentSet::default();
+    async fn spent_once(set: &dyn SpentSet) {
         let h = PaymentHash([7; 32]);
-        assert!(set.spend(&h, 100));
-        assert!(!set.spend(&h, 100));
+        assert!(set.claim(&h, 100).await.unwrap());
+        assert!(!set.claim(&h, 100).await.unwrap());
+        set.release(&h).await.unwrap();
+        assert!(
+            set.claim(&h, 100).await.unwrap(),
+            "a released claim is free"
+        );
+        assert!(!set.claim(&h, 100).await.unwrap());
     }
 
-    #[test]
-    fn prune_forgets_only_expired_tokens() {
-        let set = MemorySpentSet::default();
-        set.spend(&PaymentHash([1; 32]), 10);
-        set.spend(&PaymentHash([2; 32]), 30);
-        set.prune(20);
-        assert!(set.spend(&PaymentHash([1; 32]), 10));
-        assert!(!set.spend(&PaymentHash([2; 32]), 30));
+    async fn prune_forgets_only_expired(set: &dyn SpentSet) {
+        set.claim(&PaymentHash([1; 32]), 10).await.unwrap();
+        set.claim(&PaymentHash([2; 32]), 30).await.unwrap();
+        set.prune(20).await.unwrap();
+        assert!(set.claim(&PaymentHash([1; 32]), 10).await.unwrap());
+        assert!(!set.claim(&PaymentHash([2; 32]), 30).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_token_is_claimed_once_until_released() {
+        spent_once(&MemorySpentSet::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        spent_once(&SqliteSpentSet::open_in(dir.path()).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn prune_forgets_only_expired_tokens() {
+        prune_forgets_only_expired(&MemorySpentSet::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        prune_forgets_only_expired(&SqliteSpentSet::open_in(dir.path()).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn the_file_spent_set_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = PaymentHash([3; 32]);
+        {
+            let set = SqliteSpentSet::open_in(dir.path()).unwrap();
+            assert!(set.claim(&h, u64::MAX).await.unwrap());
+        }
+        let set = SqliteSpentSet::open_in(dir.path()).unwrap();
+        assert!(!set.claim(&h, u64::MAX).await.unwrap());
     }
 }

@@ -102,13 +102,25 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 }
 
 /// The router serving `server` at `/mcp`, `/sse` and `/message` behind the
-/// guard, for a listener on `bind`. Sessions end when `shutdown` is
-/// cancelled.
+/// guard, for a listener on `bind`, with at most [`DEFAULT_MAX_SESSIONS`]
+/// sessions. Sessions end when `shutdown` is cancelled.
 pub fn router(
     server: &McpServer,
     bind: SocketAddr,
     options: &HttpOptions,
     shutdown: CancellationToken,
+) -> Result<Router, HttpError> {
+    router_limited(server, bind, options, shutdown, DEFAULT_MAX_SESSIONS)
+}
+
+/// [`router`] with at most `max_sessions` MCP sessions (Streamable HTTP
+/// and SSE together) open at once.
+pub fn router_limited(
+    server: &McpServer,
+    bind: SocketAddr,
+    options: &HttpOptions,
+    shutdown: CancellationToken,
+    max_sessions: usize,
 ) -> Result<Router, HttpError> {
     let guard = Arc::new(Guard::new(bind, options)?);
 
@@ -118,9 +130,10 @@ pub fn router(
         .disable_allowed_origins()
         .with_cancellation_token(shutdown.child_token());
     let factory = server.clone();
+    let cap = SessionCap::new(max_sessions);
     let streamable = StreamableHttpService::new(
         move || Ok(factory.session("http")),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(cap.session_manager()),
         config,
     );
     let sse_state = SseState {
@@ -128,33 +141,47 @@ pub fn router(
         sessions: Arc::new(SseSessions::default()),
         shutdown,
     };
+    let cap = cap.with_sse(sse_state.sessions.clone());
     Ok(Router::new()
         .route("/sse", get(sse::connect))
         .route("/message", post(sse::post))
         .with_state(sse_state)
         .nest_service("/mcp", streamable)
+        .layer(middleware::from_fn_with_state(Arc::new(cap), cap_sessions))
         .layer(middleware::from_fn_with_state(guard, check)))
 }
 
 impl McpServer {
-    /// Serves MCP over HTTP on `listener` until `shutdown` resolves.
+    /// Serves MCP over HTTP on `listener` until `shutdown` resolves, within
+    /// the default [`HttpLimits`].
     pub async fn serve_http(
         &self,
         listener: TcpListener,
         options: &HttpOptions,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        self.serve_http_limited(listener, options, HttpLimits::default(), shutdown)
+            .await
+    }
+
+    /// [`serve_http`](Self::serve_http) within `limits`.
+    pub async fn serve_http_limited(
+        &self,
+        listener: TcpListener,
+        options: &HttpOptions,
+        limits: HttpLimits,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let addr = listener.local_addr().map_err(HttpError::Serve)?;
         let stop = CancellationToken::new();
-        let app = router(self, addr, options, stop.clone())?;
+        let app = router_limited(self, addr, options, stop.clone(), limits.max_sessions)?;
         let stopping = stop.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stopping.cancel();
-            })
-            .await
-            .map_err(HttpError::Serve)?;
+        crate::listen::serve(listener, app, limits.connections, async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+        .await
+        .map_err(HttpError::Serve)?;
         Ok(())
     }
 }
@@ -329,6 +356,244 @@ fn normalize_origin(text: &str) -> Option<String> {
         return None;
     }
     Some(url.origin().ascii_serialization())
+}
+
+// -------------------------------------------------------------------------
+// limits: connections (crate::listen) and the number of open sessions
+
+/// MCP sessions (Streamable HTTP and SSE together) open at once: each has
+/// its own budget and holds a task and queues, so their number is bounded;
+/// a handful of agents on one machine is far below it.
+pub const DEFAULT_MAX_SESSIONS: usize = 64;
+
+/// The bounds of the HTTP transports.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Header-read timeout and connection cap ([`crate::listen`]).
+    pub connections: crate::listen::ConnectionLimits,
+    /// MCP sessions open at once; a new one past it gets 503.
+    pub max_sessions: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            connections: crate::listen::ConnectionLimits::default(),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+        }
+    }
+}
+
+/// Counts open sessions: Streamable HTTP ones through [`CountedSessions`]
+/// (rmcp's manager keeps a session that timed out in its map, so its map
+/// is not a count), SSE ones in their registry.
+struct SessionCap {
+    max: usize,
+    http: Arc<std::sync::atomic::AtomicUsize>,
+    sse: Option<Arc<SseSessions>>,
+    /// Held while a request that may open a session runs to its response
+    /// head, so that two at once cannot both pass a cap with one free slot.
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl SessionCap {
+    fn new(max: usize) -> Self {
+        SessionCap {
+            max: max.max(1),
+            http: Arc::default(),
+            sse: None,
+            opening: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn session_manager(&self) -> CountedSessions {
+        CountedSessions {
+            inner: LocalSessionManager::default(),
+            live: self.http.clone(),
+        }
+    }
+
+    fn with_sse(mut self, sessions: Arc<SseSessions>) -> Self {
+        self.sse = Some(sessions);
+        self
+    }
+
+    fn open(&self) -> usize {
+        self.http.load(std::sync::atomic::Ordering::SeqCst)
+            + self.sse.as_ref().map_or(0, |s| s.len())
+    }
+}
+
+/// Refuses a request that would open a session (`POST /mcp` without
+/// `Mcp-Session-Id`, `GET /sse`) when the cap is reached; requests of open
+/// sessions always pass.
+async fn cap_sessions(
+    State(cap): State<Arc<SessionCap>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let opens = (request.method() == axum::http::Method::POST
+        && path.starts_with("/mcp")
+        && !request.headers().contains_key("mcp-session-id"))
+        || (request.method() == axum::http::Method::GET && path == "/sse");
+    if !opens {
+        return next.run(request).await;
+    }
+    let _opening = cap.opening.lock().await;
+    let open = cap.open();
+    if open >= cap.max {
+        tracing::warn!(
+            open,
+            max = cap.max,
+            "new MCP session refused: too many open"
+        );
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{open} MCP sessions are open, the most this server allows; close one (or \
+                 wait for an idle one to time out) and retry"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// rmcp's local session manager, counting the sessions whose transport is
+/// alive (a session's transport is dropped when it ends, however it ends).
+struct CountedSessions {
+    inner: LocalSessionManager,
+    live: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A session transport that keeps its session counted while it lives.
+struct Counted<T> {
+    inner: T,
+    live: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<T> Drop for Counted<T> {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl<T: rmcp::transport::Transport<rmcp::RoleServer>> rmcp::transport::Transport<rmcp::RoleServer>
+    for Counted<T>
+{
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        item: rmcp::service::TxJsonRpcMessage<rmcp::RoleServer>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
+    }
+
+    fn receive(
+        &mut self,
+    ) -> impl Future<Output = Option<rmcp::service::RxJsonRpcMessage<rmcp::RoleServer>>> + Send
+    {
+        self.inner.receive()
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.close()
+    }
+}
+
+mod counted_sessions {
+    //! The delegation of every [`SessionManager`] method to the inner one.
+    use super::*;
+    use futures_util::Stream;
+    use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+    use rmcp::transport::streamable_http_server::session::{
+        EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
+    };
+
+    type Inner = LocalSessionManager;
+    type Error = <Inner as SessionManager>::Error;
+
+    impl SessionManager for CountedSessions {
+        type Error = Error;
+        type Transport = Counted<<Inner as SessionManager>::Transport>;
+
+        async fn create_session(&self) -> Result<(SessionId, Self::Transport), Error> {
+            let (id, inner) = self.inner.create_session().await?;
+            self.live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let live = self.live.clone();
+            Ok((id, Counted { inner, live }))
+        }
+
+        async fn initialize_session(
+            &self,
+            id: &SessionId,
+            message: ClientJsonRpcMessage,
+        ) -> Result<ServerJsonRpcMessage, Error> {
+            self.inner.initialize_session(id, message).await
+        }
+
+        async fn has_session(&self, id: &SessionId) -> Result<bool, Error> {
+            self.inner.has_session(id).await
+        }
+
+        async fn close_session(&self, id: &SessionId) -> Result<(), Error> {
+            self.inner.close_session(id).await
+        }
+
+        async fn create_stream(
+            &self,
+            id: &SessionId,
+            message: ClientJsonRpcMessage,
+        ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Error> {
+            self.inner.create_stream(id, message).await
+        }
+
+        async fn accept_message(
+            &self,
+            id: &SessionId,
+            message: ClientJsonRpcMessage,
+        ) -> Result<(), Error> {
+            self.inner.accept_message(id, message).await
+        }
+
+        async fn create_standalone_stream(
+            &self,
+            id: &SessionId,
+        ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Error> {
+            self.inner.create_standalone_stream(id).await
+        }
+
+        async fn resume(
+            &self,
+            id: &SessionId,
+            last_event_id: String,
+        ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Error> {
+            self.inner.resume(id, last_event_id).await
+        }
+
+        async fn restore_session(
+            &self,
+            id: SessionId,
+        ) -> Result<RestoreOutcome<Self::Transport>, Error> {
+            Ok(match self.inner.restore_session(id).await? {
+                RestoreOutcome::Restored(inner) => {
+                    self.live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let live = self.live.clone();
+                    RestoreOutcome::Restored(Counted { inner, live })
+                }
+                RestoreOutcome::AlreadyPresent => RestoreOutcome::AlreadyPresent,
+                // NotSupported, and whatever a later rmcp adds: nothing to
+                // count.
+                _ => RestoreOutcome::NotSupported,
+            })
+        }
+
+        fn event_store(&self) -> Option<Arc<dyn EventStore>> {
+            self.inner.event_store()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -54,7 +54,10 @@ mod progress;
 mod sse;
 mod tools;
 
-pub use http::{HttpError, HttpOptions, bind as bind_http, router as http_router};
+pub use http::{
+    DEFAULT_MAX_SESSIONS, HttpError, HttpLimits, HttpOptions, bind as bind_http,
+    router as http_router,
+};
 pub use tools::{
     FetchArgs, FetchOutput, L402Tools, PreviewArgs, PreviewOutput, SpendOutput, TokensOutput,
 };

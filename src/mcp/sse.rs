@@ -44,6 +44,11 @@ pub(crate) struct SseSessions {
 }
 
 impl SseSessions {
+    /// Sessions open now.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>> {

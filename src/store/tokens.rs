@@ -125,6 +125,10 @@ pub struct TokenInfo {
     pub paid_at: Option<u64>,
     /// When it was last presented to a server.
     pub last_used_at: Option<u64>,
+    /// Until when (Unix seconds) it is its buyer's: bought, and not yet
+    /// presented by the request that paid for it (see
+    /// [`Store::mark_paid_for_buyer`]).
+    pub held_until: Option<u64>,
 }
 
 /// A token with its secrets: the macaroon and, once paid, the preimage
@@ -168,7 +172,7 @@ impl fmt::Debug for Token {
 
 /// The columns [`token_from_row`] reads, in order.
 const TOKEN_COLUMNS: &str = "id, origin, payment_hash, amount_msat, fee_msat, status, session, \
-     created_at, paid_at, last_used_at, macaroon, invoice, preimage";
+     created_at, paid_at, last_used_at, macaroon, invoice, preimage, held_until";
 
 /// A row as SQLite hands it over, before the checks that make it a [`Token`].
 struct RawToken {
@@ -185,6 +189,7 @@ struct RawToken {
     macaroon: Zeroizing<String>,
     invoice: String,
     preimage: Option<Zeroizing<String>>,
+    held_until: Option<i64>,
 }
 
 fn raw_token(row: &Row<'_>) -> rusqlite::Result<RawToken> {
@@ -202,6 +207,7 @@ fn raw_token(row: &Row<'_>) -> rusqlite::Result<RawToken> {
         macaroon: Zeroizing::new(row.get(10)?),
         invoice: row.get(11)?,
         preimage: row.get::<_, Option<String>>(12)?.map(Zeroizing::new),
+        held_until: row.get(13)?,
     })
 }
 
@@ -226,6 +232,7 @@ impl TryFrom<RawToken> for Token {
             created_at: time_from_sql(raw.created_at),
             paid_at: raw.paid_at.map(time_from_sql),
             last_used_at: raw.last_used_at.map(time_from_sql),
+            held_until: raw.held_until.map(time_from_sql),
         };
         let preimage = match raw.preimage {
             None => None,
@@ -311,10 +318,12 @@ impl Store {
     }
 
     /// [`Store::mark_paid`], and the token is its buyer's for `hold_secs`
-    /// (or until [`Store::release_hold`]): [`Store::usable_tokens`] does not
-    /// offer it to anyone else meanwhile, so that no other session or
-    /// process presents a single-use token before the request that paid
-    /// for it. A crashed buyer's hold simply runs out.
+    /// (or until [`Store::release_hold`]): [`TokenInfo::held_until`] says
+    /// so, and the client presents a held token only under the origin's
+    /// lock, which the buyer holds until it has presented it. So no other
+    /// session or process takes a single-use token from under the request
+    /// that paid for it, and a crashed buyer (whose lock the system
+    /// released) leaves a token the next run uses.
     pub fn mark_paid_for_buyer(
         &self,
         hash: &PaymentHash,
@@ -437,14 +446,12 @@ impl Store {
     pub fn usable_tokens(&self, origin: &Origin) -> Result<Vec<(Token, TokenPaths)>, StoreError> {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE origin = ?1 AND status = 'paid' \
-             AND (held_until IS NULL OR held_until <= ?2) \
              ORDER BY paid_at DESC, id DESC"
         );
-        let now = time_to_sql(self.now());
         let rows = self.read(|conn| {
             let raws = conn
                 .prepare(&sql)?
-                .query_map(rusqlite::params![origin.as_str(), now], raw_token)?
+                .query_map([origin.as_str()], raw_token)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut stmt = conn.prepare(
                 "SELECT path, accepted FROM token_paths WHERE token_id = ?1 ORDER BY path",

@@ -593,10 +593,738 @@ async fn a_hanging_upstream_times_out_with_a_sentence() {
     let gw = TestGateway::start(config).await;
     let started = std::time::Instant::now();
     let resp = gw.get("/slow").await;
-    assert!(
-        [StatusCode::GATEWAY_TIMEOUT, StatusCode::REQUEST_TIMEOUT].contains(&resp.status()),
-        "{}",
-        resp.status()
-    );
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let json: Value = resp.json().await.unwrap();
+    assert!(
+        json["error"].as_str().unwrap().contains("in time"),
+        "{json}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Money safety at the edges (issue 9).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use l402_mcp::gateway::{SpentSet, SpentSetError, SqliteSpentSet};
+use l402_mcp::l402::{Caveat, Identifier, mint};
+use l402_mcp::lightning::PaymentHash;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An upstream that records every path it receives (raw, as sent) and
+/// answers `{"path": …}`; it can be told to stall its next answers.
+struct RecordingUpstream {
+    base: String,
+    paths: Arc<Mutex<Vec<String>>>,
+    stall: Arc<AtomicU64>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RecordingUpstream {
+    async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    async fn start_on(addr: &str) -> Self {
+        let paths: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stall = Arc::new(AtomicU64::new(0));
+        let (seen, stalls) = (paths.clone(), stall.clone());
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (seen, stalls) = (seen.clone(), stalls.clone());
+            async move {
+                let path = req.uri().path().to_string();
+                seen.lock().unwrap().push(path.clone());
+                let ms = stalls.swap(0, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                axum::Json(serde_json::json!({ "path": path }))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let local = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        RecordingUpstream {
+            base: format!("http://{local}"),
+            paths,
+            stall,
+            _shutdown: tx,
+        }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
+    }
+}
+
+/// One HTTP/1.1 request written byte for byte (reqwest would normalise
+/// the path first), answered on a fresh connection: (status, body).
+async fn raw_request(
+    addr: std::net::SocketAddr,
+    line: &str,
+    authorization: Option<&str>,
+) -> (u16, String) {
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let req = format!("{line} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn dot_segments_and_encoded_separators_never_reach_a_paid_upstream() {
+    let upstream = RecordingUpstream::start().await;
+    let base = format!("{}/base", upstream.base);
+    let config = GatewayConfig::from_toml(&format!(
+        r#"
+        [[routes]]
+        path = "/public"
+        match = "prefix"
+        free = true
+        upstream = "{base}"
+
+        [[routes]]
+        path = "/paid"
+        match = "prefix"
+        price_sats = 500
+        upstream = "{base}"
+
+        [[routes]]
+        path = "/cheap"
+        match = "prefix"
+        price_sats = 1
+        upstream = "{base}"
+
+        [[routes]]
+        path = "/weather"
+        price_sats = 500
+        upstream = "{base}"
+
+        [[routes]]
+        path = "/"
+        match = "prefix"
+        free = true
+        service = "everything-else"
+        upstream = "{base}"
+        "#
+    ))
+    .unwrap();
+    let gw = TestGateway::start(config).await;
+    let cheap = gw.buy("/cheap/x").await;
+
+    // What is served for free or for 1 sat arrives under its own prefix.
+    let (status, _) = raw_request(gw.addr, "GET /public/x", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = raw_request(gw.addr, "GET /cheap/x?q=1", Some(&cheap)).await;
+    assert_eq!(status, 200);
+    assert_eq!(upstream.paths(), ["/base/public/x", "/base/cheap/x"]);
+
+    // Every way around the paywall that was tried.
+    let free_attacks = [
+        "/public/../paid/secret",
+        "/public/%2e%2e/paid/secret",
+        "/public/%2E%2E/paid/secret",
+        "/public/.%2e/paid/secret",
+        "/public/%2e./paid/secret",
+        "/public/..%2fpaid/secret",
+        "/public/..%2Fpaid/secret",
+        "/public/%2e%2e%2fpaid%2fsecret",
+        "/public/..%5cpaid/secret",
+        "/public/..\\paid/secret",
+        "/public/..;/paid/secret",
+        "/public/./../paid/secret",
+        "/public//../paid/secret",
+        "/public/../../paid/secret",
+        "/public/../../../etc/passwd",
+        "/public/%00/../paid/secret",
+        "/public/%zz/../paid/secret",
+        "//paid/secret",
+        "/./paid/secret",
+        "/p%61id/secret",
+        "/%70aid/secret",
+        "/weather/..",
+    ];
+    let cheap_attacks = [
+        "/cheap/../paid/x",
+        "/cheap/..%2fweather",
+        "/cheap/%2e%2e/weather",
+        "/cheap/..%2f..%2fweather",
+        "/cheap/%2e%2e%2fweather",
+        "/cheap/../weather",
+        "/cheap/..;/weather",
+        "/cheap/.%2E/paid/x",
+    ];
+    let mut tried = 0;
+    for path in free_attacks {
+        let (status, body) = raw_request(gw.addr, &format!("GET {path}"), None).await;
+        assert!([400, 402].contains(&status), "{path}: {status} {body}");
+        if status == 400 {
+            let json: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|_| panic!("{path}: not JSON: {body:?}"));
+            assert!(json["error"].is_string(), "{path}: {body}");
+        }
+        tried += 1;
+    }
+    for path in cheap_attacks {
+        let (status, body) = raw_request(gw.addr, &format!("GET {path}"), Some(&cheap)).await;
+        assert!(
+            [400, 401, 402].contains(&status),
+            "{path} with the 1-sat token: {status} {body}"
+        );
+        tried += 1;
+    }
+    assert_eq!(tried, free_attacks.len() + cheap_attacks.len());
+
+    // Nothing reached the upstream outside the prefix it was matched for,
+    // nor outside the upstream's base path.
+    let seen = upstream.paths();
+    assert_eq!(
+        seen,
+        ["/base/public/x", "/base/cheap/x"],
+        "paths the upstream received"
+    );
+
+    // Percent-encodings of other characters are forwarded as they came, and
+    // stay under the prefix they were matched for.
+    let (status, _) = raw_request(gw.addr, "GET /public/%252e%252e/a%20b", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        upstream.paths().last().unwrap(),
+        "/base/public/%252e%252e/a%20b"
+    );
+}
+
+fn wx_config() -> GatewayConfig {
+    GatewayConfig::from_toml(
+        r#"
+        [[routes]]
+        path = "/wx/basic"
+        service = "wx"
+        price_sats = 10
+        demo = "demo"
+
+        [[routes]]
+        path = "/wx/premium"
+        service = "wx"
+        capability = "premium"
+        price_sats = 500
+        demo = "data"
+        "#,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_capability_added_by_the_holder_opens_nothing_more() {
+    let gw = TestGateway::start(wx_config()).await;
+    let basic = gw.buy("/wx/basic").await;
+    assert_eq!(
+        gw.get_with("/wx/basic", &basic).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        gw.get_with("/wx/premium", &basic).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The holder appends `wx_capabilities=premium`: a valid HMAC extension.
+    let credential = Credential::from_header_values([basic.as_str()])
+        .unwrap()
+        .unwrap();
+    let mut widened = credential.macaroon.clone();
+    widened
+        .add_caveat(&Caveat::new("wx_capabilities", "premium"))
+        .unwrap();
+    let widened = Credential {
+        macaroon: widened,
+        ..credential.clone()
+    }
+    .to_string();
+    assert_eq!(
+        gw.get_with("/wx/premium", &widened).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "a 10-sat token widened by its holder opened the 500-sat route"
+    );
+    assert_eq!(
+        gw.get_with("/wx/basic", &widened).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the widening caveat does not narrow the minted (empty) set"
+    );
+
+    // What was bought still opens what it was bought for.
+    let premium = gw.buy("/wx/premium").await;
+    assert_eq!(
+        gw.get_with("/wx/premium", &premium).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        gw.get_with("/wx/basic", &premium).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_token_minted_without_capabilities_cannot_be_widened_either() {
+    // A token as the gateway minted them before capabilities were always
+    // explicit: services and expiry only. Its holder adds a capability.
+    let root = RootKey([4; 32]);
+    let node = Arc::new(DevNode::new());
+    let gw = Arc::new(Gateway::new(wx_config(), root.clone(), node).unwrap());
+    let preimage = Preimage::random();
+    let id = Identifier::new(preimage.payment_hash());
+    let far = 4_000_000_000u64;
+    let mut macaroon = mint(
+        &root,
+        &id,
+        &[Caveat::services(["wx"]), Caveat::valid_until("wx", far)],
+    );
+    let legacy = Credential::new(macaroon.clone(), preimage.clone()).to_string();
+    macaroon
+        .add_caveat(&Caveat::capabilities("wx", ["premium"]))
+        .unwrap();
+    let widened = Credential::new(macaroon, preimage).to_string();
+    let status = |path: &'static str, auth: String| {
+        let app = gw.clone().router();
+        async move {
+            app.oneshot(
+                Request::get(path)
+                    .header(header::AUTHORIZATION, auth)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+        }
+    };
+    assert_eq!(status("/wx/basic", legacy.clone()).await, StatusCode::OK);
+    assert_eq!(
+        status("/wx/premium", legacy).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status("/wx/premium", widened).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+fn single_use_proxy(upstream: &str, timeout_secs: u64) -> GatewayConfig {
+    GatewayConfig::from_toml(&format!(
+        r#"
+        [limits]
+        request_timeout_secs = {timeout_secs}
+
+        [[routes]]
+        path = "/gen"
+        method = "POST"
+        price_sats = 5
+        token = "single-use"
+        upstream = "{upstream}"
+        "#
+    ))
+    .unwrap()
+}
+
+async fn post(gw: &TestGateway, path: &str, auth: &str, body: &'static str) -> reqwest::Response {
+    gw.client
+        .post(format!("{}{path}", gw.base))
+        .header(header::AUTHORIZATION, auth)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_single_use_token_is_not_spent_when_the_upstream_is_down() {
+    let port = free_port();
+    let gw = TestGateway::start(single_use_proxy(&format!("http://127.0.0.1:{port}"), 5)).await;
+    let token = gw.buy_with("/gen", reqwest::Method::POST).await;
+
+    let resp = post(&gw, "/gen", &token, "{}").await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let json: Value = resp.json().await.unwrap();
+    assert!(
+        json["error"].as_str().unwrap().contains("upstream"),
+        "{json}"
+    );
+
+    // The upstream comes up: the same token buys its one answer, once.
+    let upstream = RecordingUpstream::start_on(&format!("127.0.0.1:{port}")).await;
+    assert_eq!(
+        post(&gw, "/gen", &token, "{}").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&gw, "/gen", &token, "{}").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(upstream.paths(), ["/gen"]);
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_a_504_with_a_json_sentence_and_spends_nothing() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = TestGateway::start(single_use_proxy(&upstream.base, 1)).await;
+    let token = gw.buy_with("/gen", reqwest::Method::POST).await;
+
+    upstream.stall.store(3000, Ordering::SeqCst);
+    let started = Instant::now();
+    let resp = post(&gw, "/gen", &token, "{}").await;
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let json: Value = resp.json().await.unwrap();
+    assert!(
+        json["error"].as_str().unwrap().contains("in time"),
+        "{json}"
+    );
+
+    // The token was not spent on the answer that never came.
+    assert_eq!(
+        post(&gw, "/gen", &token, "{}").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&gw, "/gen", &token, "{}").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_on_a_free_route_is_a_504_with_a_json_sentence() {
+    let upstream = RecordingUpstream::start().await;
+    let config = GatewayConfig::from_toml(&format!(
+        "[limits]\nrequest_timeout_secs = 1\n[[routes]]\npath = \"/slow\"\nfree = true\nupstream = \"{}\"\n",
+        upstream.base
+    ))
+    .unwrap();
+    let gw = TestGateway::start(config).await;
+    upstream.stall.store(5000, Ordering::SeqCst);
+    let resp = gw.get("/slow").await;
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    let json: Value = resp.json().await.unwrap();
+    assert!(json["error"].is_string(), "{json}");
+}
+
+#[tokio::test]
+async fn a_refused_prompt_does_not_spend_the_single_use_token() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let token = gw.buy_with("/v1/generate", reqwest::Method::POST).await;
+    for bad in [
+        r#"{"prompt": ""}"#,
+        r#"{"prompt": "   "}"#,
+        "not json",
+        r#"{"x": 1}"#,
+    ] {
+        let resp = post(&gw, "/v1/generate", &token, bad).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let json: Value = resp.json().await.unwrap();
+        assert!(json["error"].is_string());
+    }
+    let resp = post(&gw, "/v1/generate", &token, r#"{"prompt": "pay per call"}"#).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        post(&gw, "/v1/generate", &token, r#"{"prompt": "again"}"#)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn concurrent_presentations_of_a_single_use_token_get_exactly_one_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = RecordingUpstream::start().await;
+    let spent = Arc::new(SqliteSpentSet::open_in(dir.path()).unwrap());
+    let gw = TestGateway::start_with(single_use_proxy(&upstream.base, 10), move |g| {
+        g.with_spent_set(spent)
+    })
+    .await;
+    for _ in 0..2 {
+        let token = gw.buy_with("/gen", reqwest::Method::POST).await;
+        let requests = (0..24).map(|_| post(&gw, "/gen", &token, "{}"));
+        let statuses: Vec<StatusCode> = futures_util::future::join_all(requests)
+            .await
+            .into_iter()
+            .map(|r| r.status())
+            .collect();
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(ok, 1, "{statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .all(|s| [StatusCode::OK, StatusCode::UNAUTHORIZED].contains(s)),
+            "{statuses:?}"
+        );
+    }
+    assert_eq!(upstream.paths().len(), 2, "one forwarded request per token");
+}
+
+#[tokio::test]
+async fn concurrent_presentations_on_the_demo_route_get_exactly_one_answer() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let token = gw.buy_with("/v1/generate", reqwest::Method::POST).await;
+    let requests = (0..24).map(|_| post(&gw, "/v1/generate", &token, r#"{"prompt": "hi"}"#));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.status())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+}
+
+/// A spent-set whose store is broken.
+#[derive(Debug)]
+struct BrokenSpentSet;
+
+#[async_trait::async_trait]
+impl SpentSet for BrokenSpentSet {
+    async fn claim(&self, _: &PaymentHash, _: u64) -> Result<bool, SpentSetError> {
+        Err(SpentSetError {
+            store: "test".into(),
+            message: "disk I/O error".into(),
+        })
+    }
+    async fn release(&self, _: &PaymentHash) -> Result<(), SpentSetError> {
+        Ok(())
+    }
+    async fn prune(&self, _: u64) -> Result<(), SpentSetError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failing_spent_set_refuses_single_use_tokens_with_503() {
+    let gw = TestGateway::start_with(GatewayConfig::demo(), |g| {
+        g.with_spent_set(Arc::new(BrokenSpentSet))
+    })
+    .await;
+    let token = gw.buy_with("/v1/generate", reqwest::Method::POST).await;
+    for _ in 0..2 {
+        let resp = post(&gw, "/v1/generate", &token, r#"{"prompt": "hi"}"#).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let json: Value = resp.json().await.unwrap();
+        assert!(
+            json["error"].as_str().unwrap().contains("not used"),
+            "{json}"
+        );
+    }
+    // Reusable tokens need no spent-set.
+    let reusable = gw.buy("/v1/demo").await;
+    assert_eq!(
+        gw.get_with("/v1/demo", &reusable).await.status(),
+        StatusCode::OK
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The `l402-mcp gateway` process.
+
+const BIN: &str = env!("CARGO_BIN_EXE_l402-mcp");
+
+/// A `l402-mcp gateway` child on a free loopback port; killed (by pid,
+/// through its handle) when dropped.
+struct GatewayProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gateway_command(data_dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("gateway")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("L402_GATEWAY_LISTEN")
+        .env_remove("L402_GATEWAY_CONFIG")
+        .env_remove("L402_LND_HOST")
+        .env_remove("L402_LND_TLS_CERT")
+        .env_remove("L402_LND_MACAROON")
+        .env_remove("L402_NETWORK")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn start_gateway_process(
+    data_dir: &std::path::Path,
+    stdio: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> GatewayProcess {
+    let port = free_port();
+    let child = gateway_command(data_dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(stdio)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut process = GatewayProcess {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            process.child.try_wait().unwrap().is_none(),
+            "the gateway exited at start"
+        );
+        assert!(Instant::now() < deadline, "the gateway did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    process
+}
+
+async fn buy_from(base: &str, path: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYMENT_REQUIRED);
+    let json: Value = resp.json().await.unwrap();
+    let preimage = pay_dev(base, json["invoice"].as_str().unwrap()).await;
+    format!(
+        "L402 {}:{}",
+        json["macaroon"].as_str().unwrap(),
+        preimage.to_hex()
+    )
+}
+
+#[tokio::test]
+async fn a_used_single_use_token_stays_used_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = |base: String, token: String| async move {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/generate"))
+            .header(header::AUTHORIZATION, token)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(r#"{"prompt": "once"}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let token = {
+        let gw = start_gateway_process(
+            dir.path(),
+            std::process::Stdio::null(),
+            std::process::Stdio::null(),
+        );
+        let token = buy_from(&gw.base, "/v1/generate").await;
+        assert_eq!(
+            generate(gw.base.clone(), token.clone()).await,
+            StatusCode::OK
+        );
+        token
+        // Killed here (SIGKILL: no shutdown, no flush).
+    };
+    assert!(dir.path().join(l402_mcp::gateway::SPENT_SET_FILE).exists());
+    let gw = start_gateway_process(
+        dir.path(),
+        std::process::Stdio::null(),
+        std::process::Stdio::null(),
+    );
+    assert_eq!(
+        generate(gw.base.clone(), token).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn the_dev_node_is_refused_on_a_public_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gateway_command(dir.path())
+        .args(["--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+    assert!(stderr.contains("--dev-node-public"), "{stderr}");
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+#[test]
+fn a_missing_gateway_config_is_one_sentence_and_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gateway.toml");
+    let out = gateway_command(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("does not exist").count(), 1, "{stderr}");
+    assert!(!stderr.contains("os error"), "{stderr}");
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_gateway_keeps_serving_when_its_log_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = start_gateway_process(
+        dir.path(),
+        std::process::Stdio::piped(),
+        std::process::Stdio::piped(),
+    );
+    // `gateway 2>&1 | head -1`: the reader takes a line and exits.
+    drop(gw.child.stdout.take());
+    drop(gw.child.stderr.take());
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        // A challenge is logged at info: each one writes to the closed pipe.
+        let resp = client
+            .get(format!("{}/v1/demo", gw.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYMENT_REQUIRED);
+        let resp = client
+            .get(format!("{}/health", gw.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    assert!(gw.child.try_wait().unwrap().is_none(), "the gateway exited");
 }

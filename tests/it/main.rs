@@ -10,6 +10,7 @@ mod client;
 mod dev_node;
 mod gateway;
 mod l402_vectors;
+mod listen;
 mod lnd;
 mod macaroon_interop;
 mod mcp;

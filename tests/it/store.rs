@@ -88,19 +88,19 @@ fn store_is_send_sync_and_shareable() {
 fn schema_is_created_and_reopened_at_the_current_version() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
-    assert_eq!(SCHEMA_VERSION, 2);
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(store.schema_version().unwrap(), 3);
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     drop(store);
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -132,14 +132,14 @@ fn store_from_a_newer_program_is_refused_untouched() {
             supported,
         } => {
             assert_eq!(p, &path.display().to_string());
-            assert_eq!((*found, *supported), (7, 2));
+            assert_eq!((*found, *supported), (7, 3));
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
         format!(
-            "the token store at {} has schema version 7, but this program knows only up to 2: \
+            "the token store at {} has schema version 7, but this program knows only up to 3: \
              it was written by a newer l402-mcp; upgrade, or use another store",
             path.display()
         )
@@ -1130,12 +1130,16 @@ fn a_version_1_store_is_migrated_keeping_its_tokens() {
     drop(store);
     // Roll the file back to version 1, as an older release left it.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE token_paths; PRAGMA user_version = 1;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE token_paths; DROP INDEX sessions_by_pool; \
+         ALTER TABLE sessions DROP COLUMN pool; ALTER TABLE tokens DROP COLUMN held_until; \
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(conn);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     let usable = store.usable_tokens(&origin).unwrap();
     assert_eq!(usable.len(), 1);
     assert!(usable[0].1.is_empty());

@@ -1,0 +1,150 @@
+//! The accept loop every HTTP listener here runs (the gateway, and
+//! `serve --http`), with bounds a client cannot talk its way past.
+//!
+//! `axum::serve` waits forever for a request's headers and keeps any
+//! number of connections: one client trickling a header byte every few
+//! seconds, or opening a few hundred idle connections, holds the server's
+//! sockets and memory. Here each connection is HTTP/1.1 through hyper with
+//!
+//! - a header-read timeout: a request's headers must be in within
+//!   [`ConnectionLimits::header_read_timeout`], counted from when the
+//!   connection opens and again from when the previous answer was sent, so
+//!   the same bound closes idle keep-alive connections;
+//! - a cap on open connections ([`ConnectionLimits::max_connections`]):
+//!   one past it is answered `503` with a JSON sentence and closed at once;
+//! - graceful shutdown: when `shutdown` resolves, the listener closes, idle
+//!   connections are closed, and the answers under way are finished.
+//!
+//! Every request carries `ConnectInfo<SocketAddr>` (the
+//! gateway's rate limiter keys on it).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// A request's headers must arrive within this many seconds of the
+/// connection opening (or of the previous answer): ample for any real
+/// client on any network, short enough that a trickling one lets go.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Open connections at most: far more than an agent's burst, few enough
+/// that the process stays within a default `ulimit -n` of 1024 with room
+/// for upstream connections, the store and logs.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// What one connection, and all of them together, may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time allowed for a request's headers, from the connection's start
+    /// or the previous answer (so also the keep-alive idle timeout).
+    pub header_read_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// What a connection past the cap gets before it is closed.
+fn over_capacity() -> Vec<u8> {
+    let body = r#"{"error": "The server has too many open connections; retry in a moment."}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         connection: close\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves,
+/// then finishes the answers under way.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset while
+                    // queued: not the listener's end. Pause, go on.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, limit = limits.max_connections, "connection refused: too many open");
+            // Best effort, never waiting: a fresh socket's send buffer
+            // takes these bytes, and dropping the stream closes it.
+            let _ = stream.try_write(&over_capacity());
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            app.clone()
+                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(remote));
+                    req
+                });
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_over_capacity_answer_is_well_formed() {
+        let bytes = over_capacity();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), length);
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["error"].as_str().unwrap().contains("too many"));
+    }
+}
