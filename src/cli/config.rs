@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::output::{stdout_json, stdout_line};
 use super::settings::{self, Settings, Source};
+use super::stderr::say_err;
 use super::{ClientFlags, Ctx, EXIT_OK, Failure};
 
 #[derive(Debug, Args)]
@@ -75,7 +76,7 @@ pub fn run(args: ConfigArgs, ctx: Ctx) -> Result<u8, Failure> {
             let path = settings::config_path(config.as_deref(), &settings::process_env).value;
             init(&path, force)?;
             if !ctx.quiet {
-                eprintln!(
+                say_err!(
                     "wrote {}; every setting in it is commented out at its default",
                     path.display()
                 );

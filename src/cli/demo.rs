@@ -74,7 +74,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         }
     };
 
-    // 2. The gateway and its dev node, in this process.
+    // 2. The gateway and its dev node, in this process: on loopback only
+    // (its POST /dev/pay settles any invoice for free).
+    if let Some(addr) = args.listen
+        && !addr.ip().is_loopback()
+    {
+        anyhow::bail!(
+            "the demo's gateway runs the dev Lightning node, whose POST /dev/pay settles any \
+             invoice for free: it listens on loopback only, not on {addr}; give --listen a \
+             127.0.0.1 address (or run `l402-mcp gateway` with lnd to sell to others)"
+        );
+    }
     let listener = match args.listen {
         Some(addr) => tokio::net::TcpListener::bind(addr)
             .await
@@ -90,7 +100,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let base = format!("http://{addr}");
     let root_key = gateway::load_or_create_root_key(&dir)?;
     let node = Arc::new(DevNode::new());
-    let gw = Arc::new(Gateway::new(GatewayConfig::demo(), root_key, node.clone())?);
+    // Used single-use tokens stay used while the data dir lives.
+    let spent = gateway::SqliteSpentSet::open_in(&dir)?;
+    let gw = Arc::new(
+        Gateway::new(GatewayConfig::demo(), root_key, node.clone())?
+            .with_spent_set(Arc::new(spent)),
+    );
     let app = gw.clone().router().merge(dev::router(node));
     let stop = tokio_util::sync::CancellationToken::new();
     let stopped = stop.clone();

@@ -18,6 +18,7 @@ use l402_mcp::client::{
 };
 
 use super::output::{bytes, count, sats, sats_num, stdout_bytes, stdout_json, stdout_line};
+use super::stderr::{say_err, say_err_part};
 use super::{ClientFlags, Ctx, EXIT_ERROR, EXIT_OK, Failure, make_client};
 
 #[derive(Debug, Args)]
@@ -117,7 +118,7 @@ pub async fn run_fetch(args: FetchArgs, ctx: Ctx) -> Result<u8, Failure> {
     if let Some(asked) = args.max_cost {
         let cap = settings.max_cost_sats.value;
         if asked > cap && !ctx.quiet {
-            eprintln!(
+            say_err!(
                 "note: --max-cost {asked} is above the configured per-request cap of {cap} sats; \
                  it can only lower the cap, so {cap} sats stays the limit"
             );
@@ -190,10 +191,10 @@ async fn fetch_whole(
     }
     if !ctx.quiet {
         if let Some(r) = &resp.receipt {
-            eprintln!("{}", receipt_line(r, &resp.url, session));
+            say_err!("{}", receipt_line(r, &resp.url, session));
         }
         if resp.truncated {
-            eprintln!(
+            say_err!(
                 "note: the body was cut at {} (max_body_bytes); use -o FILE to save all of it",
                 bytes(client.config().max_body_bytes as u64)
             );
@@ -226,7 +227,7 @@ async fn fetch_to(
     if !ctx.quiet
         && let Some(r) = &raw.receipt
     {
-        eprintln!("{}", receipt_line(r, &url, &session));
+        say_err!("{}", receipt_line(r, &url, &session));
     }
     let receipt = raw.receipt.as_ref().map(|r| receipt_json(r, &session));
 
@@ -268,7 +269,7 @@ async fn fetch_to(
             "output": path.display().to_string(), "bytes": written, "receipt": receipt,
         }))?;
     } else if !ctx.quiet && path != Path::new("-") {
-        eprintln!("saved {} to {}", bytes(written), path.display());
+        say_err!("saved {} to {}", bytes(written), path.display());
     }
     Ok(EXIT_OK)
 }
@@ -282,7 +283,7 @@ fn final_status(url: &str, status: u16) -> u8 {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
-    eprintln!("error: {url} answered {status} {reason}");
+    say_err!("error: {url} answered {status} {reason}");
     EXIT_ERROR
 }
 
@@ -469,12 +470,12 @@ impl Progress {
             }
             _ => format!("{}  {}/s", bytes(done), bytes(rate)),
         };
-        eprint!("\r\x1b[2K{line}");
+        say_err_part!("\r\x1b[2K{line}");
     }
 
     fn finish(&mut self) {
         if self.last.take().is_some() {
-            eprint!("\r\x1b[2K");
+            say_err_part!("\r\x1b[2K");
         }
     }
 }
@@ -495,7 +496,7 @@ pub async fn run_preview(args: PreviewArgs, ctx: Ctx) -> Result<u8, Failure> {
         make_client(&settings, config).await?
     } else {
         if !ctx.quiet {
-            eprintln!("note: {}", settings.no_payer_message());
+            say_err!("note: {}", settings.no_payer_message());
         }
         L402Client::without_payer(config, super::open_store(&settings)?)?
     };
@@ -572,13 +573,14 @@ pub async fn recover(client: &L402Client, ctx: Ctx) {
     match client.recover().await {
         Ok(r) => {
             if !ctx.quiet && (r.succeeded > 0 || r.released > 0) {
-                eprintln!(
+                say_err!(
                     "note: resolved payments left pending by an earlier run: {} succeeded, {} released",
-                    r.succeeded, r.released
+                    r.succeeded,
+                    r.released
                 );
             }
             if !ctx.quiet && r.still_pending > 0 {
-                eprintln!(
+                say_err!(
                     "note: {} from earlier runs still unresolved; their budget stays held",
                     count(r.still_pending as u64, "payment")
                 );
@@ -698,7 +700,7 @@ impl Approver for TerminalApprover {
             sats(r.budget_left_msat)
         );
         let answer = tokio::task::spawn_blocking(move || {
-            eprint!("{prompt}");
+            say_err_part!("{prompt}");
             let mut line = String::new();
             std::io::stdin().read_line(&mut line).map(|_| line)
         })

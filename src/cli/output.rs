@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use l402_mcp::client::Sats;
 
 use super::Failure;
+use super::stderr::say_err;
 
 /// Writes bytes to stdout. A closed pipe (`| head`) is not an error: the
 /// reader has what it wanted.
@@ -48,7 +49,7 @@ pub fn failure_json(f: &Failure) -> serde_json::Value {
 /// Prints a failure: one `error:` sentence on stderr, and with `json` the
 /// same as a JSON object on stdout.
 pub fn print_failure(f: &Failure, json: bool) {
-    eprintln!("error: {}", f.message);
+    say_err!("error: {}", f.message);
     if json {
         let _ = stdout_json(&failure_json(f));
     }

@@ -9,6 +9,7 @@ use clap::Args;
 use l402_mcp::mcp::{HttpOptions, McpServer, bind_http};
 
 use super::settings::{self, Overrides, Settings};
+use super::stderr::say_err;
 use super::{ClientFlags, EXIT_OK, Failure, make_payer, open_store};
 
 #[derive(Debug, Args)]
@@ -106,7 +107,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     let local = listener
         .local_addr()
         .map_err(|e| Failure::general("io", e.to_string()))?;
-    eprintln!(
+    say_err!(
         "l402-mcp serve: MCP over Streamable HTTP at http://{local}/mcp and legacy SSE at \
          http://{local}/sse{}",
         if options.auth_token.is_some() {
@@ -115,7 +116,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
             ""
         }
     );
-    eprintln!(
+    say_err!(
         "  each MCP session gets its own budget of {} sats (session names {}-http-…, {}-sse-…), \
          and all of them together at most {} sats (--server-budget)",
         settings.budget_sats.value,
@@ -142,7 +143,7 @@ pub const MIN_AUTH_TOKEN_CHARS: usize = 32;
 /// `L402_MCP_AUTH_TOKEN`; refused when too short to be one.
 fn auth_token(args: &ServeArgs) -> Result<Option<String>, Failure> {
     let (token, from) = if let Some(t) = &args.auth_token {
-        eprintln!(
+        say_err!(
             "warning: --auth-token on the command line is visible to other users (ps); \
              prefer L402_MCP_AUTH_TOKEN or --auth-token-file"
         );
@@ -185,7 +186,7 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
     if let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {
-        eprintln!(
+        say_err!(
             "warning: the auth token file {} is readable by other users; run `chmod 600 {}`",
             path.display(),
             path.display()

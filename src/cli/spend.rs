@@ -10,6 +10,7 @@ use l402_mcp::client::L402Client;
 use l402_mcp::store::{PaymentRecord, Store};
 
 use super::output::{count, sats, stdout_json, stdout_line, utc};
+use super::stderr::say_err;
 use super::{ClientFlags, Ctx, EXIT_OK, Failure, make_payer, open_store};
 
 /// Recent payments shown in the human output (JSON has them all).
@@ -71,7 +72,7 @@ pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
         && s.unresolved > 0
         && settings.payer().is_none()
     {
-        eprintln!(
+        say_err!(
             "note: {} unresolved and holding budget; configure the payer (--lnd-host or --dev-node) \
              so that they can be resolved",
             count(s.unresolved, "payment")

@@ -41,3 +41,14 @@ macro_rules! say_err {
     }};
 }
 pub(crate) use say_err;
+
+/// `eprint!` (no newline) that ignores a closed or failing stderr.
+macro_rules! say_err_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut e = std::io::stderr();
+        let _ = write!(e, $($arg)*);
+        let _ = e.flush();
+    }};
+}
+pub(crate) use say_err_part;

@@ -8,6 +8,7 @@ use l402_mcp::lightning::PaymentHash;
 use l402_mcp::store::{TokenInfo, TokenStatus};
 
 use super::output::{sats, stdout_json, stdout_line, utc};
+use super::stderr::{say_err, say_err_part};
 use super::{Ctx, EXIT_OK, Failure, StoreFlags, open_store};
 
 #[derive(Debug, Args)]
@@ -91,7 +92,7 @@ fn confirm_delete(what: &str, count: usize, msat: u64, force: bool) -> Result<()
             ),
         ));
     }
-    eprint!(
+    say_err_part!(
         "{what} deletes {count} usable {tokens}, bought for {}; they would have to be bought \
          again. Delete? [y/N] ",
         sats(msat)
@@ -182,7 +183,7 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
             if json {
                 stdout_json(&json!({ "removed": token_json(&token) }))?;
             } else if !ctx.quiet {
-                eprintln!(
+                say_err!(
                     "removed token {} ({}, {}, {})",
                     token.id,
                     token.status,
@@ -216,7 +217,7 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
                 } else {
                     String::new()
                 };
-                eprintln!("removed {removed} tokens{kept}");
+                say_err!("removed {removed} tokens{kept}");
             }
             Ok(EXIT_OK)
         }

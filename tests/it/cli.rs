@@ -1080,3 +1080,14 @@ async fn more_v_shows_more_of_the_exchange_as_curl_does_and_never_a_secret() {
     );
     assert!(v3.contains("> authorization: Bearer <"), "{v3}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_never_serves_its_dev_node_off_loopback() {
+    let run = run(
+        &strings(&["demo", "--listen", "0.0.0.0:0", "--no-wait"]),
+        &[],
+    )
+    .await;
+    assert_code(&run, 1);
+    assert!(run.stderr.contains("listens on loopback only"), "{run:?}");
+}
