@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use l402_mcp::mcp::{HttpOptions, McpServer, bind_http};
+use l402_mcp::listen::ConnectionLimits;
+use l402_mcp::mcp::{HttpLimits, HttpOptions, McpServer, bind_http};
 
 use super::settings::{self, Overrides, Settings};
 use super::stderr::say_err;
@@ -53,6 +54,24 @@ pub struct ServeArgs {
     /// session budget].
     #[arg(long, value_name = "SATS")]
     server_budget: Option<u64>,
+
+    /// HTTP: seconds a connection may take to send a request's headers,
+    /// from its start or its previous answer (so also how long an idle
+    /// keep-alive connection stays open).
+    #[arg(long, value_name = "SECS", default_value_t = l402_mcp::listen::DEFAULT_HEADER_READ_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout: u64,
+
+    /// HTTP: connections open at once; one more gets 503 and is closed.
+    #[arg(long, value_name = "N", default_value_t = l402_mcp::listen::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+
+    /// HTTP: MCP sessions (Streamable HTTP and SSE) open at once; a new
+    /// one past it gets 503 while the open ones keep working.
+    #[arg(long, value_name = "N", default_value_t = l402_mcp::mcp::DEFAULT_MAX_SESSIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_sessions: u64,
 
     #[command(flatten)]
     client: ClientFlags,
@@ -127,8 +146,15 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
             .value
             .unwrap_or(settings.budget_sats.value)
     );
+    let limits = HttpLimits {
+        connections: ConnectionLimits {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        },
+        max_sessions: usize::try_from(args.max_sessions).unwrap_or(usize::MAX),
+    };
     let served = server
-        .serve_http(listener, &options, super::shutdown_signal())
+        .serve_http_limited(listener, &options, limits, super::shutdown_signal())
         .await;
     finish_payments(drain).await;
     served.map_err(|e| Failure::general("mcp", e.to_string()))?;

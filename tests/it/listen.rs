@@ -27,7 +27,7 @@ fn gateway_with_limits(header_read_timeout_secs: u64, max_connections: usize) ->
 /// Writes `prefix` and then one more byte every `every` until the server
 /// closes the connection; returns how long that took (or panics after
 /// `give_up`).
-async fn trickle_until_closed(
+pub(crate) async fn trickle_until_closed(
     addr: SocketAddr,
     prefix: &[u8],
     every: Duration,

@@ -1092,3 +1092,20 @@ async fn a_specific_rust_log_directive_cannot_lift_the_secret_caps() {
         "a tool argument reached the log: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_http_takes_its_connection_limits_from_flags() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = serve_http(&gw.base, dir.path(), &["--header-read-timeout", "1"]);
+    let addr: std::net::SocketAddr = serve.addr.parse().unwrap();
+    let took = crate::listen::trickle_until_closed(
+        addr,
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+        Duration::from_millis(300),
+        Duration::from_secs(10),
+    )
+    .await;
+    // The default is 10 s: the flag is what let it go.
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+}
