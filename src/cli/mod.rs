@@ -31,12 +31,12 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use l402_mcp::client::{ClientConfig, FetchError, L402Client};
 use std::time::Duration;
 
+use l402_mcp::client::Store;
 use l402_mcp::lightning::Payer;
 use l402_mcp::lightning::dev::DevPayer;
 use l402_mcp::lightning::lnd::{
     CredentialError, LndConfig, LndError, LndMacaroon, LndNode, PAYMENT_TIMEOUT_MARGIN, TlsCert,
 };
-use l402_mcp::store::Store;
 
 use settings::{LndSettings, Overrides, PayerChoice, Settings, SettingsError};
 
@@ -263,15 +263,9 @@ impl From<SettingsError> for Failure {
     }
 }
 
-impl From<l402_mcp::store::StoreError> for Failure {
-    fn from(e: l402_mcp::store::StoreError) -> Self {
+impl From<l402_mcp::client::StoreError> for Failure {
+    fn from(e: l402_mcp::client::StoreError) -> Self {
         Failure::general("store", format!("token store: {e}"))
-    }
-}
-
-impl From<l402_mcp::budget::BudgetError> for Failure {
-    fn from(e: l402_mcp::budget::BudgetError) -> Self {
-        Failure::general("ledger", format!("spend ledger: {e}"))
     }
 }
 

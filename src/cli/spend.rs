@@ -1,13 +1,9 @@
 //! `l402-mcp spend`: where a session stands, and what was spent all time.
 
-use std::sync::Arc;
-
 use clap::Args;
 use serde_json::{Value, json};
 
-use l402_mcp::budget::{Ledger, SessionSummary, SpendTotals};
-use l402_mcp::client::L402Client;
-use l402_mcp::store::{PaymentRecord, Store};
+use l402_mcp::client::{BudgetView, L402Client, PaymentRecord, SpendReport, SpendTotals};
 
 use super::output::{count, sats, stdout_json, stdout_line, utc};
 use super::stderr::say_err;
@@ -28,54 +24,35 @@ pub struct SpendArgs {
 
 pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
     let settings = args.client.settings()?;
-    let store = open_store(&settings)?;
-    let ledger = Ledger::new(store.clone());
-    let session = settings.session.value.clone();
-
-    // Resolve what earlier runs left pending, so the numbers are right.
-    // That needs the payer; without one the report says what is unresolved.
-    match make_payer(&settings).await {
-        Ok(payer) => {
-            let mut config = settings.client_config();
-            // A report does not change a session's budget: keep the one the
-            // session was last opened with.
-            if let Ok(existing) = ledger.summary(&session) {
-                config.session_budget_msat = existing.budget_msat;
-            }
-            let client = L402Client::new(config, payer, Arc::clone(&store))?;
-            super::fetch::recover(&client, ctx).await;
+    // Resolving what earlier runs left pending needs the payer; without
+    // one the report says what is unresolved.
+    let payer = match make_payer(&settings).await {
+        Ok(payer) => Some(payer),
+        Err(_) => {
+            tracing::debug!("no payer configured; pending payments not resolved");
+            None
         }
-        Err(_) => tracing::debug!("no payer configured; pending payments not resolved"),
-    }
-
-    let summary = match ledger.summary(&session) {
-        Ok(s) => Some(s),
-        Err(l402_mcp::budget::BudgetError::UnknownSession(_)) => None,
-        Err(e) => return Err(e.into()),
     };
-    let totals = ledger.all_time()?;
-    let payments = store.list_payments(Some(&session))?;
+    let client = L402Client::for_reports(settings.client_config(), payer, open_store(&settings)?)?;
+    let report = client.spend_report().await?;
+    let session = &client.config().session;
 
     if args.json {
         stdout_json(&json!({
-            "session": summary.as_ref().map(session_json).unwrap_or_else(|| json!({
+            "session": report.budget.as_ref().map(|b| session_json(b, report.unresolved)).unwrap_or_else(|| json!({
                 "session": session, "exists": false,
             })),
-            "payments": payments.iter().map(payment_json).collect::<Vec<_>>(),
-            "all_time": totals_json(&totals),
+            "payments": report.payments.iter().map(payment_json).collect::<Vec<_>>(),
+            "all_time": totals_json(&report.all_time),
         }))?;
     } else {
-        print_human(&session, summary.as_ref(), &payments, &totals, &store)?;
+        print_human(session, &report, &settings.store_path())?;
     }
-    if !ctx.quiet
-        && let Some(s) = &summary
-        && s.unresolved > 0
-        && settings.payer().is_none()
-    {
+    if !ctx.quiet && report.unresolved > 0 && !client.can_pay() {
         say_err!(
             "note: {} unresolved and holding budget; configure the payer (--lnd-host or --dev-node) \
              so that they can be resolved",
-            count(s.unresolved, "payment")
+            count(report.unresolved, "payment")
         );
     }
     Ok(EXIT_OK)
@@ -83,12 +60,10 @@ pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
 
 fn print_human(
     session: &str,
-    summary: Option<&SessionSummary>,
-    payments: &[PaymentRecord],
-    totals: &SpendTotals,
-    store: &Store,
+    report: &SpendReport,
+    store: &std::path::Path,
 ) -> Result<(), Failure> {
-    match summary {
+    match &report.budget {
         Some(s) => {
             stdout_line(&format!(
                 "session {}: budget {}, spent {}, reserved {}, left {}, {}",
@@ -99,18 +74,19 @@ fn print_human(
                 sats(s.left_msat),
                 count(s.payments, "payment")
             ))?;
-            if s.unresolved > 0 {
+            if report.unresolved > 0 {
                 stdout_line(&format!(
                     "  {} unresolved (outcome not known yet)",
-                    count(s.unresolved, "payment")
+                    count(report.unresolved, "payment")
                 ))?;
             }
         }
         None => stdout_line(&format!(
             "session {session}: nothing spent yet (no such session in {})",
-            store.location()
+            store.display()
         ))?,
     }
+    let payments = &report.payments;
     if !payments.is_empty() {
         let skip = payments.len().saturating_sub(RECENT);
         if skip > 0 {
@@ -127,6 +103,7 @@ fn print_human(
             ))?;
         }
     }
+    let totals = &report.all_time;
     stdout_line(&format!(
         "all time, all sessions: {} in {} ({} + {} fees)",
         sats(totals.spent_msat),
@@ -145,7 +122,7 @@ fn print_human(
     Ok(())
 }
 
-fn session_json(s: &SessionSummary) -> Value {
+fn session_json(s: &BudgetView, unresolved: u64) -> Value {
     json!({
         "session": s.session,
         "exists": true,
@@ -154,9 +131,7 @@ fn session_json(s: &SessionSummary) -> Value {
         "reserved_msat": s.reserved_msat,
         "left_msat": s.left_msat,
         "payments": s.payments,
-        "unresolved": s.unresolved,
-        "created_at": s.created_at,
-        "last_seen_at": s.last_seen_at,
+        "unresolved": unresolved,
     })
 }
 

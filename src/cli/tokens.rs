@@ -4,8 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use l402_mcp::lightning::PaymentHash;
-use l402_mcp::store::{TokenInfo, TokenStatus};
+use l402_mcp::client::{L402Client, TokenInfo, TokenStatus};
 
 use super::output::{sats, stdout_json, stdout_line, utc};
 use super::stderr::{say_err, say_err_part};
@@ -108,15 +107,16 @@ fn confirm_delete(what: &str, count: usize, msat: u64, force: bool) -> Result<()
 
 pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
     let settings = args.store.settings()?;
-    let store = open_store(&settings)?;
+    // The tokens need no payer: nothing is paid or resolved here.
+    let client = L402Client::for_reports(settings.client_config(), None, open_store(&settings)?)?;
     match args.command {
         TokensCommand::List { json } => {
-            let tokens = store.list_tokens()?;
+            let tokens = client.tokens().await?;
             if json {
                 let all: Vec<Value> = tokens.iter().map(token_json).collect();
                 stdout_json(&json!({ "tokens": all }))?;
             } else if tokens.is_empty() {
-                stdout_line(&format!("no tokens in {}", store.location()))?;
+                stdout_line(&format!("no tokens in {}", settings.store_path().display()))?;
             } else {
                 stdout_line(&format!(
                     "{:>4}  {:<7}  {:>9}  {:<12}  {:<20}  ORIGIN",
@@ -137,7 +137,7 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
             Ok(EXIT_OK)
         }
         TokensCommand::Show { id, json } => {
-            let token = find(&store.list_tokens()?, &id)?;
+            let token = client.token(&id.parse()?).await?;
             if json {
                 stdout_json(&token_json(&token))?;
             } else {
@@ -160,16 +160,12 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
             Ok(EXIT_OK)
         }
         TokensCommand::Remove { id, force, json } => {
-            let token = find(&store.list_tokens()?, &id)?;
+            let token = client.token(&id.parse()?).await?;
             if token.status == TokenStatus::Pending {
-                return Err(Failure::general(
-                    "pending_token",
-                    format!(
-                        "token {} is pending: its payment's outcome is not known yet, and the \
-                         token is what stops its invoice being paid twice; `l402-mcp spend` \
-                         resolves it with the payer",
-                        token.id
-                    ),
+                // The client refuses it: say so before asking anything.
+                return Err(client.remove_token(&token).await.err().map_or_else(
+                    || Failure::general("pending_token", "the token is pending"),
+                    |e| Failure::general("pending_token", e.to_string()),
                 ));
             }
             let usable = usize::from(token.status == TokenStatus::Paid);
@@ -179,7 +175,7 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
                 token.amount_msat,
                 force,
             )?;
-            store.remove_token(token.id)?;
+            client.remove_token(&token).await?;
             if json {
                 stdout_json(&json!({ "removed": token_json(&token) }))?;
             } else if !ctx.quiet {
@@ -194,9 +190,8 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
             Ok(EXIT_OK)
         }
         TokensCommand::Clear { force, json } => {
-            let tokens = store.list_tokens()?;
+            let tokens = client.tokens().await?;
             let count = |s: TokenStatus| tokens.iter().filter(|t| t.status == s).count();
-            let pending = count(TokenStatus::Pending);
             let usable = count(TokenStatus::Paid);
             let usable_msat = tokens
                 .iter()
@@ -204,7 +199,8 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
                 .map(|t| t.amount_msat)
                 .sum();
             confirm_delete("tokens clear", usable, usable_msat, force)?;
-            let removed = store.clear_tokens()?;
+            let cleared = client.clear_tokens().await?;
+            let (removed, pending) = (cleared.removed, cleared.kept_pending);
             if json {
                 stdout_json(&json!({
                     "removed": removed,
@@ -222,49 +218,6 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
             Ok(EXIT_OK)
         }
     }
-}
-
-/// The token `id` names: a row id, or a payment hash or unique prefix of
-/// one (at least 6 hex digits).
-fn find(tokens: &[TokenInfo], id: &str) -> Result<TokenInfo, Failure> {
-    let id = id.trim();
-    let not_found = || {
-        Failure::general(
-            "not_found",
-            format!("no token {id:?}; `l402-mcp tokens list` shows them"),
-        )
-    };
-    if let Ok(n) = id.parse::<i64>()
-        && let Some(t) = tokens.iter().find(|t| t.id == n)
-    {
-        return Ok(t.clone());
-    }
-    if let Ok(hash) = id.parse::<PaymentHash>() {
-        return tokens
-            .iter()
-            .find(|t| t.payment_hash == hash)
-            .cloned()
-            .ok_or_else(not_found);
-    }
-    let prefix = id.to_ascii_lowercase();
-    if prefix.len() >= 6 && prefix.chars().all(|c| c.is_ascii_hexdigit()) {
-        let matches: Vec<&TokenInfo> = tokens
-            .iter()
-            .filter(|t| t.payment_hash.to_hex().starts_with(&prefix))
-            .collect();
-        return match matches.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(not_found()),
-            _ => Err(Failure::general(
-                "ambiguous",
-                format!(
-                    "{id:?} is the start of {} tokens' payment hashes; give more of it",
-                    matches.len()
-                ),
-            )),
-        };
-    }
-    Err(not_found())
 }
 
 fn describe(s: TokenStatus) -> &'static str {

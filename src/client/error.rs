@@ -217,6 +217,22 @@ pub enum FetchError {
     /// The spend ledger refused an operation it should not have.
     #[error("spend ledger: {0}")]
     Ledger(String),
+    /// The session was never opened in this store.
+    #[error("no session named {0:?} in the token store")]
+    UnknownSession(String),
+    /// What was asked for (a token) is not there.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl From<BudgetError> for FetchError {
+    fn from(e: BudgetError) -> Self {
+        match e {
+            BudgetError::UnknownSession(s) => FetchError::UnknownSession(s),
+            BudgetError::Store(s) => FetchError::Store(s),
+            other => FetchError::Ledger(other.to_string()),
+        }
+    }
 }
 
 impl FetchError {
@@ -231,7 +247,9 @@ impl FetchError {
             FetchError::BadRequest(_)
             | FetchError::Redirect(_)
             | FetchError::Store(_)
-            | FetchError::Ledger(_) => EXIT_GENERAL,
+            | FetchError::Ledger(_)
+            | FetchError::UnknownSession(_)
+            | FetchError::NotFound(_) => EXIT_GENERAL,
         }
     }
 
@@ -247,6 +265,8 @@ impl FetchError {
             FetchError::Redirect(_) => "redirect",
             FetchError::Store(_) => "store",
             FetchError::Ledger(_) => "ledger",
+            FetchError::UnknownSession(_) => "unknown_session",
+            FetchError::NotFound(_) => "not_found",
         }
     }
 }

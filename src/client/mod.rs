@@ -36,6 +36,7 @@ mod fetch;
 mod lock;
 pub mod net;
 mod pay;
+mod report;
 
 pub use crate::lightning::Sats;
 pub use approve::{Approval, ApprovalRequest, Approver};
@@ -49,6 +50,13 @@ pub use error::{
     EXIT_GENERAL, EXIT_NETWORK, EXIT_PAYMENT_FAILED, EXIT_REFUSED, FetchError, Refusal,
 };
 pub use pay::{ABORT_STEPS, wait_for_payments};
+pub use report::{Cleared, SpendReport, TokenRef};
+// What the reports hold, as the faces render it, and what a face hands
+// the client when it builds one (its store, its server's pool).
+pub use crate::budget::{BudgetPool, OriginSpend, SpendTotals};
+pub use crate::store::{
+    Origin, PaymentRecord, PaymentState, Store, StoreError, TokenInfo, TokenStatus,
+};
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -63,7 +71,6 @@ use serde::Serialize;
 
 use crate::budget::{Ledger, PoolSummary, SessionSummary};
 use crate::lightning::{Payer, PaymentHash};
-use crate::store::{Origin, Store};
 use net::{AddressPolicy, PolicyResolver, UrlPolicyError};
 
 /// One request to fetch.
@@ -336,6 +343,31 @@ impl L402Client {
         payer: Arc<dyn Payer>,
         store: Arc<Store>,
     ) -> Result<Self, FetchError> {
+        Self::build(config, payer, store, true)
+    }
+
+    /// A client for reports and the tokens (`spend`, `tokens`): it opens
+    /// no session and changes no budget (a session that exists keeps the
+    /// budget it was last opened with). With a payer, it resolves
+    /// payments earlier runs left unresolved; it is never asked to pay.
+    pub fn for_reports(
+        config: ClientConfig,
+        payer: Option<Arc<dyn Payer>>,
+        store: Arc<Store>,
+    ) -> Result<Self, FetchError> {
+        let can_pay = payer.is_some();
+        let payer = payer.unwrap_or_else(|| Arc::new(NoPayer));
+        let mut client = Self::build(config, payer, store, false)?;
+        client.can_pay = can_pay;
+        Ok(client)
+    }
+
+    fn build(
+        config: ClientConfig,
+        payer: Arc<dyn Payer>,
+        store: Arc<Store>,
+        open_session: bool,
+    ) -> Result<Self, FetchError> {
         let mut policy = AddressPolicy {
             allow_private: config.allow_private,
             ..Default::default()
@@ -373,15 +405,18 @@ impl L402Client {
             .with_daily_cap(config.daily_cap_msat)
             .with_rate_limit(Some(config.payments_per_minute))
             .with_pool(config.pool.clone());
-        let mut opened: BudgetView = ledger
-            .open_session(&config.session, config.session_budget_msat)
-            .map_err(|e| FetchError::Ledger(e.to_string()))?
-            .into();
-        if let Some(pool) = ledger
-            .pool_summary()
-            .map_err(|e| FetchError::Ledger(e.to_string()))?
-        {
-            opened.apply_pool(&pool);
+        let opened = if open_session {
+            Some(ledger.open_session(&config.session, config.session_budget_msat)?)
+        } else {
+            match ledger.summary(&config.session) {
+                Ok(s) => Some(s),
+                Err(crate::budget::BudgetError::UnknownSession(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut opened: Option<BudgetView> = opened.map(BudgetView::from);
+        if let (Some(view), Some(pool)) = (opened.as_mut(), ledger.pool_summary()?) {
+            view.apply_pool(&pool);
         }
         Ok(L402Client {
             config,
@@ -393,7 +428,7 @@ impl L402Client {
             http_allowed,
             locks: Mutex::default(),
             tokens: Mutex::default(),
-            budget_left: std::sync::atomic::AtomicU64::new(opened.left_msat),
+            budget_left: std::sync::atomic::AtomicU64::new(opened.map_or(0, |v| v.left_msat)),
             limiter,
             approver: None,
             recovered: tokio::sync::OnceCell::new(),
@@ -426,29 +461,11 @@ impl L402Client {
         &self.config
     }
 
-    /// The token store.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    /// The spend ledger.
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
     /// This session's budget standing, read from the ledger: what is left
     /// is the lesser of the session's and its server pool's.
     pub fn budget(&self) -> Result<BudgetView, FetchError> {
-        let mut view = self
-            .ledger
-            .summary(&self.config.session)
-            .map(BudgetView::from)
-            .map_err(|e| FetchError::Ledger(e.to_string()))?;
-        if let Some(pool) = self
-            .ledger
-            .pool_summary()
-            .map_err(|e| FetchError::Ledger(e.to_string()))?
-        {
+        let mut view = BudgetView::from(self.ledger.summary(&self.config.session)?);
+        if let Some(pool) = self.ledger.pool_summary()? {
             view.apply_pool(&pool);
         }
         self.budget_left
@@ -457,6 +474,23 @@ impl L402Client {
     }
 
     /// What the session had left at this client's last ledger read.
+    /// Drops what this client remembers of `origin`'s tokens (they were
+    /// removed from the store).
+    fn forget_origin(&self, origin: &Origin) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(origin);
+    }
+
+    /// Drops what this client remembers of every origin's tokens.
+    fn forget_all_origins(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     fn budget_left_snapshot(&self) -> u64 {
         self.budget_left.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -35,7 +35,7 @@
 //! use l402_mcp::client::ClientConfig;
 //! use l402_mcp::lightning::dev::DevPayer;
 //! use l402_mcp::mcp::McpServer;
-//! use l402_mcp::store::Store;
+//! use l402_mcp::client::Store;
 //!
 //! let payer = Arc::new(DevPayer::new("http://127.0.0.1:8402")?);
 //! let store = Arc::new(Store::open("/tmp/l402-tokens.sqlite")?);
@@ -68,10 +68,8 @@ use std::time::Duration;
 
 use rmcp::ServiceExt;
 
-use crate::budget::BudgetPool;
-use crate::client::ClientConfig;
+use crate::client::{BudgetPool, ClientConfig, Store};
 use crate::lightning::Payer;
-use crate::store::Store;
 
 /// How long a person has to answer an approval request before it counts
 /// as declined: long enough to read it, short enough that a forgotten

@@ -32,7 +32,7 @@ use crate::client::{
     BudgetView, ClientConfig, FetchError, FetchRequest, FetchResponse, L402Client, Preview,
     Receipt, Sats,
 };
-use crate::store::{Origin, PaymentRecord, TokenInfo};
+use crate::client::{Origin, SpendReport, TokenInfo};
 
 // -------------------------------------------------------------------------
 // descriptions, written for a model
@@ -529,15 +529,17 @@ impl L402Tools {
             open_world_hint = false
         )
     )]
-    async fn list_tokens(&self) -> Result<CallToolResult, McpError> {
-        let store = self.shared.store.clone();
-        let listed = tokio::task::spawn_blocking(move || store.list_tokens()).await;
-        match listed {
-            Ok(Ok(tokens)) => Ok(tokens_result(&tokens)),
-            Ok(Err(e)) => Ok(error_result(&FetchError::Store(e))),
-            Err(e) => Ok(text_error(format!(
-                "the token store could not be read: {e}"
-            ))),
+    async fn list_tokens(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let client = match self.client(&ctx).await {
+            Ok(c) => c,
+            Err(e) => return Ok(error_result(&e)),
+        };
+        match client.tokens().await {
+            Ok(tokens) => Ok(tokens_result(&tokens)),
+            Err(e) => Ok(error_result(&e)),
         }
     }
 
@@ -560,8 +562,18 @@ impl L402Tools {
             Ok(c) => c,
             Err(e) => return Ok(error_result(&e)),
         };
-        match spend(&client).await {
-            Ok(out) => Ok(spend_result(out, self.limits(), &self.shared.config)),
+        // The session was opened when its client was built: it has a budget.
+        let report = match client.spend_report().await {
+            Ok(r) => r,
+            Err(e) => return Ok(error_result(&e)),
+        };
+        match report.budget.clone().map_or_else(|| client.budget(), Ok) {
+            Ok(budget) => Ok(spend_result(
+                report,
+                budget,
+                self.limits(),
+                &self.shared.config,
+            )),
             Err(e) => Ok(error_result(&e)),
         }
     }
@@ -600,49 +612,6 @@ fn fetch_request(args: FetchArgs) -> Result<FetchRequest, FetchError> {
         body: args.body.map(Bytes::from),
         max_cost_msat: args.max_cost_sats.map(|s| s.saturating_mul(1000)),
         call: crate::client::Call::default(),
-    })
-}
-
-struct SpendReport {
-    budget: BudgetView,
-    unresolved: u64,
-    payments: Vec<PaymentRecord>,
-    all_time: crate::budget::SpendTotals,
-}
-
-async fn spend(client: &L402Client) -> Result<SpendReport, FetchError> {
-    let ledger = client.ledger().clone();
-    let session = client.config().session.clone();
-    let summary = {
-        let (ledger, session) = (ledger.clone(), session.clone());
-        tokio::task::spawn_blocking(move || ledger.summary(&session))
-            .await
-            .map_err(|e| FetchError::Ledger(e.to_string()))?
-            .map_err(|e| FetchError::Ledger(e.to_string()))?
-    };
-    // The numbers are right only once earlier payments are resolved.
-    if summary.unresolved > 0
-        && let Err(e) = client.recover().await
-    {
-        tracing::warn!(error = %e, "cannot resolve pending payments now");
-    }
-    let budget = client.budget()?;
-    let (store, name) = (client.store().clone(), session.clone());
-    let (summary, payments, all_time) = tokio::task::spawn_blocking(move || {
-        let summary = ledger.summary(&name);
-        let payments = store.list_payments(Some(&name));
-        let totals = ledger.all_time();
-        (summary, payments, totals)
-    })
-    .await
-    .map_err(|e| FetchError::Ledger(e.to_string()))?;
-    Ok(SpendReport {
-        budget,
-        unresolved: summary
-            .map_err(|e| FetchError::Ledger(e.to_string()))?
-            .unresolved,
-        payments: payments?,
-        all_time: all_time.map_err(|e| FetchError::Ledger(e.to_string()))?,
     })
 }
 
@@ -908,9 +877,14 @@ fn tokens_result(tokens: &[TokenInfo]) -> CallToolResult {
     result(&out, text)
 }
 
-fn spend_result(s: SpendReport, limits: LimitsOutput, config: &ClientConfig) -> CallToolResult {
+fn spend_result(
+    s: SpendReport,
+    budget: BudgetView,
+    limits: LimitsOutput,
+    config: &ClientConfig,
+) -> CallToolResult {
     let out = SpendOutput {
-        session: BudgetOutput::from(&s.budget),
+        session: BudgetOutput::from(&budget),
         unresolved: s.unresolved,
         payments: s
             .payments
@@ -943,7 +917,7 @@ fn spend_result(s: SpendReport, limits: LimitsOutput, config: &ClientConfig) -> 
         },
         limits,
     };
-    let b = &s.budget;
+    let b = &budget;
     let mut text = format!(
         "Session {}: budget {}, spent {}, reserved {}, left {}; {} payment{}.",
         b.session,

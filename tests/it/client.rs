@@ -536,7 +536,7 @@ async fn a_token_the_server_stops_accepting_is_marked_stale_and_paid_again() {
     assert_eq!(resp.status, 200);
     assert!(resp.receipt.unwrap().paid, "a new token was bought");
     assert_eq!(gw.node.settlements(), 2);
-    let tokens = fx.client.store().list_tokens().unwrap();
+    let tokens = fx.client.tokens().await.unwrap();
     let statuses: Vec<String> = tokens.iter().map(|t| t.status.to_string()).collect();
     assert!(
         statuses.contains(&"stale".to_string()) && statuses.contains(&"paid".to_string()),
@@ -977,8 +977,8 @@ async fn each_service_of_an_origin_keeps_its_own_token() {
     // Neither token was marked stale by the other service's refusal.
     let statuses: Vec<String> = fx
         .client
-        .store()
-        .list_tokens()
+        .tokens()
+        .await
         .unwrap()
         .iter()
         .map(|t| t.status.to_string())
