@@ -70,15 +70,15 @@ pub const DAY_SECS: u64 = 24 * 60 * 60;
 pub enum BudgetError {
     /// The session's budget cannot cover the payment and its fee limit.
     #[error(
-        "paying {asked} (amount plus fee limit) would exceed session {session:?}'s budget: \
+        "paying {needed} (amount plus fee limit) would exceed session {session:?}'s budget: \
          {left} left of {budget}",
-        asked = Sats(*asked_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
+        needed = Sats(*needed_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
     )]
     OverBudget {
         /// The session.
         session: String,
-        /// Amount plus fee limit.
-        asked_msat: u64,
+        /// What the payment needs held: amount plus fee limit.
+        needed_msat: u64,
         /// What the session has left: budget less spent and reserved.
         left_msat: u64,
         /// The session's budget.
@@ -86,13 +86,13 @@ pub enum BudgetError {
     },
     /// The rolling 24-hour cap across all sessions cannot cover it.
     #[error(
-        "paying {asked} (amount plus fee limit) would exceed the 24-hour spending cap: \
+        "paying {needed} (amount plus fee limit) would exceed the 24-hour spending cap: \
          {left} left of {cap}",
-        asked = Sats(*asked_msat), left = Sats(*left_msat), cap = Sats(*cap_msat)
+        needed = Sats(*needed_msat), left = Sats(*left_msat), cap = Sats(*cap_msat)
     )]
     OverDailyCap {
-        /// Amount plus fee limit.
-        asked_msat: u64,
+        /// What the payment needs held: amount plus fee limit.
+        needed_msat: u64,
         /// What is left of the cap in the last 24 hours.
         left_msat: u64,
         /// The cap.
@@ -101,15 +101,15 @@ pub enum BudgetError {
     /// The pool the session shares with the other sessions of its server
     /// cannot cover the payment and its fee limit.
     #[error(
-        "paying {asked} (amount plus fee limit) would exceed what all sessions of this server \
+        "paying {needed} (amount plus fee limit) would exceed what all sessions of this server \
          may spend together: {left} left of {budget}",
-        asked = Sats(*asked_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
+        needed = Sats(*needed_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
     )]
     OverPool {
         /// The pool.
         pool: String,
-        /// Amount plus fee limit.
-        asked_msat: u64,
+        /// What the payment needs held: amount plus fee limit.
+        needed_msat: u64,
         /// What the pool has left.
         left_msat: u64,
         /// The pool's budget.
@@ -502,7 +502,7 @@ impl Ledger {
             if asked > summary.left_msat {
                 return Err(BudgetError::OverBudget {
                     session: req.session.to_string(),
-                    asked_msat: asked,
+                    needed_msat: asked,
                     left_msat: summary.left_msat,
                     budget_msat: summary.budget_msat,
                 });
@@ -514,7 +514,7 @@ impl Ledger {
                 if asked > standing.left_msat {
                     return Err(BudgetError::OverPool {
                         pool: pool.name.clone(),
-                        asked_msat: asked,
+                        needed_msat: asked,
                         left_msat: standing.left_msat,
                         budget_msat: pool.budget_msat,
                     });
@@ -539,7 +539,7 @@ impl Ledger {
                 let left = cap.saturating_sub(last_day_msat(tx, now)?);
                 if asked > left {
                     return Err(BudgetError::OverDailyCap {
-                        asked_msat: asked,
+                        needed_msat: asked,
                         left_msat: left,
                         cap_msat: cap,
                     });

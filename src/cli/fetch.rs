@@ -174,7 +174,7 @@ async fn fetch_whole(
         let (body, encoding) = body_for_json(&resp.body, resp.truncated);
         stdout_json(&json!({
             "status": resp.status,
-            "url": resp.url,
+            "url": resp.url.as_str(),
             "content_type": resp.content_type(),
             "body": body,
             "body_encoding": encoding,
@@ -191,7 +191,7 @@ async fn fetch_whole(
     }
     if !ctx.quiet {
         if let Some(r) = &resp.receipt {
-            say_err!("{}", receipt_line(r, &resp.url, session));
+            say_err!("{}", receipt_line(r, resp.url.as_str(), session));
         }
         if resp.truncated {
             say_err!(
@@ -200,7 +200,7 @@ async fn fetch_whole(
             );
         }
     }
-    Ok(final_status(&resp.url, resp.status))
+    Ok(final_status(resp.url.as_str(), resp.status))
 }
 
 /// Fetches and streams the body to `path` ('-' is stdout), uncapped.

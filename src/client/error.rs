@@ -125,12 +125,12 @@ pub enum Refusal {
     },
     /// The rolling 24-hour cap across sessions cannot cover it.
     #[error(
-        "paying {asked} would exceed the 24-hour cap of {cap} ({left} left)",
-        asked = Sats(*asked_msat), cap = Sats(*cap_msat), left = Sats(*left_msat)
+        "paying {needed} (amount plus fee limit) would exceed the 24-hour cap of {cap} ({left} left)",
+        needed = Sats(*needed_msat), cap = Sats(*cap_msat), left = Sats(*left_msat)
     )]
     OverDailyCap {
         /// Amount plus fee limit.
-        asked_msat: u64,
+        needed_msat: u64,
         /// Left in the window.
         left_msat: u64,
         /// The cap.
@@ -216,7 +216,32 @@ pub enum FetchError {
     Store(#[from] StoreError),
     /// The spend ledger refused an operation it should not have.
     #[error("spend ledger: {0}")]
-    Ledger(String),
+    Ledger(#[source] BudgetError),
+    /// The lock file that keeps two processes from buying one origin's
+    /// token twice could not be used.
+    #[error("cannot {action} the origin lock {path}: {source}")]
+    Lock {
+        /// What was tried: "create", "open", "take".
+        action: &'static str,
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A token in the store cannot be presented (no preimage, or a
+    /// macaroon that does not parse): the store was changed by hand or is
+    /// damaged.
+    #[error("the stored token {payment_hash} cannot be used: {reason}")]
+    CorruptToken {
+        /// Its payment hash.
+        payment_hash: PaymentHash,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A task of the client's own failed (it panicked or was cancelled).
+    #[error("an internal task failed: {0}")]
+    Task(String),
     /// The session was never opened in this store.
     #[error("no session named {0:?} in the token store")]
     UnknownSession(String),
@@ -230,7 +255,7 @@ impl From<BudgetError> for FetchError {
         match e {
             BudgetError::UnknownSession(s) => FetchError::UnknownSession(s),
             BudgetError::Store(s) => FetchError::Store(s),
-            other => FetchError::Ledger(other.to_string()),
+            other => FetchError::Ledger(other),
         }
     }
 }
@@ -248,6 +273,9 @@ impl FetchError {
             | FetchError::Redirect(_)
             | FetchError::Store(_)
             | FetchError::Ledger(_)
+            | FetchError::Lock { .. }
+            | FetchError::CorruptToken { .. }
+            | FetchError::Task(_)
             | FetchError::UnknownSession(_)
             | FetchError::NotFound(_) => EXIT_GENERAL,
         }
@@ -265,6 +293,9 @@ impl FetchError {
             FetchError::Redirect(_) => "redirect",
             FetchError::Store(_) => "store",
             FetchError::Ledger(_) => "ledger",
+            FetchError::Lock { .. } => "lock",
+            FetchError::CorruptToken { .. } => "corrupt_token",
+            FetchError::Task(_) => "internal",
             FetchError::UnknownSession(_) => "unknown_session",
             FetchError::NotFound(_) => "not_found",
         }
@@ -301,43 +332,42 @@ pub(super) fn budget_refusal(e: BudgetError, url: &str, fee_limit_msat: u64) -> 
     match e {
         BudgetError::OverBudget {
             session,
-            asked_msat,
+            needed_msat,
             left_msat,
             budget_msat,
         } => FetchError::Refused(Refusal::OverBudget {
             url: url.to_string(),
             session,
-            asked_msat: asked_msat.saturating_sub(fee_limit_msat),
+            asked_msat: needed_msat.saturating_sub(fee_limit_msat),
             fee_limit_msat,
             left_msat,
             budget_msat,
         }),
         BudgetError::OverPool {
-            asked_msat,
+            needed_msat,
             left_msat,
             budget_msat,
             ..
         } => FetchError::Refused(Refusal::OverServerBudget {
             url: url.to_string(),
-            asked_msat: asked_msat.saturating_sub(fee_limit_msat),
+            asked_msat: needed_msat.saturating_sub(fee_limit_msat),
             fee_limit_msat,
             left_msat,
             budget_msat,
         }),
         BudgetError::OverDailyCap {
-            asked_msat,
+            needed_msat,
             left_msat,
             cap_msat,
         } => FetchError::Refused(Refusal::OverDailyCap {
-            asked_msat,
+            needed_msat,
             left_msat,
             cap_msat,
         }),
         BudgetError::RateLimited { per_minute } => {
             FetchError::Refused(Refusal::RateLimited { per_minute })
         }
-        BudgetError::Store(s) => FetchError::Store(s),
-        other => FetchError::Ledger(other.to_string()),
+        other => other.into(),
     }
 }
 

@@ -1013,16 +1013,23 @@ fn scheme_name(s: Scheme) -> &'static str {
 }
 
 fn credential_header(token: &Token) -> Result<HeaderValue, FetchError> {
-    let preimage = token.preimage().ok_or_else(|| {
-        FetchError::Ledger(format!("token {} has no preimage", token.info.payment_hash))
+    let preimage = token.preimage().ok_or_else(|| FetchError::CorruptToken {
+        payment_hash: token.info.payment_hash,
+        reason: "a paid token without its preimage".into(),
     })?;
     let macaroon = token
         .macaroon()
         .parse()
-        .map_err(|e| FetchError::Ledger(format!("stored macaroon is invalid: {e}")))?;
+        .map_err(|e| FetchError::CorruptToken {
+            payment_hash: token.info.payment_hash,
+            reason: format!("its macaroon is invalid: {e}"),
+        })?;
     let credential = Credential::new(macaroon, preimage.clone());
-    let mut value = HeaderValue::from_str(&credential.to_string())
-        .map_err(|_| FetchError::Ledger("stored credential is not a valid header".into()))?;
+    let mut value =
+        HeaderValue::from_str(&credential.to_string()).map_err(|_| FetchError::CorruptToken {
+            payment_hash: token.info.payment_hash,
+            reason: "its credential is not a valid header".into(),
+        })?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -1075,5 +1082,5 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> Result<T, FetchError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| FetchError::Ledger(format!("store task failed: {e}")))
+        .map_err(|e| FetchError::Task(format!("a store task: {e}")))
 }

@@ -38,11 +38,10 @@ pub(super) async fn lock_origin(
         &Sha256::digest(origin.as_str().as_bytes())[..16],
     ));
     let locked = blocking(move || {
-        let fail = |what: &str, e: std::io::Error| {
-            FetchError::Ledger(format!(
-                "cannot {what} the origin lock {}: {e}",
-                path.display()
-            ))
+        let fail = |action: &'static str, source: std::io::Error| FetchError::Lock {
+            action,
+            path: path.clone(),
+            source,
         };
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);

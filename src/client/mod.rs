@@ -34,7 +34,7 @@ mod config;
 mod error;
 mod fetch;
 mod lock;
-pub mod net;
+mod net;
 mod pay;
 mod report;
 
@@ -49,6 +49,7 @@ pub use config::{
 pub use error::{
     EXIT_GENERAL, EXIT_NETWORK, EXIT_PAYMENT_FAILED, EXIT_REFUSED, FetchError, Refusal,
 };
+pub use net::UrlPolicyError;
 pub use pay::{ABORT_STEPS, wait_for_payments};
 pub use report::{Cleared, SpendReport, TokenRef};
 // What the reports hold, as the faces render it, and what a face hands
@@ -71,7 +72,7 @@ use serde::Serialize;
 
 use crate::budget::{Ledger, PoolSummary, SessionSummary};
 use crate::lightning::{Payer, PaymentHash};
-use net::{AddressPolicy, PolicyResolver, UrlPolicyError};
+use net::{AddressPolicy, PolicyResolver};
 
 /// One request to fetch.
 #[derive(Debug, Clone)]
@@ -140,7 +141,7 @@ pub struct RawResponse {
 #[derive(Debug, Clone)]
 pub struct FetchResponse {
     /// The final URL, after redirects.
-    pub url: String,
+    pub url: Url,
     /// The HTTP status.
     pub status: u16,
     /// The response headers.
@@ -154,6 +155,11 @@ pub struct FetchResponse {
 }
 
 impl FetchResponse {
+    /// The origin that answered (`scheme://host:port`).
+    pub fn origin(&self) -> Option<Origin> {
+        Origin::from_url(&self.url).ok()
+    }
+
     /// The Content-Type, if any.
     pub fn content_type(&self) -> Option<&str> {
         self.headers
@@ -506,7 +512,7 @@ impl L402Client {
         let headers = raw.response.headers().clone();
         let (body, truncated) = read_capped(raw.response, self.config.max_body_bytes).await?;
         Ok(FetchResponse {
-            url: raw.url.to_string(),
+            url: raw.url,
             status,
             headers,
             body,

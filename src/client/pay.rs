@@ -168,7 +168,7 @@ impl Settle {
                     ledger.fail(&r, &why)
                 })
                 .await?
-                .map_err(|e| FetchError::Ledger(e.to_string()))?;
+                .map_err(FetchError::from)?;
                 Err(FetchError::PaymentFailed(reason))
             }
         }
@@ -354,7 +354,7 @@ impl L402Client {
             // Recovery in another process resolved it first: do not pay.
             let store = self.store.clone();
             let _ = blocking(move || store.mark_failed(&hash)).await;
-            return Err(FetchError::Ledger(e.to_string()));
+            return Err(e.into());
         }
         abort_point("after_in_flight");
 
@@ -435,7 +435,7 @@ impl L402Client {
         let ledger = self.ledger.clone();
         let unresolved = blocking(move || ledger.unresolved(Duration::ZERO))
             .await?
-            .map_err(|e| FetchError::Ledger(e.to_string()))?;
+            .map_err(FetchError::from)?;
         let mut report = RecoveryReport::default();
         let grace = recovery_grace(&self.config).as_secs();
         for p in unresolved {
@@ -473,7 +473,7 @@ impl L402Client {
                         ledger.fail(&reservation, &reason)
                     })
                     .await?
-                    .map_err(|e| FetchError::Ledger(e.to_string()))?;
+                    .map_err(FetchError::from)?;
                     report.released += 1;
                 }
                 PaymentStatus::Unknown
@@ -486,7 +486,7 @@ impl L402Client {
                         ledger.release(&reservation)
                     })
                     .await?
-                    .map_err(|e| FetchError::Ledger(e.to_string()))?;
+                    .map_err(FetchError::from)?;
                     report.released += 1;
                 }
                 PaymentStatus::Unknown | PaymentStatus::InFlight => report.still_pending += 1,

@@ -11,8 +11,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use bitcoin::hashes::{Hash, sha256};
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use l402_mcp::client::net::UrlPolicyError;
-use l402_mcp::client::{ClientConfig, FetchError, FetchRequest, L402Client, Refusal};
+use l402_mcp::client::{
+    ClientConfig, FetchError, FetchRequest, L402Client, Refusal, UrlPolicyError,
+};
 use l402_mcp::gateway::{GatewayConfig, RouteConfig};
 use l402_mcp::l402::{Caveat, Challenge, Identifier, RootKey, Scheme, mint};
 use l402_mcp::lightning::dev::DevPayer;
@@ -793,7 +794,7 @@ async fn redirects_are_followed_up_to_five_hops() {
         .await
         .unwrap();
     assert_eq!((ok.status, &ok.body[..]), (200, &b"arrived"[..]));
-    assert!(ok.url.ends_with("/hop/0"));
+    assert!(ok.url.as_str().ends_with("/hop/0"));
     let err = fx
         .client
         .fetch(FetchRequest::get(format!("{base}/hop/6")))

@@ -626,11 +626,11 @@ fn over_budget_is_a_variant_with_exact_amounts_and_a_sentence() {
     match &err {
         BudgetError::OverBudget {
             session,
-            asked_msat,
+            needed_msat,
             left_msat,
             budget_msat,
         } => assert_eq!(
-            (session.as_str(), *asked_msat, *left_msat, *budget_msat),
+            (session.as_str(), *needed_msat, *left_msat, *budget_msat),
             ("agent", 800_500, 800_000, 1_000_000)
         ),
         other => panic!("expected OverBudget, got {other:?}"),
@@ -684,7 +684,7 @@ fn daily_cap_spans_sessions_and_rolls_off_after_24_hours() {
         matches!(
             err,
             BudgetError::OverDailyCap {
-                asked_msat: 500_000,
+                needed_msat: 500_000,
                 left_msat: 400_000,
                 cap_msat: 1_000_000
             }
@@ -941,12 +941,12 @@ fn race_hundred_threads(path: &Path) {
                 granted += 1;
             }
             Err(BudgetError::OverBudget {
-                asked_msat,
+                needed_msat,
                 left_msat,
                 budget_msat,
                 ..
             }) => assert_eq!(
-                (asked_msat, left_msat, budget_msat),
+                (needed_msat, left_msat, budget_msat),
                 (BUDGET / 10, 0, BUDGET)
             ),
             Err(other) => panic!("unexpected error: {other}"),
