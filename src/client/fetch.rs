@@ -137,6 +137,52 @@ enum Attempt {
     Refused(Option<reqwest::Response>),
 }
 
+/// How one hop of the redirect loop is sent: [`Paying`] for a fetch (with
+/// the origin's tokens, paying a 402), [`Asking`] for a preview (without a
+/// credential, paying nothing).
+trait Hop {
+    fn send<'a>(
+        &'a mut self,
+        url: &'a Url,
+        origin: &'a Origin,
+        out: &'a Outgoing,
+    ) -> impl std::future::Future<Output = Result<reqwest::Response, FetchError>> + Send + 'a;
+}
+
+struct Paying<'c> {
+    client: &'c L402Client,
+    cap: Cap,
+    call: &'c Call,
+    receipt: &'c mut Option<Receipt>,
+}
+
+impl Hop for Paying<'_> {
+    fn send<'a>(
+        &'a mut self,
+        url: &'a Url,
+        origin: &'a Origin,
+        out: &'a Outgoing,
+    ) -> impl std::future::Future<Output = Result<reqwest::Response, FetchError>> + Send + 'a {
+        self.client
+            .fetch_origin(url, origin, out, self.cap, self.call, self.receipt)
+    }
+}
+
+struct Asking<'c> {
+    client: &'c L402Client,
+}
+
+impl Hop for Asking<'_> {
+    fn send<'a>(
+        &'a mut self,
+        url: &'a Url,
+        _origin: &'a Origin,
+        out: &'a Outgoing,
+    ) -> impl std::future::Future<Output = Result<reqwest::Response, FetchError>> + Send + 'a {
+        self.client.send(url, out, None)
+    }
+}
+
 /// The request as sent on each hop.
 struct Outgoing {
     method: Method,
@@ -162,7 +208,7 @@ impl L402Client {
 
     async fn fetch_raw_inner(&self, req: FetchRequest) -> Result<RawResponse, FetchError> {
         self.recover_once().await;
-        let mut url = parse_url(&req.url)?;
+        let url = parse_url(&req.url)?;
         let cap = Cap::new(self.config.max_cost_msat, req.max_cost_msat);
         let call = req.call;
         let mut out = Outgoing {
@@ -171,27 +217,44 @@ impl L402Client {
             body: req.body,
         };
         let mut receipt = None;
-        for hop in 0..=MAX_REDIRECTS {
+        let mut paying = Paying {
+            client: self,
+            cap,
+            call: &call,
+            receipt: &mut receipt,
+        };
+        let (url, response) = self.follow(url, &mut out, &mut paying).await?;
+        Ok(RawResponse {
+            url,
+            response,
+            receipt,
+        })
+    }
+
+    /// The redirect loop of both fetch and preview: checks each hop's URL
+    /// against the policy, sends it with `hop`, and follows redirects up
+    /// to [`MAX_REDIRECTS`] as browsers do (a 303, and a 301/302 answering
+    /// a POST, turn into a GET without a body; 307/308 keep both), never
+    /// carrying the caller's credentials to another origin.
+    async fn follow(
+        &self,
+        mut url: Url,
+        out: &mut Outgoing,
+        hop: &mut impl Hop,
+    ) -> Result<(Url, reqwest::Response), FetchError> {
+        for n in 0..=MAX_REDIRECTS {
             check_url(&self.policy, &url).map_err(Refusal::Url)?;
             let origin =
                 Origin::from_url(&url).map_err(|e| FetchError::BadRequest(e.to_string()))?;
-            let response = self
-                .fetch_origin(&url, &origin, &out, cap, &call, &mut receipt)
-                .await?;
+            let response = hop.send(&url, &origin, out).await?;
             let Some(next) = redirect_target(&url, &response)? else {
-                return Ok(RawResponse {
-                    url,
-                    response,
-                    receipt,
-                });
+                return Ok((url, response));
             };
-            if hop == MAX_REDIRECTS {
+            if n == MAX_REDIRECTS {
                 return Err(FetchError::Redirect(format!(
                     "{url} redirected more than {MAX_REDIRECTS} times; the last hop was to {next}"
                 )));
             }
-            // A 303, and a 301/302 answering a POST, turn into a GET
-            // without a body (as browsers do); 307/308 keep both.
             let status = response.status();
             if status == StatusCode::SEE_OTHER
                 || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
@@ -887,27 +950,14 @@ impl L402Client {
     /// nothing and reserves nothing.
     pub async fn preview(&self, url: &str, method: Method) -> Result<Preview, FetchError> {
         self.recover_once().await;
-        let mut url = parse_url(url)?;
-        let out = Outgoing {
+        let mut out = Outgoing {
             method,
             headers: HeaderMap::new(),
             body: None,
         };
-        let mut response = None;
-        for _ in 0..=MAX_REDIRECTS {
-            check_url(&self.policy, &url).map_err(Refusal::Url)?;
-            let resp = self.send(&url, &out, None).await?;
-            match redirect_target(&url, &resp)? {
-                Some(next) => url = next,
-                None => {
-                    response = Some(resp);
-                    break;
-                }
-            }
-        }
-        let response = response.ok_or_else(|| {
-            FetchError::Redirect(format!("{url} redirected more than {MAX_REDIRECTS} times"))
-        })?;
+        let (url, response) = self
+            .follow(parse_url(url)?, &mut out, &mut Asking { client: self })
+            .await?;
         let origin = Origin::from_url(&url).map_err(|e| FetchError::BadRequest(e.to_string()))?;
         let cached_token = self.has_token(&origin).await?;
         let budget: BudgetView = self.budget()?;
