@@ -929,9 +929,9 @@ fn spend_result(
     );
     if let Some(p) = &b.server {
         text.push_str(&format!(
-            " All {} session{} of this server share a budget of {}: {} left together.",
+            " This server's sessions ({} so far) share a server budget of {}: {} left for all \
+             of them.",
             p.sessions,
-            if p.sessions == 1 { "" } else { "s" },
             Sats(p.budget_msat),
             Sats(p.left_msat)
         ));
