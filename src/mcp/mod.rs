@@ -51,6 +51,8 @@ mod fence;
 mod format;
 mod http;
 mod progress;
+mod render;
+mod schema;
 mod sse;
 mod tools;
 
@@ -58,9 +60,8 @@ pub use http::{
     DEFAULT_MAX_SESSIONS, HttpError, HttpLimits, HttpOptions, bind as bind_http,
     router as http_router,
 };
-pub use tools::{
-    FetchArgs, FetchOutput, L402Tools, PreviewArgs, PreviewOutput, SpendOutput, TokensOutput,
-};
+pub use schema::{FetchArgs, FetchOutput, PreviewArgs, PreviewOutput, SpendOutput, TokensOutput};
+pub use tools::L402Tools;
 
 use std::future::Future;
 use std::sync::Arc;
