@@ -1,136 +1,24 @@
-//! The request side of a fetch: redirects, tokens, the 402 answer, and
-//! the checks every payment must pass (shared with `preview`).
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+//! The request side of a fetch: the one redirect loop (shared with
+//! `preview`), each hop with the origin's tokens, and on a 402 the checks
+//! ([`super::checks`]), the payment ([`super::pay`]) and the retry.
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
+use super::checks::{Cap, scheme_name};
+use super::held::{BuyerHold, Held};
 use super::lock::lock_origin;
 use super::net::check_url;
-use super::pay::paying_here;
 use super::{
-    BudgetView, Call, Check, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, Preview,
-    RawResponse, Receipt, Refusal, Sats, network_error,
+    Call, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, RawResponse, Receipt, Refusal, Sats,
+    network_error,
 };
-use crate::l402::{Challenge, Credential, Scheme};
-use crate::lightning::Invoice;
 use crate::lightning::PaymentHash;
-use crate::store::{Origin, Store, Token};
-
-/// The per-request cap in force: the operator's, or lower when the request
-/// asked for less. A request asking for more is remembered, so that a
-/// refusal can say the operator's cap stood.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Cap {
-    msat: u64,
-    raise_refused_msat: Option<u64>,
-}
-
-impl Cap {
-    pub(super) fn new(operator_msat: u64, requested_msat: Option<u64>) -> Self {
-        Cap {
-            msat: requested_msat.map_or(operator_msat, |r| r.min(operator_msat)),
-            raise_refused_msat: requested_msat.filter(|r| *r > operator_msat),
-        }
-    }
-}
-
-/// A challenge that passed every check: what `pay` needs.
-#[derive(Debug)]
-pub(super) struct Checked {
-    pub challenge: Challenge,
-    pub invoice: Invoice,
-    pub amount_msat: u64,
-}
-
-/// A usable token, with its `Authorization` value built once and the
-/// paths it was presented at (true: accepted there).
-#[derive(Debug)]
-pub(super) struct Held {
-    pub hash: PaymentHash,
-    header: HeaderValue,
-    /// When its use was last written to the store (unix seconds).
-    last_noted: AtomicU64,
-    paths: std::sync::Mutex<std::collections::HashMap<String, bool>>,
-    /// Just bought, and its buyer has not presented it yet: no other
-    /// request of this process presents it meanwhile. A single-use token
-    /// taken by another request would leave the buyer, who paid, with a
-    /// refusal.
-    for_buyer: std::sync::atomic::AtomicBool,
-}
-
-impl Held {
-    /// `now` (Unix seconds) tells whether the token is still its buyer's.
-    fn new(token: &Token, now: u64) -> Result<Self, FetchError> {
-        Ok(Held {
-            hash: token.info.payment_hash,
-            header: credential_header(token)?,
-            last_noted: AtomicU64::new(0),
-            paths: std::sync::Mutex::default(),
-            for_buyer: std::sync::atomic::AtomicBool::new(
-                token.info.held_until.is_some_and(|t| t > now),
-            ),
-        })
-    }
-
-    fn lock_paths(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
-        self.paths.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The buyer's first presentation of a token it just bought; when it ends
-/// (or the fetch is dropped) the token is every request's again: in this
-/// client at once, in the store (other sessions and processes) as soon as
-/// the hold is written off. A crashed buyer's hold runs out by itself.
-struct BuyerHold {
-    token: Arc<Held>,
-    store: Arc<Store>,
-    released: bool,
-}
-
-impl BuyerHold {
-    /// Ends the hold now, in the store too, before the origin's locks go.
-    async fn release(mut self) {
-        self.released = true;
-        self.token.for_buyer.store(false, Ordering::Release);
-        let (store, hash) = (self.store.clone(), self.token.hash);
-        match blocking(move || store.release_hold(&hash)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "cannot release a token's buyer hold; it runs out");
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot release a token's buyer hold"),
-        }
-    }
-}
-
-impl Drop for BuyerHold {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        self.token.for_buyer.store(false, Ordering::Release);
-        let (store, hash) = (self.store.clone(), self.token.hash);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn_blocking(move || {
-                if let Err(e) = store.release_hold(&hash) {
-                    tracing::debug!(error = %e, "cannot release a token's buyer hold; it runs out");
-                }
-            });
-        }
-    }
-}
-
-/// Token use is written to the store at most this often per token: the
-/// hot path of a reused token does no database write.
-const NOTE_USE_EVERY_SECS: u64 = 60;
+use crate::store::Origin;
 
 /// What presenting cached tokens came to.
-enum Attempt {
+pub(super) enum Attempt {
     /// A token was not refused: its response.
     Served(reqwest::Response),
     /// Every token was refused: the last refusal, if any token was tried.
@@ -140,7 +28,7 @@ enum Attempt {
 /// How one hop of the redirect loop is sent: [`Paying`] for a fetch (with
 /// the origin's tokens, paying a 402), [`Asking`] for a preview (without a
 /// credential, paying nothing).
-trait Hop {
+pub(super) trait Hop {
     fn send<'a>(
         &'a mut self,
         url: &'a Url,
@@ -149,7 +37,7 @@ trait Hop {
     ) -> impl std::future::Future<Output = Result<reqwest::Response, FetchError>> + Send + 'a;
 }
 
-struct Paying<'c> {
+pub(super) struct Paying<'c> {
     client: &'c L402Client,
     cap: Cap,
     call: &'c Call,
@@ -168,8 +56,8 @@ impl Hop for Paying<'_> {
     }
 }
 
-struct Asking<'c> {
-    client: &'c L402Client,
+pub(super) struct Asking<'c> {
+    pub(super) client: &'c L402Client,
 }
 
 impl Hop for Asking<'_> {
@@ -184,10 +72,10 @@ impl Hop for Asking<'_> {
 }
 
 /// The request as sent on each hop.
-struct Outgoing {
-    method: Method,
-    headers: HeaderMap,
-    body: Option<Bytes>,
+pub(super) struct Outgoing {
+    pub(super) method: Method,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Option<Bytes>,
 }
 
 impl L402Client {
@@ -206,7 +94,10 @@ impl L402Client {
             })
     }
 
-    async fn fetch_raw_inner(&self, req: FetchRequest) -> Result<RawResponse, FetchError> {
+    pub(super) async fn fetch_raw_inner(
+        &self,
+        req: FetchRequest,
+    ) -> Result<RawResponse, FetchError> {
         self.recover_once().await;
         let url = parse_url(&req.url)?;
         let cap = Cap::new(self.config.max_cost_msat, req.max_cost_msat);
@@ -236,7 +127,7 @@ impl L402Client {
     /// to [`MAX_REDIRECTS`] as browsers do (a 303, and a 301/302 answering
     /// a POST, turn into a GET without a body; 307/308 keep both), never
     /// carrying the caller's credentials to another origin.
-    async fn follow(
+    pub(super) async fn follow(
         &self,
         mut url: Url,
         out: &mut Outgoing,
@@ -284,7 +175,7 @@ impl L402Client {
     /// One hop: send with the origin's best token for the path, if any; on
     /// a 402 (or a 401 answering our token), try the origin's other tokens,
     /// then pay under the origin's lock and send again.
-    async fn fetch_origin(
+    pub(super) async fn fetch_origin(
         &self,
         url: &Url,
         origin: &Origin,
@@ -365,11 +256,7 @@ impl L402Client {
         drop(response);
         let (token, paid) = self.pay(url, origin, checked, call).await?;
         // No await since the token was kept as held for its buyer.
-        let hold = BuyerHold {
-            token: token.clone(),
-            store: self.store.clone(),
-            released: false,
-        };
+        let hold = BuyerHold::new(token.clone(), self.store.clone());
 
         // Retry with the new token, still under the origin's locks: a
         // request waiting for them presents the token only once its buyer
@@ -399,7 +286,7 @@ impl L402Client {
 
     /// Presents the origin's untried tokens at the URL's path, best first:
     /// the response of the first not refused, or of the last refused.
-    async fn try_candidates(
+    pub(super) async fn try_candidates(
         &self,
         url: &Url,
         origin: &Origin,
@@ -425,7 +312,7 @@ impl L402Client {
         Ok(Attempt::Refused(last))
     }
 
-    fn reused_receipt(&self, token: &Held) -> Receipt {
+    pub(super) fn reused_receipt(&self, token: &Held) -> Receipt {
         Receipt {
             paid: false,
             amount_msat: 0,
@@ -438,7 +325,7 @@ impl L402Client {
     }
 
     /// Sends one request, with `token`'s credential if given.
-    async fn send(
+    pub(super) async fn send(
         &self,
         url: &Url,
         out: &Outgoing,
@@ -498,532 +385,12 @@ impl L402Client {
         }
         Ok(response)
     }
-
-    /// The origin's usable tokens, newest first: from memory, else loaded
-    /// from the store with the paths each was presented at.
-    async fn origin_tokens(&self, origin: &Origin) -> Result<Vec<Arc<Held>>, FetchError> {
-        if let Some(list) = self.lock_tokens().get(origin) {
-            return Ok(list.clone());
-        }
-        let store = self.store.clone();
-        let o = origin.clone();
-        let rows = blocking(move || store.usable_tokens(&o)).await??;
-        let mut list = Vec::with_capacity(rows.len());
-        for (token, paths) in rows {
-            let held = Held::new(&token, self.store.now())?;
-            held.lock_paths().extend(paths);
-            list.push(Arc::new(held));
-        }
-        let mut tokens = self.lock_tokens();
-        Ok(tokens.entry(origin.clone()).or_insert(list).clone())
-    }
-
-    /// Up to three tokens to present at `path`, best first: those accepted
-    /// there before, then those not refused there, newest first; none of
-    /// `tried`. Tokens still held for their buyer only when `locked` (the
-    /// caller holds the origin's locks, which the buyer keeps until it has
-    /// presented its token).
-    async fn candidates(
-        &self,
-        origin: &Origin,
-        path: &str,
-        tried: &[PaymentHash],
-        locked: bool,
-    ) -> Result<Vec<Arc<Held>>, FetchError> {
-        const MAX_CANDIDATES: usize = 3;
-        let list = self.origin_tokens(origin).await?;
-        let verdict = |t: &Held| t.lock_paths().get(path).copied();
-        let fresh = list.iter().filter(|t| {
-            !tried.contains(&t.hash) && (locked || !t.for_buyer.load(Ordering::Acquire))
-        });
-        let accepted = fresh.clone().filter(|t| verdict(t) == Some(true));
-        let unknown = fresh.filter(|t| verdict(t).is_none());
-        Ok(accepted
-            .chain(unknown)
-            .take(MAX_CANDIDATES)
-            .cloned()
-            .collect())
-    }
-
-    /// Whether any usable token for `origin` is known (for preview).
-    pub(super) async fn has_token(&self, origin: &Origin) -> Result<bool, FetchError> {
-        Ok(!self.origin_tokens(origin).await?.is_empty())
-    }
-
-    /// Resolves this origin's pending tokens with the payment backend.
-    /// True when one turned out paid (the origin's tokens are reloaded);
-    /// refuses while one is still in flight (paying again could pay twice
-    /// for one resource).
-    async fn resolve_pending(&self, origin: &Origin) -> Result<bool, FetchError> {
-        let store = self.store.clone();
-        let o = origin.clone();
-        let pending = blocking(move || {
-            store.list_pending().map(|all| {
-                all.into_iter()
-                    .filter(|t| t.info.origin == o && !paying_here(&t.info.payment_hash))
-                    .count()
-            })
-        })
-        .await??;
-        if pending == 0 {
-            return Ok(false);
-        }
-        self.recover().await?;
-        let store = self.store.clone();
-        let o = origin.clone();
-        let still = blocking(move || {
-            store.list_pending().map(|all| {
-                all.into_iter()
-                    .find(|t| t.info.origin == o && !paying_here(&t.info.payment_hash))
-            })
-        })
-        .await??;
-        if let Some(t) = still {
-            return Err(FetchError::Refused(Refusal::PaymentInFlight(
-                t.info.payment_hash,
-            )));
-        }
-        self.lock_tokens().remove(origin);
-        Ok(true)
-    }
-
-    /// A token was refused at `path`. Refused where it used to be accepted,
-    /// it is stale (expired or revoked); otherwise it is only not valid
-    /// here (another service's token), and stays usable elsewhere.
-    async fn refused(&self, origin: &Origin, token: &Held, path: &str) -> Result<(), FetchError> {
-        if token.lock_paths().get(path) == Some(&true) {
-            return self.forget_token(origin, &token.hash).await;
-        }
-        token.lock_paths().insert(path.to_string(), false);
-        let (store, h, p) = (self.store.clone(), token.hash, path.to_string());
-        blocking(move || store.record_path(&h, &p, false)).await??;
-        Ok(())
-    }
-
-    /// Marks a token stale, here and in the store.
-    async fn forget_token(&self, origin: &Origin, hash: &PaymentHash) -> Result<(), FetchError> {
-        if let Some(list) = self.lock_tokens().get_mut(origin) {
-            list.retain(|t| t.hash != *hash);
-        }
-        let store = self.store.clone();
-        let h = *hash;
-        tracing::info!(%origin, payment_hash = %h, "server refused a token where it used to work; marking it stale");
-        blocking(move || store.mark_stale(&h)).await??;
-        Ok(())
-    }
-
-    /// A token was presented at `path` and not refused: remember where it
-    /// works (a new path is written to the store, off the request path),
-    /// and note its use at most once a minute.
-    fn presented(&self, token: &Held, path: &str, status: StatusCode) {
-        let newly_accepted = status.as_u16() < 400 && {
-            let mut paths = token.lock_paths();
-            // The hot path (accepted here before) allocates nothing.
-            paths.get(path) != Some(&true) && paths.insert(path.to_string(), true) != Some(true)
-        };
-        let now = self.store.now();
-        let last = token.last_noted.load(Ordering::Relaxed);
-        let note_use = now.saturating_sub(last) >= NOTE_USE_EVERY_SECS
-            && token
-                .last_noted
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok();
-        if !newly_accepted && !note_use {
-            return;
-        }
-        let (store, h, p) = (self.store.clone(), token.hash, path.to_string());
-        tokio::task::spawn_blocking(move || {
-            let result = if newly_accepted {
-                store.record_path(&h, &p, true)
-            } else {
-                Ok(())
-            };
-            let result = result.and_then(|()| {
-                if note_use {
-                    store.mark_used(&h)
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "cannot record token use");
-            }
-        });
-    }
-
-    /// Keeps a newly paid `token` as the origin's newest.
-    pub(super) async fn remember_token(
-        &self,
-        origin: &Origin,
-        token: &Token,
-    ) -> Result<Arc<Held>, FetchError> {
-        let list = self.origin_tokens(origin).await?;
-        // Its buyer presents it first (see `BuyerHold`).
-        if let Some(held) = list.iter().find(|t| t.hash == token.info.payment_hash) {
-            held.for_buyer.store(true, Ordering::Release);
-            return Ok(held.clone());
-        }
-        let held = Arc::new(Held::new(token, self.store.now())?);
-        held.for_buyer.store(true, Ordering::Release);
-        self.lock_tokens()
-            .entry(origin.clone())
-            .or_default()
-            .insert(0, held.clone());
-        Ok(held)
-    }
-
-    fn lock_tokens(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Origin, Vec<Arc<Held>>>> {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn origin_lock(&self, origin: &Origin) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(origin.clone()).or_default().clone()
-    }
-
-    // ---------------------------------------------------------------------
-    // checks
-
-    /// Parses the 402's challenge and runs every check; the first failure
-    /// is the refusal.
-    async fn check_challenge(
-        &self,
-        response: &reqwest::Response,
-        url: &Url,
-        cap: Cap,
-        call: &Call,
-    ) -> Result<Checked, FetchError> {
-        let (checks, checked) = self.evaluate(response, url, cap)?;
-        for c in &checks {
-            tracing::debug!(
-                "check {} {}: {}",
-                if c.ok { "ok  " } else { "FAIL" },
-                c.name,
-                c.detail
-            );
-        }
-        if let Some(refusal) = checks.into_iter().find_map(|c| c.refusal) {
-            return Err(FetchError::Refused(refusal));
-        }
-        let checked = checked.ok_or_else(|| {
-            FetchError::Refused(Refusal::InvalidChallenge("no usable challenge".into()))
-        })?;
-        self.approve(url, &checked, call).await?;
-        Ok(checked)
-    }
-
-    /// Every check of DESIGN.md's "Before any payment" that needs no
-    /// consent: each verdict, and the checked challenge when all passed.
-    fn evaluate(
-        &self,
-        response: &reqwest::Response,
-        url: &Url,
-        cap: Cap,
-    ) -> Result<(Vec<Check>, Option<Checked>), FetchError> {
-        let mut checks = Vec::new();
-        let values: Vec<&str> = response
-            .headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let challenge = match Challenge::parse_all(values) {
-            Ok(mut all) => all.swap_remove(0),
-            Err(e) => {
-                checks.push(Check::fail(
-                    "challenge",
-                    Refusal::InvalidChallenge(e.to_string()),
-                ));
-                return Ok((checks, None));
-            }
-        };
-        checks.push(Check::pass(
-            "challenge",
-            format!("{} challenge parsed", scheme_name(challenge.scheme)),
-        ));
-
-        let invoice: Invoice = match challenge.invoice.parse() {
-            Ok(i) => i,
-            Err(e) => {
-                checks.push(Check::fail(
-                    "invoice",
-                    Refusal::InvalidInvoice(e.to_string()),
-                ));
-                return Ok((checks, None));
-            }
-        };
-        checks.push(Check::pass(
-            "invoice",
-            "BOLT11 invoice decodes and its signature is valid",
-        ));
-
-        let amount = invoice.amount_msat();
-        match amount {
-            Some(a) if a > 0 => checks.push(Check::pass("amount", format!("asks {}", Sats(a)))),
-            _ => checks.push(Check::fail("amount", Refusal::Amountless)),
-        }
-
-        let now = SystemTime::now();
-        if invoice.is_expired_at(now) {
-            let ago = now
-                .duration_since(invoice.expires_at())
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            checks.push(Check::fail("expiry", Refusal::Expired { ago_secs: ago }));
-        } else {
-            let left = invoice
-                .expires_at()
-                .duration_since(now)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            checks.push(Check::pass("expiry", format!("expires in {left} s")));
-        }
-
-        let payer_net = self.payer.network();
-        if !self.can_pay {
-            checks.push(Check::fail(
-                "payer",
-                Refusal::NoPayer {
-                    invoice: invoice.network(),
-                },
-            ));
-        } else if invoice.network() == payer_net {
-            checks.push(Check::pass(
-                "network",
-                format!("invoice is for {payer_net}, as the payer"),
-            ));
-        } else {
-            checks.push(Check::fail(
-                "network",
-                Refusal::WrongNetwork {
-                    invoice: invoice.network(),
-                    payer: payer_net,
-                },
-            ));
-        }
-
-        match challenge.macaroon.identifier() {
-            Ok(id) if id.payment_hash == invoice.payment_hash() => checks.push(Check::pass(
-                "payment_hash",
-                "the macaroon is bound to this invoice's payment hash",
-            )),
-            Ok(id) => checks.push(Check::fail(
-                "payment_hash",
-                Refusal::HashMismatch {
-                    invoice: invoice.payment_hash(),
-                    macaroon: id.payment_hash,
-                },
-            )),
-            Err(e) => checks.push(Check::fail(
-                "payment_hash",
-                Refusal::InvalidChallenge(format!("the macaroon identifier is unusable: {e}")),
-            )),
-        }
-
-        let asked = amount.unwrap_or(0);
-        if asked <= cap.msat {
-            checks.push(Check::pass(
-                "cap",
-                format!(
-                    "{} is within the per-request cap of {}",
-                    Sats(asked),
-                    Sats(cap.msat)
-                ),
-            ));
-        } else {
-            checks.push(Check::fail(
-                "cap",
-                Refusal::OverCap {
-                    url: url.to_string(),
-                    asked_msat: asked,
-                    cap_msat: cap.msat,
-                    raise_refused_msat: cap.raise_refused_msat,
-                },
-            ));
-        }
-
-        let fee = self.config.fee_limit_msat;
-        let budget = self.budget()?;
-        if asked.saturating_add(fee) <= budget.left_msat {
-            checks.push(Check::pass(
-                "budget",
-                format!(
-                    "{} plus up to {} in fees fits the session's {} left",
-                    Sats(asked),
-                    Sats(fee),
-                    Sats(budget.left_msat)
-                ),
-            ));
-        } else if let Some(server) = budget
-            .server
-            .as_ref()
-            .filter(|p| asked.saturating_add(fee) > p.left_msat)
-        {
-            // The server's pool is what binds.
-            checks.push(Check::fail(
-                "budget",
-                Refusal::OverServerBudget {
-                    url: url.to_string(),
-                    asked_msat: asked,
-                    fee_limit_msat: fee,
-                    left_msat: server.left_msat,
-                    budget_msat: server.budget_msat,
-                },
-            ));
-        } else {
-            checks.push(Check::fail(
-                "budget",
-                Refusal::OverBudget {
-                    url: url.to_string(),
-                    session: budget.session.clone(),
-                    asked_msat: asked,
-                    fee_limit_msat: fee,
-                    left_msat: budget.left_msat,
-                    budget_msat: budget.budget_msat,
-                },
-            ));
-        }
-
-        if let Some(threshold) = self.config.approve_above_msat
-            && asked > threshold
-        {
-            checks.push(Check::pass(
-                "approval",
-                format!(
-                    "{} is above the approval threshold of {}: a person will be asked",
-                    Sats(asked),
-                    Sats(threshold)
-                ),
-            ));
-        }
-
-        let all_ok = checks.iter().all(|c| c.ok);
-        let checked = all_ok.then_some(Checked {
-            challenge,
-            invoice,
-            amount_msat: asked,
-        });
-        Ok((checks, checked))
-    }
-
-    async fn approve(&self, url: &Url, checked: &Checked, call: &Call) -> Result<(), FetchError> {
-        let Some(threshold) = self.config.approve_above_msat else {
-            return Ok(());
-        };
-        if checked.amount_msat <= threshold {
-            return Ok(());
-        }
-        let unavailable = || {
-            FetchError::Refused(Refusal::ApprovalUnavailable {
-                asked_msat: checked.amount_msat,
-                threshold_msat: threshold,
-            })
-        };
-        let Some(approver) = &self.approver else {
-            return Err(unavailable());
-        };
-        let request = super::ApprovalRequest {
-            url: url.to_string(),
-            amount_msat: checked.amount_msat,
-            fee_limit_msat: self.config.fee_limit_msat,
-            description: checked.invoice.description(),
-            budget_left_msat: self.budget()?.left_msat,
-            call: call.clone(),
-        };
-        match approver.approve(&request).await {
-            super::Approval::Approved => Ok(()),
-            super::Approval::Declined(reason) => Err(FetchError::Refused(Refusal::NotApproved {
-                asked_msat: checked.amount_msat,
-                reason,
-            })),
-            super::Approval::Unavailable => Err(unavailable()),
-        }
-    }
-
-    // ---------------------------------------------------------------------
-    // preview
-
-    /// What fetching `url` with `method` would cost and what every check
-    /// says. Sends the request without credential and without body; pays
-    /// nothing and reserves nothing.
-    pub async fn preview(&self, url: &str, method: Method) -> Result<Preview, FetchError> {
-        self.recover_once().await;
-        let mut out = Outgoing {
-            method,
-            headers: HeaderMap::new(),
-            body: None,
-        };
-        let (url, response) = self
-            .follow(parse_url(url)?, &mut out, &mut Asking { client: self })
-            .await?;
-        let origin = Origin::from_url(&url).map_err(|e| FetchError::BadRequest(e.to_string()))?;
-        let cached_token = self.has_token(&origin).await?;
-        let budget: BudgetView = self.budget()?;
-        let status = response.status().as_u16();
-        if response.status() != StatusCode::PAYMENT_REQUIRED {
-            return Ok(Preview {
-                url: url.to_string(),
-                status,
-                payment_required: false,
-                price_msat: None,
-                description: None,
-                checks: Vec::new(),
-                would_pay: false,
-                cached_token,
-                budget,
-            });
-        }
-        let (mut checks, checked) =
-            self.evaluate(&response, &url, Cap::new(self.config.max_cost_msat, None))?;
-        checks.push(Check::pass(
-            "rate",
-            format!(
-                "at most {} payments per minute (a preview uses none)",
-                self.config.payments_per_minute
-            ),
-        ));
-        let price_msat = checked.as_ref().map(|c| c.amount_msat).or_else(|| {
-            // Report the price even when a check failed, if it decodes.
-            let values = response.headers().get_all(header::WWW_AUTHENTICATE);
-            let values: Vec<&str> = values.iter().filter_map(|v| v.to_str().ok()).collect();
-            let ch = Challenge::parse_all(values).ok()?.into_iter().next()?;
-            ch.invoice.parse::<Invoice>().ok()?.amount_msat()
-        });
-        let description = checked.as_ref().and_then(|c| c.invoice.description());
-        let mut would_pay = checks.iter().all(|c| c.ok);
-        if let (Some(threshold), Some(price)) = (self.config.approve_above_msat, price_msat)
-            && price > threshold
-            && self.approver.is_none()
-        {
-            would_pay = false;
-            checks.push(Check::fail(
-                "approval",
-                Refusal::ApprovalUnavailable {
-                    asked_msat: price,
-                    threshold_msat: threshold,
-                },
-            ));
-        }
-        Ok(Preview {
-            url: url.to_string(),
-            status,
-            payment_required: true,
-            price_msat,
-            description,
-            checks,
-            would_pay,
-            cached_token,
-            budget,
-        })
-    }
 }
 
 /// A header's value as a log may show it: credentials, challenges and
 /// cookies by their scheme and size only (a macaroon, a preimage or a
 /// session cookie never reaches a log line), everything else as sent.
-fn shown_header(name: &HeaderName, value: &HeaderValue) -> String {
+pub(super) fn shown_header(name: &HeaderName, value: &HeaderValue) -> String {
     let secret = [
         header::AUTHORIZATION,
         header::PROXY_AUTHORIZATION,
@@ -1050,41 +417,12 @@ fn shown_header(name: &HeaderName, value: &HeaderValue) -> String {
 
 /// True when the response asks for (new) payment: a 402, or a 401 that
 /// answered a token we sent.
-fn needs_payment(response: &reqwest::Response, sent_token: bool) -> bool {
+pub(super) fn needs_payment(response: &reqwest::Response, sent_token: bool) -> bool {
     response.status() == StatusCode::PAYMENT_REQUIRED
         || (sent_token && response.status() == StatusCode::UNAUTHORIZED)
 }
 
-fn scheme_name(s: Scheme) -> &'static str {
-    match s {
-        Scheme::L402 => "L402",
-        Scheme::Lsat => "LSAT",
-    }
-}
-
-fn credential_header(token: &Token) -> Result<HeaderValue, FetchError> {
-    let preimage = token.preimage().ok_or_else(|| FetchError::CorruptToken {
-        payment_hash: token.info.payment_hash,
-        reason: "a paid token without its preimage".into(),
-    })?;
-    let macaroon = token
-        .macaroon()
-        .parse()
-        .map_err(|e| FetchError::CorruptToken {
-            payment_hash: token.info.payment_hash,
-            reason: format!("its macaroon is invalid: {e}"),
-        })?;
-    let credential = Credential::new(macaroon, preimage.clone());
-    let mut value =
-        HeaderValue::from_str(&credential.to_string()).map_err(|_| FetchError::CorruptToken {
-            payment_hash: token.info.payment_hash,
-            reason: "its credential is not a valid header".into(),
-        })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-fn parse_url(url: &str) -> Result<Url, FetchError> {
+pub(super) fn parse_url(url: &str) -> Result<Url, FetchError> {
     Url::parse(url.trim()).map_err(|e| {
         FetchError::BadRequest(format!(
             "{url:?} is not a valid URL ({e}); give a full http(s) URL"
@@ -1092,7 +430,7 @@ fn parse_url(url: &str) -> Result<Url, FetchError> {
     })
 }
 
-fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, FetchError> {
+pub(super) fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, FetchError> {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
         let n = HeaderName::from_bytes(name.trim().as_bytes())
@@ -1111,7 +449,10 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, FetchError> {
 }
 
 /// Where a redirect response points, if it is one.
-fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Option<Url>, FetchError> {
+pub(super) fn redirect_target(
+    url: &Url,
+    response: &reqwest::Response,
+) -> Result<Option<Url>, FetchError> {
     if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
         return Ok(None);
     }

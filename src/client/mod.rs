@@ -30,12 +30,15 @@
 
 mod approve;
 mod call;
+mod checks;
 mod config;
 mod error;
 mod fetch;
+mod held;
 mod lock;
 mod net;
 mod pay;
+mod preview;
 mod report;
 
 pub use crate::lightning::Sats;
@@ -314,7 +317,7 @@ pub struct L402Client {
     locks: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
     /// Usable tokens by origin: the hot path of a reused token needs no
     /// database read. The store stays the source of truth.
-    tokens: Mutex<HashMap<Origin, Vec<Arc<fetch::Held>>>>,
+    tokens: Mutex<HashMap<Origin, Vec<Arc<held::Held>>>>,
     /// What the session had left when this client last read the ledger.
     budget_left: std::sync::atomic::AtomicU64,
     limiter: DefaultDirectRateLimiter,

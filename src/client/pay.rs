@@ -16,7 +16,9 @@ use reqwest::Url;
 
 use std::sync::Arc;
 
-use super::fetch::{Checked, Held, blocking};
+use super::checks::Checked;
+use super::fetch::blocking;
+use super::held::Held;
 use super::{
     Call, FetchError, FetchEvent, L402Client, RecoveryReport, Refusal, error::budget_refusal,
     recovery_grace,

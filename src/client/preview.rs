@@ -1,0 +1,88 @@
+//! `preview`: what fetching a URL would cost and what every check says;
+//! nothing paid, nothing reserved.
+
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, StatusCode};
+
+use super::checks::Cap;
+use super::fetch::{Asking, Outgoing, parse_url};
+use super::{BudgetView, Check, FetchError, L402Client, Preview, Refusal};
+use crate::l402::Challenge;
+use crate::lightning::Invoice;
+use crate::store::Origin;
+
+impl L402Client {
+    /// What fetching `url` with `method` would cost and what every check
+    /// says. Sends the request without credential and without body; pays
+    /// nothing and reserves nothing.
+    pub async fn preview(&self, url: &str, method: Method) -> Result<Preview, FetchError> {
+        self.recover_once().await;
+        let mut out = Outgoing {
+            method,
+            headers: HeaderMap::new(),
+            body: None,
+        };
+        let (url, response) = self
+            .follow(parse_url(url)?, &mut out, &mut Asking { client: self })
+            .await?;
+        let origin = Origin::from_url(&url).map_err(|e| FetchError::BadRequest(e.to_string()))?;
+        let cached_token = self.has_token(&origin).await?;
+        let budget: BudgetView = self.budget()?;
+        let status = response.status().as_u16();
+        if response.status() != StatusCode::PAYMENT_REQUIRED {
+            return Ok(Preview {
+                url: url.to_string(),
+                status,
+                payment_required: false,
+                price_msat: None,
+                description: None,
+                checks: Vec::new(),
+                would_pay: false,
+                cached_token,
+                budget,
+            });
+        }
+        let (mut checks, checked) =
+            self.evaluate(&response, &url, Cap::new(self.config.max_cost_msat, None))?;
+        checks.push(Check::pass(
+            "rate",
+            format!(
+                "at most {} payments per minute (a preview uses none)",
+                self.config.payments_per_minute
+            ),
+        ));
+        let price_msat = checked.as_ref().map(|c| c.amount_msat).or_else(|| {
+            // Report the price even when a check failed, if it decodes.
+            let values = response.headers().get_all(header::WWW_AUTHENTICATE);
+            let values: Vec<&str> = values.iter().filter_map(|v| v.to_str().ok()).collect();
+            let ch = Challenge::parse_all(values).ok()?.into_iter().next()?;
+            ch.invoice.parse::<Invoice>().ok()?.amount_msat()
+        });
+        let description = checked.as_ref().and_then(|c| c.invoice.description());
+        let mut would_pay = checks.iter().all(|c| c.ok);
+        if let (Some(threshold), Some(price)) = (self.config.approve_above_msat, price_msat)
+            && price > threshold
+            && self.approver.is_none()
+        {
+            would_pay = false;
+            checks.push(Check::fail(
+                "approval",
+                Refusal::ApprovalUnavailable {
+                    asked_msat: price,
+                    threshold_msat: threshold,
+                },
+            ));
+        }
+        Ok(Preview {
+            url: url.to_string(),
+            status,
+            payment_required: true,
+            price_msat,
+            description,
+            checks,
+            would_pay,
+            cached_token,
+            budget,
+        })
+    }
+}
