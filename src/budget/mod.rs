@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::lightning::{PaymentHash, Sats};
+use crate::lightning::{Msat, PaymentHash};
 use crate::store::{
     Origin, PAYMENT_COLUMNS, PaymentRecord, PaymentState, Store, StoreError, msat_to_sql,
     query_payments, time_to_sql,
@@ -72,7 +72,7 @@ pub enum BudgetError {
     #[error(
         "paying {needed} (amount plus fee limit) would exceed session {session:?}'s budget: \
          {left} left of {budget}",
-        needed = Sats(*needed_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
+        needed = Msat(*needed_msat), left = Msat(*left_msat), budget = Msat(*budget_msat)
     )]
     OverBudget {
         /// The session.
@@ -88,7 +88,7 @@ pub enum BudgetError {
     #[error(
         "paying {needed} (amount plus fee limit) would exceed the 24-hour spending cap: \
          {left} left of {cap}",
-        needed = Sats(*needed_msat), left = Sats(*left_msat), cap = Sats(*cap_msat)
+        needed = Msat(*needed_msat), left = Msat(*left_msat), cap = Msat(*cap_msat)
     )]
     OverDailyCap {
         /// What the payment needs held: amount plus fee limit.
@@ -103,7 +103,7 @@ pub enum BudgetError {
     #[error(
         "paying {needed} (amount plus fee limit) would exceed what all sessions of this server \
          may spend together: {left} left of {budget}",
-        needed = Sats(*needed_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
+        needed = Msat(*needed_msat), left = Msat(*left_msat), budget = Msat(*budget_msat)
     )]
     OverPool {
         /// The pool.

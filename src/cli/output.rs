@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use l402_mcp::client::Sats;
+use l402_mcp::client::Msat;
 
 use super::Failure;
 use super::stderr::say_err;
@@ -57,12 +57,12 @@ pub fn print_failure(f: &Failure, json: bool) {
 
 /// An amount: `21 sats`, `1.5 sats`.
 pub fn sats(msat: u64) -> String {
-    Sats(msat).to_string()
+    Msat(msat).to_string()
 }
 
 /// An amount without the unit: `21`, `1.5`.
 pub fn sats_num(msat: u64) -> String {
-    let s = Sats(msat).to_string();
+    let s = Msat(msat).to_string();
     s.trim_end_matches(" sats").to_string()
 }
 

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use reqwest::Url;
 use reqwest::header::{self};
 
-use super::{Call, Check, FetchError, L402Client, Refusal, Sats};
+use super::{Call, Check, FetchError, L402Client, Msat, Refusal};
 use crate::l402::{Challenge, Scheme};
 use crate::lightning::Invoice;
 
@@ -113,7 +113,7 @@ impl L402Client {
 
         let amount = invoice.amount_msat();
         match amount {
-            Some(a) if a > 0 => checks.push(Check::pass("amount", format!("asks {}", Sats(a)))),
+            Some(a) if a > 0 => checks.push(Check::pass("amount", format!("asks {}", Msat(a)))),
             _ => checks.push(Check::fail("amount", Refusal::Amountless)),
         }
 
@@ -180,8 +180,8 @@ impl L402Client {
                 "cap",
                 format!(
                     "{} is within the per-request cap of {}",
-                    Sats(asked),
-                    Sats(cap.msat)
+                    Msat(asked),
+                    Msat(cap.msat)
                 ),
             ));
         } else {
@@ -203,9 +203,9 @@ impl L402Client {
                 "budget",
                 format!(
                     "{} plus up to {} in fees fits the session's {} left",
-                    Sats(asked),
-                    Sats(fee),
-                    Sats(budget.left_msat)
+                    Msat(asked),
+                    Msat(fee),
+                    Msat(budget.left_msat)
                 ),
             ));
         } else if let Some(server) = budget
@@ -245,8 +245,8 @@ impl L402Client {
                 "approval",
                 format!(
                     "{} is above the approval threshold of {}: a person will be asked",
-                    Sats(asked),
-                    Sats(threshold)
+                    Msat(asked),
+                    Msat(threshold)
                 ),
             ));
         }

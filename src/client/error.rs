@@ -2,7 +2,7 @@
 //! an agent can act on, with lnget's exit codes.
 
 use crate::budget::BudgetError;
-use crate::lightning::{Network, PaymentHash, Sats};
+use crate::lightning::{Msat, Network, PaymentHash};
 use crate::store::StoreError;
 
 use super::net::UrlPolicyError;
@@ -69,10 +69,10 @@ pub enum Refusal {
     /// The price is above the per-request cap.
     #[error(
         "{url} asks {asked}; the per-request cap is {cap}{raise}",
-        asked = Sats(*asked_msat), cap = Sats(*cap_msat),
+        asked = Msat(*asked_msat), cap = Msat(*cap_msat),
         raise = raise_refused_msat.map(|r| format!(
             " (this request asked for a cap of {}, but a request's max cost can only lower \
-             the operator's cap, never raise it)", Sats(r)
+             the operator's cap, never raise it)", Msat(r)
         )).unwrap_or_default()
     )]
     OverCap {
@@ -88,7 +88,7 @@ pub enum Refusal {
     /// The session budget cannot cover amount + fee limit.
     #[error(
         "{url} asks {asked} plus up to {fee} in fees; the session {session:?} has {left} left of {budget}",
-        asked = Sats(*asked_msat), fee = Sats(*fee_limit_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
+        asked = Msat(*asked_msat), fee = Msat(*fee_limit_msat), left = Msat(*left_msat), budget = Msat(*budget_msat)
     )]
     OverBudget {
         /// The URL.
@@ -109,7 +109,7 @@ pub enum Refusal {
     #[error(
         "{url} asks {asked} plus up to {fee} in fees; all sessions of this server together have \
          {left} left of the server budget of {budget} (the operator sets it with --server-budget)",
-        asked = Sats(*asked_msat), fee = Sats(*fee_limit_msat), left = Sats(*left_msat), budget = Sats(*budget_msat)
+        asked = Msat(*asked_msat), fee = Msat(*fee_limit_msat), left = Msat(*left_msat), budget = Msat(*budget_msat)
     )]
     OverServerBudget {
         /// The URL.
@@ -126,7 +126,7 @@ pub enum Refusal {
     /// The rolling 24-hour cap across sessions cannot cover it.
     #[error(
         "paying {needed} (amount plus fee limit) would exceed the 24-hour cap of {cap} ({left} left)",
-        needed = Sats(*needed_msat), cap = Sats(*cap_msat), left = Sats(*left_msat)
+        needed = Msat(*needed_msat), cap = Msat(*cap_msat), left = Msat(*left_msat)
     )]
     OverDailyCap {
         /// Amount plus fee limit.
@@ -143,7 +143,7 @@ pub enum Refusal {
         per_minute: u32,
     },
     /// The approver said no.
-    #[error("the payment of {asked} was not approved: {reason}", asked = Sats(*asked_msat))]
+    #[error("the payment of {asked} was not approved: {reason}", asked = Msat(*asked_msat))]
     NotApproved {
         /// The amount.
         asked_msat: u64,
@@ -154,7 +154,7 @@ pub enum Refusal {
     #[error(
         "{asked} is above the approval threshold of {threshold}, and no one can be asked to \
          approve it here; the operator can raise the threshold (--approve-above)",
-        asked = Sats(*asked_msat), threshold = Sats(*threshold_msat)
+        asked = Msat(*asked_msat), threshold = Msat(*threshold_msat)
     )]
     ApprovalUnavailable {
         /// The amount.
@@ -387,7 +387,7 @@ mod tests {
             r.to_string(),
             "https://a/x asks 1200 sats; the per-request cap is 1000 sats"
         );
-        assert_eq!(Sats(1500).to_string(), "1.5 sats");
+        assert_eq!(Msat(1500).to_string(), "1.5 sats");
         assert_eq!(FetchError::Refused(r).exit_code(), EXIT_REFUSED);
     }
 

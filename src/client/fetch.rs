@@ -11,7 +11,7 @@ use super::held::{BuyerHold, Held};
 use super::lock::lock_origin;
 use super::net::check_url;
 use super::{
-    Call, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, RawResponse, Receipt, Refusal, Sats,
+    Call, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, Msat, RawResponse, Receipt, Refusal,
     network_error,
 };
 use crate::lightning::PaymentHash;
@@ -248,7 +248,7 @@ impl L402Client {
         let checked = self.check_challenge(&response, url, cap, call).await?;
         tracing::info!(
             "{url} asks {} ({} challenge, invoice for {}, payment hash {}); every check passed",
-            Sats(checked.amount_msat),
+            Msat(checked.amount_msat),
             scheme_name(checked.challenge.scheme),
             checked.invoice.network(),
             checked.invoice.payment_hash()

@@ -41,7 +41,7 @@ mod pay;
 mod preview;
 mod report;
 
-pub use crate::lightning::Sats;
+pub use crate::lightning::Msat;
 pub use approve::{Approval, ApprovalRequest, Approver};
 pub use call::{Call, FetchEvent};
 pub use config::{

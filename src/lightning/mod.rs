@@ -13,7 +13,7 @@ pub mod lnd;
 mod types;
 
 pub use invoice::{Invoice, InvoiceError};
-pub use types::{Network, PaymentHash, Preimage, PrimitiveError, Sats};
+pub use types::{Msat, Network, PaymentHash, Preimage, PrimitiveError};
 
 use std::time::Duration;
 

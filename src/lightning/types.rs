@@ -194,11 +194,12 @@ impl From<Network> for lightning_invoice::Currency {
     }
 }
 
-/// An amount in millisatoshis, shown as sats: `1200 sats`, `1200.5 sats`.
+/// An amount in millisatoshis (the unit Lightning counts in; 1 sat = 1000
+/// msat), shown to people as sats: `1200 sats`, `1200.5 sats`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Sats(pub u64);
+pub struct Msat(pub u64);
 
-impl fmt::Display for Sats {
+impl fmt::Display for Msat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (sats, msat) = (self.0 / 1000, self.0 % 1000);
         if msat == 0 {

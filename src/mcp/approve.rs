@@ -8,7 +8,7 @@ use rmcp::RoleServer;
 use rmcp::service::{ElicitationError, Peer, ServiceError};
 use serde::Deserialize;
 
-use crate::client::{Approval, ApprovalRequest, Approver, Sats};
+use crate::client::{Approval, ApprovalRequest, Approver, Msat};
 
 /// The one question: pay or not.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -52,10 +52,10 @@ fn question(r: &ApprovalRequest) -> String {
     format!(
         "An AI agent wants to pay {} (plus up to {} in routing fees) over Lightning for {}{what}. \
          This session has {} left. Approve this payment?",
-        Sats(r.amount_msat),
-        Sats(r.fee_limit_msat),
+        Msat(r.amount_msat),
+        Msat(r.fee_limit_msat),
         r.url,
-        Sats(r.budget_left_msat),
+        Msat(r.budget_left_msat),
     )
 }
 

@@ -15,7 +15,7 @@ use rmcp::RoleServer;
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::Peer;
 
-use crate::client::{Call, FetchEvent, Sats};
+use crate::client::{Call, FetchEvent, Msat};
 
 /// The steps a progress-reporting fetch announces (requesting, paying,
 /// paid); the result itself is the last.
@@ -76,8 +76,8 @@ pub(crate) fn call_with_progress(sink: Option<ProgressSink>) -> Call {
                     1.0,
                     format!(
                         "paying {} (+ up to {} in fees) for {url}",
-                        Sats(amount_msat),
-                        Sats(fee_limit_msat)
+                        Msat(amount_msat),
+                        Msat(fee_limit_msat)
                     ),
                 ),
                 FetchEvent::Paid {
@@ -88,8 +88,8 @@ pub(crate) fn call_with_progress(sink: Option<ProgressSink>) -> Call {
                     2.0,
                     format!(
                         "paid {} (+{} fee); fetching {url} with the new token",
-                        Sats(amount_msat),
-                        Sats(fee_msat)
+                        Msat(amount_msat),
+                        Msat(fee_msat)
                     ),
                 ),
                 FetchEvent::PaymentFailed { reason } => {

@@ -10,7 +10,7 @@ use super::fence::Fence;
 use super::format::{sats, utc};
 use super::schema::*;
 use crate::client::{
-    BudgetView, ClientConfig, FetchError, FetchResponse, Preview, Receipt, Sats, SpendReport,
+    BudgetView, ClientConfig, FetchError, FetchResponse, Msat, Preview, Receipt, SpendReport,
     TokenInfo,
 };
 
@@ -127,14 +127,14 @@ pub(super) fn fetch_result(resp: FetchResponse, session: &str) -> CallToolResult
     match &resp.receipt {
         Some(r) if r.paid => text.push_str(&format!(
             " Paid {} (+{} fee) for a new token (payment hash {}); {} left in session {session}.",
-            Sats(r.amount_msat),
-            Sats(r.fee_msat),
+            Msat(r.amount_msat),
+            Msat(r.fee_msat),
             r.payment_hash,
-            Sats(r.budget_left_msat)
+            Msat(r.budget_left_msat)
         )),
         Some(r) => text.push_str(&format!(
             " Used a token bought earlier: nothing paid; {} left in session {session}.",
-            Sats(r.budget_left_msat)
+            Msat(r.budget_left_msat)
         )),
         None => text.push_str(" No payment was asked."),
     }
@@ -186,7 +186,7 @@ pub(super) fn preview_result(p: &Preview, limits: LimitsOutput) -> CallToolResul
         budget: BudgetOutput::from(&p.budget),
         limits,
     };
-    let left = Sats(p.budget.left_msat);
+    let left = Msat(p.budget.left_msat);
     let mut text = if !p.payment_required {
         format!(
             "{} answers HTTP {} without payment: fetching it costs nothing. {left} left in session {}.",
@@ -195,7 +195,7 @@ pub(super) fn preview_result(p: &Preview, limits: LimitsOutput) -> CallToolResul
     } else {
         let price = p.price_msat.map_or_else(
             || "an unreadable price".to_string(),
-            |m| Sats(m).to_string(),
+            |m| Msat(m).to_string(),
         );
         let verdict = if p.would_pay {
             "l402_fetch would pay it".to_string()
@@ -263,8 +263,8 @@ pub(super) fn tokens_result(tokens: &[TokenInfo]) -> CallToolResult {
             t.id,
             o.status,
             o.origin,
-            Sats(t.amount_msat),
-            Sats(t.fee_msat),
+            Msat(t.amount_msat),
+            Msat(t.fee_msat),
             o.created_at,
             o.last_used_at
                 .as_deref()
@@ -319,10 +319,10 @@ pub(super) fn spend_result(
     let mut text = format!(
         "Session {}: budget {}, spent {}, reserved {}, left {}; {} payment{}.",
         b.session,
-        Sats(b.budget_msat),
-        Sats(b.spent_msat),
-        Sats(b.reserved_msat),
-        Sats(b.left_msat),
+        Msat(b.budget_msat),
+        Msat(b.spent_msat),
+        Msat(b.reserved_msat),
+        Msat(b.left_msat),
         b.payments,
         if b.payments == 1 { "" } else { "s" }
     );
@@ -331,8 +331,8 @@ pub(super) fn spend_result(
             " This server's sessions ({} so far) share a server budget of {}: {} left for all \
              of them.",
             p.sessions,
-            Sats(p.budget_msat),
-            Sats(p.left_msat)
+            Msat(p.budget_msat),
+            Msat(p.left_msat)
         ));
     }
     if s.unresolved > 0 {
@@ -346,31 +346,31 @@ pub(super) fn spend_result(
             "\n  {} {} {} (+{} fee) {}",
             utc(p.created_at),
             p.state.as_str(),
-            Sats(p.amount_msat),
-            Sats(p.fee_msat),
+            Msat(p.amount_msat),
+            Msat(p.fee_msat),
             p.url
         ));
     }
     text.push_str(&format!(
         "\nAll time, all sessions: {} in {} payment{}.",
-        Sats(s.all_time.spent_msat),
+        Msat(s.all_time.spent_msat),
         s.all_time.payments,
         if s.all_time.payments == 1 { "" } else { "s" }
     ));
     for o in &s.all_time.by_origin {
-        text.push_str(&format!("\n  {} at {}", Sats(o.spent_msat), o.origin));
+        text.push_str(&format!("\n  {} at {}", Msat(o.spent_msat), o.origin));
     }
     let c = config;
     text.push_str(&format!(
         "\nLimits: {} per request, {} fee limit, {} payments per minute{}{}.",
-        Sats(c.max_cost_msat),
-        Sats(c.fee_limit_msat),
+        Msat(c.max_cost_msat),
+        Msat(c.fee_limit_msat),
         c.payments_per_minute,
         c.approve_above_msat
-            .map(|a| format!(", approval above {}", Sats(a)))
+            .map(|a| format!(", approval above {}", Msat(a)))
             .unwrap_or_default(),
         c.daily_cap_msat
-            .map(|d| format!(", {} per 24 hours", Sats(d)))
+            .map(|d| format!(", {} per 24 hours", Msat(d)))
             .unwrap_or_default(),
     ));
     result(&out, text)
