@@ -206,9 +206,10 @@ async def run_agent(args: argparse.Namespace, binary: str, gateway: str, workdir
             preview = await call("preview_cost", {"url": url})
             show(f"preview_cost {url}", text_of(preview))
 
-            # max_cost_sats can only lower the operator's cap (--max-cost);
-            # an agent passes the most it is willing to pay for this call.
-            fetched = await call("l402_fetch", {"url": url, "max_cost_sats": args.max_cost})
+            # max_cost_msat can only lower the operator's cap (--max-cost);
+            # an agent passes the most it is willing to pay for this call, in
+            # millisatoshis like every amount of the tools.
+            fetched = await call("l402_fetch", {"url": url, "max_cost_msat": args.max_cost * 1000})
             data = structured_of(fetched) or {}
             show("l402_fetch", text_of(fetched))
             if "receipt" in data:

@@ -1,10 +1,5 @@
-//! Small conversions for tool results: sats as numbers, times as text.
-
-/// Millisatoshis as sats, a JSON number (fractional only for msat amounts).
-pub(crate) fn sats(msat: u64) -> f64 {
-    // Exact for every amount below 2^53 msat (90 000 BTC).
-    msat as f64 / 1000.0
-}
+//! Small conversions for tool results: times as text. (Amounts need none:
+//! the structured results give every amount as an integer of millisatoshis.)
 
 /// Unix seconds as an RFC 3339 UTC time, `2026-11-21T06:22:00Z`.
 pub(crate) fn utc(unix: u64) -> String {
@@ -43,11 +38,5 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(utc(1_795_242_120), "2026-11-21T06:22:00Z");
-    }
-
-    #[test]
-    fn sats_keep_millisatoshis() {
-        assert_eq!(sats(21_000), 21.0);
-        assert_eq!(sats(1_500), 1.5);
     }
 }

@@ -7,7 +7,7 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use serde::Serialize;
 
 use super::fence::Fence;
-use super::format::{sats, utc};
+use super::format::utc;
 use super::schema::*;
 use crate::client::{
     BudgetView, ClientConfig, FetchError, FetchResponse, Msat, Preview, Receipt, SpendReport,
@@ -58,10 +58,10 @@ pub(super) fn capitalized(s: &str) -> String {
 pub(super) fn receipt_output(r: &Receipt, session: &str) -> ReceiptOutput {
     ReceiptOutput {
         paid: r.paid,
-        amount_sats: sats(r.amount_msat),
-        fee_sats: sats(r.fee_msat),
+        amount_msat: r.amount_msat,
+        fee_msat: r.fee_msat,
         payment_hash: r.payment_hash.to_hex(),
-        budget_left_sats: sats(r.budget_left_msat),
+        budget_left_msat: r.budget_left_msat,
         session: session.to_string(),
     }
 }
@@ -170,7 +170,7 @@ pub(super) fn preview_result(p: &Preview, limits: LimitsOutput) -> CallToolResul
         url: p.url.clone(),
         status: p.status,
         payment_required: p.payment_required,
-        price_sats: p.price_msat.map(sats),
+        price_msat: p.price_msat,
         description: p.description.clone(),
         checks: p
             .checks
@@ -242,8 +242,8 @@ pub(super) fn tokens_result(tokens: &[TokenInfo]) -> CallToolResult {
                 id: t.id,
                 origin: t.origin.to_string(),
                 status: t.status.as_str().to_string(),
-                amount_sats: sats(t.amount_msat),
-                fee_sats: sats(t.fee_msat),
+                amount_msat: t.amount_msat,
+                fee_msat: t.fee_msat,
                 payment_hash: t.payment_hash.to_hex(),
                 session: t.session.clone(),
                 created_at: utc(t.created_at),
@@ -291,16 +291,16 @@ pub(super) fn spend_result(
                 url: p.url.clone(),
                 origin: p.origin.clone(),
                 state: p.state.as_str().to_string(),
-                amount_sats: sats(p.amount_msat),
-                fee_sats: sats(p.fee_msat),
+                amount_msat: p.amount_msat,
+                fee_msat: p.fee_msat,
                 payment_hash: p.payment_hash.to_hex(),
                 created_at: utc(p.created_at),
                 error: p.error.clone(),
             })
             .collect(),
         all_time: AllTimeOutput {
-            spent_sats: sats(s.all_time.spent_msat),
-            fee_sats: sats(s.all_time.fee_msat),
+            spent_msat: s.all_time.spent_msat,
+            fee_msat: s.all_time.fee_msat,
             payments: s.all_time.payments,
             by_origin: s
                 .all_time
@@ -308,7 +308,7 @@ pub(super) fn spend_result(
                 .iter()
                 .map(|o| OriginSpendOutput {
                     origin: o.origin.clone(),
-                    spent_sats: sats(o.spent_msat),
+                    spent_msat: o.spent_msat,
                     payments: o.payments,
                 })
                 .collect(),

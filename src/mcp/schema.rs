@@ -1,11 +1,15 @@
 //! What the four tools take and give: their arguments and their results,
 //! each with the JSON Schema an MCP client sees (through schemars).
+//!
+//! **Every amount is an integer number of millisatoshis** (`*_msat`; 1 sat
+//! = 1000 msat), in the arguments and in the results alike: the unit
+//! Lightning counts in, so nothing is rounded. A cap given in the wrong
+//! unit can only be too low (a refusal), never too high.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::format::sats;
 use crate::client::BudgetView;
 
 // -------------------------------------------------------------------------
@@ -28,10 +32,11 @@ pub struct FetchArgs {
     /// pass one in headers.
     #[serde(default)]
     pub body: Option<String>,
-    /// Pay at most this many sats for this request. It can only lower the
-    /// operator's per-request cap, never raise it.
+    /// Pay at most this much for this request, in millisatoshis (50 sats
+    /// is 50000). It can only lower the operator's per-request cap, never
+    /// raise it.
     #[serde(default)]
-    pub max_cost_sats: Option<u64>,
+    pub max_cost_msat: Option<u64>,
 }
 
 /// `preview_cost`'s arguments.
@@ -62,14 +67,14 @@ pub enum BodyEncoding {
 pub struct ReceiptOutput {
     /// True when this request paid; false when it presented a token bought earlier.
     pub paid: bool,
-    /// The invoice amount paid, sats (0 when a token was reused).
-    pub amount_sats: f64,
-    /// The routing fee paid, sats.
-    pub fee_sats: f64,
+    /// The invoice amount paid, msat (0 when a token was reused).
+    pub amount_msat: u64,
+    /// The routing fee paid, msat.
+    pub fee_msat: u64,
     /// The payment hash of the token used (public; not a secret).
     pub payment_hash: String,
-    /// What this session has left to spend, sats.
-    pub budget_left_sats: f64,
+    /// What this session has left to spend, msat.
+    pub budget_left_msat: u64,
     /// The budget session that paid.
     pub session: String,
 }
@@ -111,56 +116,56 @@ pub struct CheckOutput {
     pub detail: String,
 }
 
-/// A session's budget, sats.
+/// A session's budget, msat.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BudgetOutput {
     /// The budget session.
     pub session: String,
     /// The session's budget (amounts plus fees).
-    pub budget_sats: f64,
+    pub budget_msat: u64,
     /// Spent so far.
-    pub spent_sats: f64,
+    pub spent_msat: u64,
     /// Held by payments in flight.
-    pub reserved_sats: f64,
+    pub reserved_msat: u64,
     /// Left to spend.
-    pub left_sats: f64,
+    pub left_msat: u64,
     /// Payments made.
     pub payments: u64,
     /// What all sessions of this server may spend together (the session's
-    /// left_sats is never more than server_left_sats); null: no pool.
-    pub server_budget_sats: Option<f64>,
+    /// left_msat is never more than server_left_msat); null: no pool.
+    pub server_budget_msat: Option<u64>,
     /// What all sessions of this server have left together.
-    pub server_left_sats: Option<f64>,
+    pub server_left_msat: Option<u64>,
 }
 
 impl From<&BudgetView> for BudgetOutput {
     fn from(b: &BudgetView) -> Self {
         BudgetOutput {
             session: b.session.clone(),
-            budget_sats: sats(b.budget_msat),
-            spent_sats: sats(b.spent_msat),
-            reserved_sats: sats(b.reserved_msat),
-            left_sats: sats(b.left_msat),
+            budget_msat: b.budget_msat,
+            spent_msat: b.spent_msat,
+            reserved_msat: b.reserved_msat,
+            left_msat: b.left_msat,
             payments: b.payments,
-            server_budget_sats: b.server.as_ref().map(|p| sats(p.budget_msat)),
-            server_left_sats: b.server.as_ref().map(|p| sats(p.left_msat)),
+            server_budget_msat: b.server.as_ref().map(|p| p.budget_msat),
+            server_left_msat: b.server.as_ref().map(|p| p.left_msat),
         }
     }
 }
 
-/// The operator's limits, sats.
+/// The operator's limits, msat.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LimitsOutput {
     /// The largest price paid for one request.
-    pub max_cost_sats: f64,
+    pub max_cost_msat: u64,
     /// The largest routing fee per payment.
-    pub max_fee_sats: f64,
+    pub max_fee_msat: u64,
     /// Payments above this need a person's approval; null: none needed.
-    pub approve_above_sats: Option<f64>,
+    pub approve_above_msat: Option<u64>,
     /// Payments allowed per minute.
     pub payments_per_minute: u32,
     /// Rolling 24-hour cap across all sessions; null: none.
-    pub daily_cap_sats: Option<f64>,
+    pub daily_cap_msat: Option<u64>,
 }
 
 /// `preview_cost`'s result.
@@ -172,8 +177,8 @@ pub struct PreviewOutput {
     pub status: u16,
     /// True when the server asks for payment.
     pub payment_required: bool,
-    /// The price asked, sats, when it asks.
-    pub price_sats: Option<f64>,
+    /// The price asked, msat, when it asks.
+    pub price_msat: Option<u64>,
     /// The invoice's description, when it has one.
     pub description: Option<String>,
     /// Every check's verdict.
@@ -198,10 +203,10 @@ pub struct TokenOutput {
     pub origin: String,
     /// paid, pending, stale or failed.
     pub status: String,
-    /// The price paid, sats.
-    pub amount_sats: f64,
-    /// The routing fee paid, sats.
-    pub fee_sats: f64,
+    /// The price paid, msat.
+    pub amount_msat: u64,
+    /// The routing fee paid, msat.
+    pub fee_msat: u64,
     /// The payment hash (public; not a secret).
     pub payment_hash: String,
     /// The budget session that bought it.
@@ -230,10 +235,10 @@ pub struct PaymentOutput {
     pub origin: String,
     /// reserved, in_flight, succeeded, failed or released.
     pub state: String,
-    /// The invoice amount, sats.
-    pub amount_sats: f64,
-    /// The routing fee paid, sats.
-    pub fee_sats: f64,
+    /// The invoice amount, msat.
+    pub amount_msat: u64,
+    /// The routing fee paid, msat.
+    pub fee_msat: u64,
     /// The payment hash.
     pub payment_hash: String,
     /// When it was tried (RFC 3339, UTC).
@@ -247,8 +252,8 @@ pub struct PaymentOutput {
 pub struct OriginSpendOutput {
     /// The origin.
     pub origin: String,
-    /// Spent there (amounts plus fees), sats.
-    pub spent_sats: f64,
+    /// Spent there (amounts plus fees), msat.
+    pub spent_msat: u64,
     /// Payments made there.
     pub payments: u64,
 }
@@ -256,10 +261,10 @@ pub struct OriginSpendOutput {
 /// All-time spend, all sessions.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AllTimeOutput {
-    /// Spent (amounts plus fees), sats.
-    pub spent_sats: f64,
-    /// Of which routing fees, sats.
-    pub fee_sats: f64,
+    /// Spent (amounts plus fees), msat.
+    pub spent_msat: u64,
+    /// Of which routing fees, msat.
+    pub fee_msat: u64,
     /// Payments made.
     pub payments: u64,
     /// Per origin, most spent first.

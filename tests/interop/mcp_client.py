@@ -115,7 +115,7 @@ async def connect_and_list(client):
         check(t.annotations is not None, f"{t.name}: no annotations")
         check(bool(t.annotations.read_only_hint) == (t.name in READ_ONLY), f"{t.name}: readOnlyHint {t.annotations.read_only_hint}")
     props = tools.by_name["l402_fetch"].input_schema["properties"]
-    for field in ("url", "method", "headers", "body", "max_cost_sats"):
+    for field in ("url", "method", "headers", "body", "max_cost_msat"):
         check(field in props and props[field].get("description"), f"l402_fetch.{field} undescribed")
     check(tools.by_name["l402_fetch"].input_schema.get("required") == ["url"], "only url is required")
     return init, tools
@@ -132,11 +132,11 @@ async def full(args):
         # Nothing bought yet: the price, every check, nothing paid.
         r = await tools.call(client, "preview_cost", {"url": demo})
         p = r.structured_content
-        check(p["payment_required"] and p["price_sats"] == 21, f"preview: {p}")
+        check(p["payment_required"] and p["price_msat"] == 21_000, f"preview: {p}")
         check(p["would_pay"], f"preview says it would not pay: {p}")
         names = {c["name"] for c in p["checks"]}
         check({"invoice", "amount", "expiry", "network", "payment_hash", "cap", "budget"} <= names, f"checks {names}")
-        check(p["budget"]["spent_sats"] == 0, "a preview spent money")
+        check(p["budget"]["spent_msat"] == 0, "a preview spent money")
 
         # Pay: 402, paid, 200; progress while paying.
         progress = []
@@ -147,7 +147,7 @@ async def full(args):
         r = await tools.call(client, "l402_fetch", {"url": demo}, progress_callback=on_progress)
         f = r.structured_content
         check(f["status"] == 200 and f["receipt"]["paid"], f"first fetch: {f}")
-        check(f["receipt"]["amount_sats"] == 21, f"receipt: {f['receipt']}")
+        check(f["receipt"]["amount_msat"] == 21_000, f"receipt: {f['receipt']}")
         check("Hello from behind the paywall" in f["body"] and f["body_encoding"] == "text", "body")
         check("untrusted" in f["notice"] and "<untrusted-content" in text_of(r), "untrusted marking")
         check(any("paying 21 sats" in (m["message"] or "") for m in progress), f"progress: {progress}")
@@ -157,7 +157,7 @@ async def full(args):
         # Again: the token is reused, nothing paid.
         r = await tools.call(client, "l402_fetch", {"url": demo, "method": "get"})
         f = r.structured_content
-        check(f["status"] == 200 and not f["receipt"]["paid"] and f["receipt"]["amount_sats"] == 0, f"second fetch: {f}")
+        check(f["status"] == 200 and not f["receipt"]["paid"] and f["receipt"]["amount_msat"] == 0, f"second fetch: {f}")
 
         # A binary-safe body and a POST with a body, single-use token.
         r = await tools.call(
@@ -165,7 +165,7 @@ async def full(args):
             "l402_fetch",
             {"url": f"{gw}/v1/generate", "method": "POST", "body": '{"prompt": "hi"}', "headers": {"Content-Type": "application/json"}},
         )
-        check(r.structured_content["receipt"]["amount_sats"] == 250, f"generate: {r.structured_content}")
+        check(r.structured_content["receipt"]["amount_msat"] == 250_000, f"generate: {r.structured_content}")
 
         # Tokens, never their secrets.
         r = await tools.call(client, "list_tokens", {})
@@ -173,7 +173,7 @@ async def full(args):
         # (The generate service's 401 to the demo token marks that one stale:
         # a known client-core gap; the statuses are the store's.)
         check(len(toks) == 2 and {t["status"] for t in toks} <= {"paid", "stale"}, f"tokens: {toks}")
-        check({t["amount_sats"] for t in toks} == {21, 250}, f"tokens: {toks}")
+        check({t["amount_msat"] for t in toks} == {21_000, 250_000}, f"tokens: {toks}")
         raw = json.dumps(r.structured_content) + text_of(r)
         check("macaroon" not in raw.lower() and "preimage" not in raw.lower(), "a secret leaked into list_tokens")
 
@@ -181,12 +181,12 @@ async def full(args):
         r = await tools.call(client, "spend_summary", {})
         s = r.structured_content
         check(s["session"]["session"] == session, f"session {s['session']['session']} vs {session}")
-        check(s["session"]["spent_sats"] == 271 and s["session"]["payments"] == 2, f"spend: {s['session']}")
-        check(s["all_time"]["by_origin"][0]["spent_sats"] == 271, f"all time: {s['all_time']}")
+        check(s["session"]["spent_msat"] == 271_000 and s["session"]["payments"] == 2, f"spend: {s['session']}")
+        check(s["all_time"]["by_origin"][0]["spent_msat"] == 271_000, f"all time: {s['all_time']}")
         check(len(s["payments"]) == 2, "payments listed")
 
         # Refusals: tool results with isError and a sentence; nothing paid.
-        r = await tools.call(client, "l402_fetch", {"url": f"{gw}/v1/data", "max_cost_sats": 50}, ok=False)
+        r = await tools.call(client, "l402_fetch", {"url": f"{gw}/v1/data", "max_cost_msat": 50_000}, ok=False)
         t = text_of(r)
         check("asks 100 sats; the per-request cap is 50 sats" in t and "Nothing was paid" in t, f"over cap: {t}")
         seen["over_cap"] = t
@@ -195,7 +195,7 @@ async def full(args):
         r = await tools.call(client, "preview_cost", {"url": "not a url"}, ok=False)
         check("not a valid URL" in text_of(r), f"bad url: {text_of(r)}")
         r = await tools.call(client, "spend_summary", {})
-        check(r.structured_content["session"]["spent_sats"] == 271, "a refusal spent money")
+        check(r.structured_content["session"]["spent_msat"] == 271_000, "a refusal spent money")
 
         # A request that cannot be processed at all is a JSON-RPC error.
         try:
@@ -217,10 +217,10 @@ async def two_sessions(args):
             _, tools = await connect_and_list(client)
             r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": f"prompt {i}"})
             receipt = r.structured_content["receipt"]
-            check(receipt["paid"] and receipt["amount_sats"] == 250, f"session {i}: {receipt}")
+            check(receipt["paid"] and receipt["amount_msat"] == 250_000, f"session {i}: {receipt}")
             r = await tools.call(client, "spend_summary", {})
             s = r.structured_content["session"]
-            check(s["budget_sats"] == 300 and s["spent_sats"] == 250 and s["left_sats"] == 50, f"session {i}: {s}")
+            check(s["budget_msat"] == 300_000 and s["spent_msat"] == 250_000 and s["left_msat"] == 50_000, f"session {i}: {s}")
             # Its own budget is spent: a second purchase is refused.
             r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": "again"}, ok=False)
             check("over_budget" in text_of(r), f"session {i} second purchase: {text_of(r)}")
@@ -249,7 +249,7 @@ async def sessions_share_the_server_budget(args):
     for ok, text, s in results:
         if not ok:
             check("over_server_budget" in text, f"refusal: {text}")
-        check(s["server_budget_sats"] == 300, f"server budget: {s}")
+        check(s["server_budget_msat"] == 300_000, f"server budget: {s}")
     return {"ok": True, "paid": len(paid)}
 
 

@@ -358,7 +358,7 @@ async fn stdout_carries_nothing_but_mcp_even_at_trace_level() {
             "name": "l402_fetch", "arguments": {"url": url},
             "_meta": {"progressToken": "p1"}}}),
         serde_json::json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
-            "name": "l402_fetch", "arguments": {"url": url, "max_cost_sats": 1}}}),
+            "name": "l402_fetch", "arguments": {"url": url, "max_cost_msat": 1000}}}),
         serde_json::json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
             "name": "l402_fetch", "arguments": {"nope": 1}}}),
         serde_json::json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
@@ -384,7 +384,7 @@ async fn stdout_carries_nothing_but_mcp_even_at_trace_level() {
     assert_eq!(by_id[&2]["result"]["tools"].as_array().unwrap().len(), 4);
     let paid = &by_id[&3]["result"];
     assert_eq!(paid["isError"], false, "{paid}");
-    assert_eq!(paid["structuredContent"]["receipt"]["amount_sats"], 21.0);
+    assert_eq!(paid["structuredContent"]["receipt"]["amount_msat"], 21_000);
     assert!(progress >= 2, "progress notifications: {progress}");
     // The token bought above covers the origin: the low cap never bites;
     // a cap refusal is a tool result, not a JSON-RPC error.
@@ -408,7 +408,7 @@ async fn a_refusal_is_a_tool_result_with_is_error() {
         serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
         serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
             "name": "l402_fetch",
-            "arguments": {"url": format!("{}/v1/data", gw.base), "max_cost_sats": 50}}}),
+            "arguments": {"url": format!("{}/v1/data", gw.base), "max_cost_msat": 50_000}}}),
     ];
     let lines = tokio::task::spawn_blocking(move || stdio_exchange(&args, &messages))
         .await
@@ -507,7 +507,7 @@ async fn mcp_inspector_cli_lists_and_calls_tools() {
         String::from_utf8_lossy(&called.stderr)
     );
     let v: serde_json::Value = serde_json::from_str(&text).expect("inspector prints JSON");
-    assert_eq!(v["structuredContent"]["price_sats"], 21.0, "{v}");
+    assert_eq!(v["structuredContent"]["price_msat"], 21_000, "{v}");
 }
 
 // -------------------------------------------------------------------------
@@ -873,7 +873,7 @@ async fn a_client_that_quits_mid_payment_without_cancelling_still_gets_it_record
         .unwrap_or_else(|| panic!("no answer to the fetch: {:?}", out.after));
     let receipt = &answer["result"]["structuredContent"]["receipt"];
     assert_eq!(receipt["paid"], true, "{answer}");
-    assert_eq!(receipt["amount_sats"], 21.0, "{answer}");
+    assert_eq!(receipt["amount_msat"], 21_000, "{answer}");
 }
 
 /// Drives `serve -v` on stdio: `l402_fetch url` with a progress token; on
