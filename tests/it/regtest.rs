@@ -295,7 +295,7 @@ fn our_mcp_server_pays_our_gateway_and_the_ledger_matches_alice(
         "{paid}"
     );
     assert_eq!(out["receipt"]["paid"], true, "{paid}");
-    assert_eq!(out["receipt"]["amount_sats"], 21.0, "{paid}");
+    assert_eq!(out["receipt"]["amount_msat"], 21_000, "{paid}");
     let hash = out["receipt"]["payment_hash"]
         .as_str()
         .expect("payment_hash")
