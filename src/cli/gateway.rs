@@ -49,8 +49,8 @@ pub struct GatewayArgs {
 }
 
 /// The gateway's lnd flags: the client's settings, in the gateway's words.
-#[derive(Debug, Clone, Copy)]
-enum GatewayLnd {}
+#[derive(Debug, Clone, Copy, Default)]
+struct GatewayLnd;
 
 impl FlagSet for GatewayLnd {
     fn has(meta: &Meta) -> bool {
@@ -237,6 +237,61 @@ fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<(&LndSettings, Netwo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lnd_from(
+        env: &[(&str, &str)],
+        flags: Overrides,
+    ) -> Result<Option<LndSettings>, SettingsError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| env.iter().find(|e| e.0 == k).map(|e| e.1.clone());
+        lnd_settings(&lookup, &flags)
+    }
+
+    #[test]
+    fn lnd_goes_through_the_client_resolver_with_the_gateways_rules() {
+        // Nothing: the dev node. A non-regtest network alone only warns.
+        assert_eq!(
+            lnd_from(&[("L402_NETWORK", "mainnet")], Overrides::default()).unwrap(),
+            None
+        );
+        // All three, no network: the node's own.
+        let flags = Overrides {
+            lnd_host: Some("127.0.0.1:10009".into()),
+            lnd_tls_cert: Some("/etc/lnd/tls.cert".into()),
+            ..Default::default()
+        };
+        let lnd = lnd_from(&[("L402_LND_MACAROON", "0201")], flags.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(lnd.host.to_string(), "127.0.0.1:10009");
+        assert_eq!(lnd.network, None);
+        // Partial: names the given part's source and the missing part.
+        let e = lnd_from(&[], flags.clone()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "lnd is partly configured: lnd_host is set (flag --lnd-host) but lnd_macaroon is not \
+             (flag --lnd-macaroon, env L402_LND_MACAROON); invoicing through lnd needs \
+             --lnd-host, --lnd-tls-cert and --lnd-macaroon"
+        );
+        // Parsed as the client's: the sentence names the setting and its source.
+        let e = lnd_from(&[("L402_NETWORK", "bitcoinz")], flags.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("the environment variable L402_NETWORK=\"bitcoinz\" is not a network"),
+            "{e}"
+        );
+        let bad_host = Overrides {
+            lnd_host: Some("http://x:1".into()),
+            ..flags
+        };
+        let e = lnd_from(&[], bad_host).unwrap_err().to_string();
+        assert!(e.starts_with("lnd_host is unusable: "), "{e}");
+        assert!(e.ends_with("(flag --lnd-host)"), "{e}");
+    }
 
     #[test]
     fn the_dev_node_needs_the_flag_on_a_non_loopback_listener() {

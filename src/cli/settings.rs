@@ -1412,7 +1412,7 @@ pub fn readme_table() -> String {
 // The flags, as clap arguments.
 
 /// Which settings' flags a command takes, and how its `--help` words them.
-pub trait FlagSet {
+pub trait FlagSet: Default + Clone {
     /// The flags also apply to the command's subcommands.
     const GLOBAL: bool = false;
     /// Whether the set has this setting's flag.
@@ -1426,8 +1426,8 @@ pub trait FlagSet {
 
 /// The flags of the commands that pay: fetch, preview, spend, config
 /// show, serve.
-#[derive(Debug, Clone, Copy)]
-pub enum ClientSet {}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientSet;
 
 impl FlagSet for ClientSet {
     fn has(meta: &Meta) -> bool {
@@ -1437,8 +1437,8 @@ impl FlagSet for ClientSet {
 }
 
 /// The flags of `serve` alone (with [`ClientSet`]'s).
-#[derive(Debug, Clone, Copy)]
-pub enum ServeSet {}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeSet;
 
 impl FlagSet for ServeSet {
     fn has(meta: &Meta) -> bool {
@@ -1448,8 +1448,8 @@ impl FlagSet for ServeSet {
 
 /// The flags of commands that only read the store (`tokens`), for its
 /// subcommands too.
-#[derive(Debug, Clone, Copy)]
-pub enum StoreSet {}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreSet;
 
 impl FlagSet for StoreSet {
     const GLOBAL: bool = true;
@@ -1461,10 +1461,11 @@ impl FlagSet for StoreSet {
 /// The flags of the settings in `S`, made from their declarations: each
 /// takes text, which [`Settings::resolve`] parses as it parses the
 /// environment's.
+#[derive(Clone, Default)]
 pub struct SettingFlags<S> {
     /// What was given: (key, text), in declaration order.
     given: Vec<(&'static str, String)>,
-    set: PhantomData<fn() -> S>,
+    set: PhantomData<S>,
 }
 
 impl<S> SettingFlags<S> {
@@ -1481,24 +1482,6 @@ impl<S> SettingFlags<S> {
 impl<S> fmt::Debug for SettingFlags<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.overrides().fmt(f)
-    }
-}
-
-impl<S> Clone for SettingFlags<S> {
-    fn clone(&self) -> Self {
-        SettingFlags {
-            given: self.given.clone(),
-            set: PhantomData,
-        }
-    }
-}
-
-impl<S> Default for SettingFlags<S> {
-    fn default() -> Self {
-        SettingFlags {
-            given: Vec::new(),
-            set: PhantomData,
-        }
     }
 }
 
@@ -1916,6 +1899,195 @@ mod tests {
         let s = s.unwrap();
         assert!(s.config_file_exists);
         assert!(s.rows().iter().all(|(_, _, src)| **src == Source::Default));
+    }
+
+    #[test]
+    fn each_setting_is_declared_once_with_its_names_and_help() {
+        let mut keys: Vec<_> = SETTINGS.iter().map(|s| s.meta().key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len());
+        let mut flags: Vec<_> = SETTINGS.iter().filter_map(|s| s.meta().flag).collect();
+        let n = flags.len();
+        flags.dedup_by_key(|f| f.name);
+        assert_eq!(flags.len(), n);
+        for s in SETTINGS {
+            let m = s.meta();
+            assert_eq!(m.env, format!("L402_{}", m.key.to_uppercase()), "{}", m.key);
+            assert!(m.help().ends_with('.'), "{}: {:?}", m.key, m.help());
+            assert!(m.flag.is_none_or(|f| f.name.starts_with("--")), "{}", m.key);
+            // Something for config init to show, commented out.
+            assert!(
+                s.default_text().is_some() || m.example.is_some(),
+                "{}",
+                m.key
+            );
+        }
+        let rows = resolve_with(None, &[], &Overrides::default()).0.unwrap();
+        let shown: Vec<_> = rows.rows().into_iter().map(|r| r.0).collect();
+        let declared: Vec<_> = SETTINGS.iter().map(|s| s.meta().key).collect();
+        assert_eq!(shown, declared);
+    }
+
+    #[test]
+    fn the_template_has_every_setting_with_its_variable_and_flag() {
+        let text = default_file_text();
+        for s in SETTINGS {
+            let m = s.meta();
+            assert!(text.contains(&format!("\n# {} = ", m.key)), "{}", m.key);
+            assert!(text.contains(m.env), "{}", m.env);
+            if let Some(flag) = m.flag {
+                assert!(text.contains(flag.name), "{}", flag.name);
+            }
+        }
+        assert!(text.contains("# max_cost_sats = 1000\n"), "{text}");
+        assert!(text.contains("# session = \"default\"\n"), "{text}");
+        let joined = text.replace("\n# ", " ");
+        assert!(joined.contains("flag serve --server-budget"), "{text}");
+    }
+
+    #[test]
+    fn a_flag_is_parsed_and_checked_as_the_environment_is_and_names_itself() {
+        let flags = Overrides {
+            budget_sats: Some("ten".into()),
+            ..Default::default()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            "budget_sats is not a whole number of sats (flag --budget)"
+        );
+        let flags = Overrides {
+            request_timeout_secs: None,
+            max_fee_sats: Some("99999999999999999".into()),
+            ..Default::default()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            "max_fee_sats is 99999999999999999 sats, more than 21 million bitcoin (flag --max-fee)"
+        );
+        let (s, _d) = resolve_with(
+            None,
+            &[("L402_REQUEST_TIMEOUT_SECS", "0")],
+            &Overrides::default(),
+        );
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            "request_timeout_secs must be at least 1 (env L402_REQUEST_TIMEOUT_SECS)"
+        );
+        // A switch's flag turns it on over the environment's "off".
+        let flags = Overrides {
+            allow_private: Some("true".into()),
+            ..Default::default()
+        };
+        let (s, _d) = resolve_with(None, &[("L402_ALLOW_PRIVATE", "off")], &flags);
+        let s = s.unwrap();
+        assert!(s.allow_private.value);
+        assert_eq!(s.allow_private.source, Source::Flag("--allow-private"));
+    }
+
+    #[test]
+    fn a_file_value_of_the_wrong_type_or_range_names_its_line() {
+        let (s, d) = resolve_with(
+            Some("session = \"a\"\nallow_private = \"yes\"\n"),
+            &[],
+            &Overrides::default(),
+        );
+        match s {
+            Err(SettingsError::Parse { line, message, .. }) => {
+                assert_eq!(line, 2);
+                assert_eq!(
+                    message,
+                    "allow_private must be true or false, not a TOML string"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(d);
+        let (s, d) = resolve_with(Some("\nmax_fee_sats = -1\n"), &[], &Overrides::default());
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            format!(
+                "max_fee_sats is not a whole number of sats (file {}:2)",
+                d.path().join("config.toml").display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_secret_is_never_quoted_in_an_error_nor_in_the_flags_debug() {
+        let secret = "not-hex-nor-base64-but-secret";
+        let (s, _d) = resolve_with(
+            None,
+            &[("L402_LND_MACAROON", secret), ("L402_NETWORK", "regtest")],
+            &Overrides::default(),
+        );
+        let e = s.unwrap_err().to_string();
+        assert!(!e.contains(secret), "{e}");
+        assert!(e.contains("env L402_LND_MACAROON"), "{e}");
+        let flags = Overrides {
+            lnd_macaroon: Some(secret.into()),
+            session: Some("shown".into()),
+            ..Default::default()
+        };
+        let debug = format!("{flags:?}");
+        assert!(
+            !debug.contains(secret) && debug.contains("shown"),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("\"lnd_macaroon\": \"<not shown>\""),
+            "{debug}"
+        );
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        client: SettingFlags<ClientSet>,
+        #[command(flatten)]
+        serve: SettingFlags<ServeSet>,
+    }
+
+    #[test]
+    fn the_flags_are_made_from_the_declarations() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--budget",
+            "7",
+            "--allow-private",
+            "--max-cost",
+            "3",
+            "--lnd-macaroon",
+            "secret",
+        ])
+        .unwrap();
+        let o = cli.client.overrides().and(&cli.serve.overrides());
+        assert_eq!(o.budget_sats.as_deref(), Some("7"));
+        assert_eq!(o.allow_private.as_deref(), Some("true"));
+        assert_eq!(o.max_cost_sats.as_deref(), Some("3"));
+        assert_eq!(o.server_budget_sats, None);
+        assert!(!format!("{cli:?}").contains("secret"));
+        // --max-cost is serve's alone; no flag for the body cap.
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--budget <SATS>"), "{help}");
+        assert!(
+            help.contains("[env: L402_BUDGET_SATS] [default: 5000]"),
+            "{help}"
+        );
+        assert!(!help.contains("max-body"), "{help}");
+        let client_only = SettingFlags::<ClientSet>::specs()
+            .map(|(s, _)| s.meta().key)
+            .collect::<Vec<_>>();
+        assert!(!client_only.contains(&"max_cost_sats"));
+        assert!(!client_only.contains(&"server_budget_sats"));
+        let store: Vec<_> = SettingFlags::<StoreSet>::specs()
+            .map(|(s, _)| s.meta().key)
+            .collect();
+        assert_eq!(store, ["data_dir"]);
     }
 
     /// The README's settings table, where it starts and ends (in bytes).
