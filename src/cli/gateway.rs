@@ -112,12 +112,14 @@ fn lnd_settings(
         tls_cert: &tls_cert,
         macaroon: &macaroon,
     };
-    if let Some(gap) = parts.gap() {
-        let (missing, flag, env) = gap.missing();
+    if let Some((given, source, missing)) = parts.gap() {
         return Err(SettingsError::Invalid(format!(
-            "lnd is partly configured: {} is set ({}) but {missing} is not (flag {flag}, env \
-             {env}); invoicing through lnd needs --lnd-host, --lnd-tls-cert and --lnd-macaroon",
-            gap.given.key, gap.source
+            "lnd is partly configured: {} is set ({source}) but {} is not (flag {}, env {}); \
+             invoicing through lnd needs --lnd-host, --lnd-tls-cert and --lnd-macaroon",
+            given.key,
+            missing.key,
+            missing.flag_name(),
+            missing.env,
         )));
     }
     if parts.given().is_none() {

@@ -343,6 +343,11 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The flag's name (`--budget`), or "" when it has none.
+    pub fn flag_name(&self) -> &'static str {
+        self.flag.map_or("", |f| f.name)
+    }
+
     /// The help, one line.
     pub fn help(&self) -> String {
         self.help.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -1201,12 +1206,14 @@ fn check_payer(s: &Settings) -> Result<(), SettingsError> {
         tls_cert: &s.lnd_tls_cert,
         macaroon: &s.lnd_macaroon,
     };
-    if let Some(gap) = parts.gap() {
-        let (missing, flag, env) = gap.missing();
+    if let Some((given, source, missing)) = parts.gap() {
         return invalid(format!(
-            "{} is set ({}) but {missing} is not; an lnd payer needs lnd_host, lnd_tls_cert and \
-             lnd_macaroon (flag {flag}, env {env}, or {missing} in the config file)",
-            gap.given.key, gap.source
+            "{} is set ({source}) but {m} is not; an lnd payer needs lnd_host, lnd_tls_cert and \
+             lnd_macaroon (flag {}, env {}, or {m} in the config file)",
+            given.key,
+            missing.flag_name(),
+            missing.env,
+            m = missing.key,
         ));
     }
     if let Some((given, source)) = parts.given()
@@ -1232,26 +1239,6 @@ pub struct LndParts<'a> {
     pub tls_cert: &'a Sourced<Option<CredentialSetting>>,
     /// `lnd_macaroon`.
     pub macaroon: &'a Sourced<Option<CredentialSetting>>,
-}
-
-/// Some of lnd's settings given, not all: the first given and the first
-/// missing.
-#[derive(Debug)]
-pub struct LndGap<'a> {
-    /// A setting that is given.
-    pub given: &'static Meta,
-    /// Where it came from.
-    pub source: &'a Source,
-    /// One that is not.
-    pub missing_part: &'static Meta,
-}
-
-impl LndGap<'_> {
-    /// The missing setting's key, flag and variable.
-    pub fn missing(&self) -> (&'static str, &'static str, &'static str) {
-        let m = self.missing_part;
-        (m.key, m.flag.map_or("", |f| f.name), m.env)
-    }
 }
 
 impl<'a> LndParts<'a> {
@@ -1281,15 +1268,12 @@ impl<'a> LndParts<'a> {
         self.parts().into_iter().find(|p| p.1).map(|p| (p.0, p.2))
     }
 
-    /// Some given and some not.
-    pub fn gap(&self) -> Option<LndGap<'a>> {
+    /// Some given and some not: the first given, where it came from, and
+    /// the first missing.
+    pub fn gap(&self) -> Option<(&'static Meta, &'a Source, &'static Meta)> {
         let (given, source) = self.given()?;
         let missing = self.parts().into_iter().find(|p| !p.1)?;
-        Some(LndGap {
-            given,
-            source,
-            missing_part: missing.0,
-        })
+        Some((given, source, missing.0))
     }
 
     /// The settings, when all three are given.
