@@ -10,11 +10,14 @@ use clap::Args;
 
 use l402_mcp::gateway::{self, Gateway, GatewayConfig};
 use l402_mcp::lightning::dev::{self, DevNode};
-use l402_mcp::lightning::lnd::{DEFAULT_PAYMENT_TIMEOUT, LndHost};
+use l402_mcp::lightning::lnd::DEFAULT_PAYMENT_TIMEOUT;
 use l402_mcp::lightning::{Invoicer, Network};
 
 use super::EXIT_OK;
-use super::settings::{CredentialSetting, LndSettings};
+use super::settings::{
+    self, FlagSet, LndParts, LndSettings, Meta, Overrides, SettingFlags, SettingsError,
+    resolve_one, spec,
+};
 use super::stderr::say_err;
 
 #[derive(Debug, Args)]
@@ -33,35 +36,10 @@ pub struct GatewayArgs {
     #[arg(long, env = "L402_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Invoice through this lnd node's gRPC, host:port, instead of the
-    /// embedded dev node (whose /dev routes are then not served); needs
-    /// --lnd-tls-cert and --lnd-macaroon.
-    #[arg(long, env = "L402_LND_HOST", value_name = "HOST:PORT")]
-    lnd_host: Option<String>,
-
-    /// lnd's tls.cert, pinned: a path, or the PEM text, hex or base64.
-    #[arg(
-        long,
-        env = "L402_LND_TLS_CERT",
-        hide_env_values = true,
-        value_name = "PATH|TEXT"
-    )]
-    lnd_tls_cert: Option<CredentialSetting>,
-
-    /// The lnd macaroon (invoice-only: see the README): a path, or hex or
-    /// base64.
-    #[arg(
-        long,
-        env = "L402_LND_MACAROON",
-        hide_env_values = true,
-        value_name = "PATH|TEXT"
-    )]
-    lnd_macaroon: Option<CredentialSetting>,
-
-    /// The network the lnd node must be on (mainnet, testnet, signet,
-    /// regtest), checked at start [default: the node's own].
-    #[arg(long, env = "L402_NETWORK", value_name = "NETWORK")]
-    network: Option<String>,
+    // --lnd-host, --lnd-tls-cert, --lnd-macaroon, --network: the client's
+    // settings, resolved (env, then flag) and parsed as the client's are.
+    #[command(flatten)]
+    lnd: SettingFlags<GatewayLnd>,
 
     /// Serve the dev node's POST /dev/pay on a listener that is not
     /// loopback. Anyone who reaches it can then settle any invoice for
@@ -70,69 +48,93 @@ pub struct GatewayArgs {
     dev_node_public: bool,
 }
 
+/// The gateway's lnd flags: the client's settings, in the gateway's words.
+#[derive(Debug, Clone, Copy, Default)]
+struct GatewayLnd;
+
+impl FlagSet for GatewayLnd {
+    fn has(meta: &Meta) -> bool {
+        [
+            &spec::lnd_host.meta,
+            &spec::lnd_tls_cert.meta,
+            &spec::lnd_macaroon.meta,
+            &spec::network.meta,
+        ]
+        .iter()
+        .any(|m| m.key == meta.key)
+    }
+
+    fn help(meta: &Meta) -> Option<&'static str> {
+        Some(match meta.key {
+            "lnd_host" => {
+                "Invoice through this lnd node's gRPC, host:port, instead of the embedded dev \
+                 node (whose /dev routes are then not served); needs --lnd-tls-cert and \
+                 --lnd-macaroon."
+            }
+            "lnd_tls_cert" => "lnd's tls.cert, pinned: a path, or the PEM text, hex or base64.",
+            "lnd_macaroon" => {
+                "The lnd macaroon (invoice-only: see the README): a path, or hex or base64."
+            }
+            "network" => {
+                "The network the lnd node must be on (mainnet, testnet, signet, regtest), \
+                 checked at start [default: the node's own]."
+            }
+            _ => return None,
+        })
+    }
+}
+
 impl GatewayArgs {
     /// The lnd settings, when lnd is configured; an error when it is only
     /// partly configured.
     fn lnd(&self) -> anyhow::Result<Option<LndSettings>> {
-        let parts = [
-            ("--lnd-host", "L402_LND_HOST", self.lnd_host.is_some()),
-            (
-                "--lnd-tls-cert",
-                "L402_LND_TLS_CERT",
-                self.lnd_tls_cert.is_some(),
-            ),
-            (
-                "--lnd-macaroon",
-                "L402_LND_MACAROON",
-                self.lnd_macaroon.is_some(),
-            ),
-        ];
-        if parts.iter().all(|p| !p.2) {
-            if let Some(n) = &self.network
-                && n.parse::<Network>() != Ok(Network::Regtest)
-            {
-                // Maybe the client's L402_NETWORK in a shared environment:
-                // say so, but the dev node is what runs.
-                tracing::warn!(
-                    network = %n,
-                    "no lnd node is configured: the gateway invoices on its dev node, regtest only"
-                );
-            }
-            return Ok(None);
-        }
-        if let Some((flag, env, _)) = parts.iter().find(|p| !p.2) {
-            anyhow::bail!(
-                "lnd is partly configured: {flag} (env {env}) is missing; invoicing through lnd \
-                 needs --lnd-host, --lnd-tls-cert and --lnd-macaroon"
+        Ok(lnd_settings(&settings::process_env, &self.lnd.overrides())?)
+    }
+}
+
+/// The gateway's lnd settings from the environment and its flags (no
+/// config file: the gateway's is its own), parsed as the client's are. The
+/// gateway's own rules: all three connection settings or none (the error
+/// names the missing one); the network optional (the invoices name theirs,
+/// and the banner says it); without lnd, a network other than regtest is
+/// only a warning (maybe the client's L402_NETWORK in a shared
+/// environment), for the dev node is what runs.
+fn lnd_settings(
+    env: &dyn Fn(&str) -> Option<String>,
+    flags: &Overrides,
+) -> Result<Option<LndSettings>, SettingsError> {
+    let host = resolve_one(&spec::lnd_host, env, flags.lnd_host.as_deref())?;
+    let tls_cert = resolve_one(&spec::lnd_tls_cert, env, flags.lnd_tls_cert.as_deref())?;
+    let macaroon = resolve_one(&spec::lnd_macaroon, env, flags.lnd_macaroon.as_deref())?;
+    let network = resolve_one(&spec::network, env, flags.network.as_deref())?;
+    let parts = LndParts {
+        host: &host,
+        tls_cert: &tls_cert,
+        macaroon: &macaroon,
+    };
+    if let Some((given, source, missing)) = parts.gap() {
+        return Err(SettingsError::Invalid(format!(
+            "lnd is partly configured: {} is set ({source}) but {} is not (flag {}, env {}); \
+             invoicing through lnd needs --lnd-host, --lnd-tls-cert and --lnd-macaroon",
+            given.key,
+            missing.key,
+            missing.flag_name(),
+            missing.env,
+        )));
+    }
+    if parts.given().is_none() {
+        if let Some(n) = network.value
+            && n != Network::Regtest
+        {
+            tracing::warn!(
+                network = %n,
+                source = %network.source,
+                "no lnd node is configured: the gateway invoices on its dev node, regtest only"
             );
         }
-        // Optional here: the invoices name their network, and the banner
-        // says which one; when given, the node is checked against it.
-        let network = self
-            .network
-            .as_deref()
-            .map(str::parse::<Network>)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--network: {e}"))?;
-        let host: LndHost = self
-            .lnd_host
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--lnd-host: {e}"))?;
-        Ok(Some(LndSettings {
-            host,
-            tls_cert: self
-                .lnd_tls_cert
-                .clone()
-                .unwrap_or_else(|| CredentialSetting::new("")),
-            macaroon: self
-                .lnd_macaroon
-                .clone()
-                .unwrap_or_else(|| CredentialSetting::new("")),
-            network,
-        }))
+        return Ok(None);
     }
+    Ok(parts.complete(network.value))
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
@@ -237,6 +239,61 @@ fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<(&LndSettings, Netwo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lnd_from(
+        env: &[(&str, &str)],
+        flags: Overrides,
+    ) -> Result<Option<LndSettings>, SettingsError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| env.iter().find(|e| e.0 == k).map(|e| e.1.clone());
+        lnd_settings(&lookup, &flags)
+    }
+
+    #[test]
+    fn lnd_goes_through_the_client_resolver_with_the_gateways_rules() {
+        // Nothing: the dev node. A non-regtest network alone only warns.
+        assert_eq!(
+            lnd_from(&[("L402_NETWORK", "mainnet")], Overrides::default()).unwrap(),
+            None
+        );
+        // All three, no network: the node's own.
+        let flags = Overrides {
+            lnd_host: Some("127.0.0.1:10009".into()),
+            lnd_tls_cert: Some("/etc/lnd/tls.cert".into()),
+            ..Default::default()
+        };
+        let lnd = lnd_from(&[("L402_LND_MACAROON", "0201")], flags.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(lnd.host.to_string(), "127.0.0.1:10009");
+        assert_eq!(lnd.network, None);
+        // Partial: names the given part's source and the missing part.
+        let e = lnd_from(&[], flags.clone()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "lnd is partly configured: lnd_host is set (flag --lnd-host) but lnd_macaroon is not \
+             (flag --lnd-macaroon, env L402_LND_MACAROON); invoicing through lnd needs \
+             --lnd-host, --lnd-tls-cert and --lnd-macaroon"
+        );
+        // Parsed as the client's: the sentence names the setting and its source.
+        let e = lnd_from(&[("L402_NETWORK", "bitcoinz")], flags.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("the environment variable L402_NETWORK=\"bitcoinz\" is not a network"),
+            "{e}"
+        );
+        let bad_host = Overrides {
+            lnd_host: Some("http://x:1".into()),
+            ..flags
+        };
+        let e = lnd_from(&[], bad_host).unwrap_err().to_string();
+        assert!(e.starts_with("lnd_host is unusable: "), "{e}");
+        assert!(e.ends_with("(flag --lnd-host)"), "{e}");
+    }
 
     #[test]
     fn the_dev_node_needs_the_flag_on_a_non_loopback_listener() {

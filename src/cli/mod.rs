@@ -38,7 +38,7 @@ use l402_mcp::lightning::lnd::{
     CredentialError, LndConfig, LndError, LndMacaroon, LndNode, PAYMENT_TIMEOUT_MARGIN, TlsCert,
 };
 
-use settings::{LndSettings, Overrides, PayerChoice, Settings, SettingsError};
+use settings::{LndSettings, Overrides, PayerChoice, SettingFlags, Settings, SettingsError};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -89,7 +89,8 @@ enum Command {
 }
 
 /// The settings every client command takes: where the config file is, and
-/// the operator's limits and payer.
+/// the operator's limits and payer (their flags come from the settings'
+/// declarations).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Settings (flags beat env beat config file)")]
 pub struct ClientFlags {
@@ -98,101 +99,24 @@ pub struct ClientFlags {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// The session whose budget pays; with fetch/preview/spend a named
-    /// session's budget holds across invocations, with serve it is the
-    /// prefix of each MCP session's own [env: L402_SESSION] [default:
-    /// default].
-    #[arg(long, value_name = "NAME")]
-    session: Option<String>,
-
-    /// Largest routing fee per payment [env: L402_MAX_FEE_SATS] [default: 10].
-    #[arg(long, value_name = "SATS")]
-    max_fee: Option<u64>,
-
-    /// The session's budget, amounts plus fees [env: L402_BUDGET_SATS]
-    /// [default: 5000].
-    #[arg(long, value_name = "SATS")]
-    budget: Option<u64>,
-
-    /// Payments allowed per minute [env: L402_PAYMENTS_PER_MINUTE] [default: 20].
-    #[arg(long, value_name = "N")]
-    payments_per_minute: Option<u32>,
-
-    /// Ask on the terminal before paying more than this (refused without a
-    /// terminal) [env: L402_APPROVE_ABOVE_SATS].
-    #[arg(long, value_name = "SATS")]
-    approve_above: Option<u64>,
-
-    /// A rolling 24-hour cap across all sessions [env: L402_DAILY_CAP_SATS].
-    #[arg(long, value_name = "SATS")]
-    daily_cap: Option<u64>,
-
-    /// Allow private, loopback and link-local addresses (the dev node's own
-    /// origin is always allowed) [env: L402_ALLOW_PRIVATE].
-    #[arg(long)]
-    allow_private: bool,
-
-    /// Pay on the dev network through this gateway's dev node, e.g.
-    /// http://127.0.0.1:8402 (regtest only) [env: L402_DEV_NODE].
-    #[arg(long, value_name = "URL")]
-    dev_node: Option<String>,
-
-    /// Pay through this lnd node's gRPC, host:port (e.g. 127.0.0.1:10009);
-    /// needs --lnd-tls-cert, --lnd-macaroon and --network [env:
-    /// L402_LND_HOST].
-    #[arg(long, value_name = "HOST:PORT")]
-    lnd_host: Option<String>,
-
-    /// lnd's tls.cert, pinned: a path, or the PEM text, hex or base64 [env:
-    /// L402_LND_TLS_CERT].
-    #[arg(long, value_name = "PATH|TEXT")]
-    lnd_tls_cert: Option<settings::CredentialSetting>,
-
-    /// The lnd macaroon (pay-only: see the README): a path, or hex or base64
-    /// [env: L402_LND_MACAROON].
-    #[arg(long, value_name = "PATH|TEXT")]
-    lnd_macaroon: Option<settings::CredentialSetting>,
-
-    /// The network the lnd node is on: mainnet, testnet, signet or regtest;
-    /// checked against the node before anything is paid, and required with
-    /// lnd [env: L402_NETWORK].
-    #[arg(long, value_name = "NETWORK")]
-    network: Option<String>,
-
-    /// Where the token store (l402-mcp.sqlite) lives [env: L402_DATA_DIR]
-    /// [default: ~/.local/share/l402-mcp, the platform data dir].
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    flags: SettingFlags<settings::ClientSet>,
 }
 
 impl ClientFlags {
-    /// What these flags override.
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            session: self.session.clone(),
-            max_cost_sats: None,
-            max_fee_sats: self.max_fee,
-            budget_sats: self.budget,
-            payments_per_minute: self.payments_per_minute,
-            approve_above_sats: self.approve_above,
-            daily_cap_sats: self.daily_cap,
-            server_budget_sats: None,
-            allow_private: self.allow_private,
-            dev_node: self.dev_node.clone(),
-            lnd_host: self.lnd_host.clone(),
-            lnd_tls_cert: self.lnd_tls_cert.clone(),
-            lnd_macaroon: self.lnd_macaroon.clone(),
-            network: self.network.clone(),
-            data_dir: self.data_dir.clone(),
-        }
-    }
-
     /// The effective settings: file, env, then these flags.
     pub fn settings(&self) -> Result<Settings, Failure> {
+        self.settings_with(&Overrides::default())
+    }
+
+    /// The effective settings: file, env, then these flags and `more` (a
+    /// command's own setting flags, which win).
+    pub fn settings_with(&self, more: &Overrides) -> Result<Settings, Failure> {
+        let overrides = self.flags.overrides().and(more);
         Ok(Settings::resolve(
             self.config.as_deref(),
             &settings::process_env,
-            &self.overrides(),
+            &overrides,
         )?)
     }
 }
@@ -205,22 +129,17 @@ pub struct StoreFlags {
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
 
-    /// Where the token store (l402-mcp.sqlite) lives [env: L402_DATA_DIR].
-    #[arg(long, value_name = "DIR", global = true)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    flags: SettingFlags<settings::StoreSet>,
 }
 
 impl StoreFlags {
     /// The effective settings: file, env, then these flags.
     pub fn settings(&self) -> Result<Settings, Failure> {
-        let overrides = Overrides {
-            data_dir: self.data_dir.clone(),
-            ..Overrides::default()
-        };
         Ok(Settings::resolve(
             self.config.as_deref(),
             &settings::process_env,
-            &overrides,
+            &self.flags.overrides(),
         )?)
     }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use l402_mcp::listen::ConnectionLimits;
 use l402_mcp::mcp::{HttpLimits, HttpOptions, McpServer, bind_http};
 
-use super::settings::{self, Overrides, Settings};
+use super::settings::{self, SettingFlags, Settings};
 use super::stderr::say_err;
 use super::{ClientFlags, EXIT_OK, Failure, make_payer, open_store};
 
@@ -43,17 +43,9 @@ pub struct ServeArgs {
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
 
-    /// Largest price paid for one request; a tool's max_cost_sats can only
-    /// lower it [env: L402_MAX_COST_SATS] [default: 1000].
-    #[arg(long, value_name = "SATS")]
-    max_cost: Option<u64>,
-
-    /// What all MCP sessions of this server may spend together, amounts plus
-    /// fees: any local process can open sessions, each with its own budget,
-    /// so this bounds them all [env: L402_SERVER_BUDGET_SATS] [default: the
-    /// session budget].
-    #[arg(long, value_name = "SATS")]
-    server_budget: Option<u64>,
+    // The settings only serve has: --max-cost, --server-budget.
+    #[command(flatten)]
+    serve_flags: SettingFlags<settings::ServeSet>,
 
     /// HTTP: seconds a connection may take to send a request's headers,
     /// from its start or its previous answer (so also how long an idle
@@ -79,17 +71,7 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     fn settings(&self) -> Result<Settings, Failure> {
-        let c = &self.client;
-        let overrides = Overrides {
-            max_cost_sats: self.max_cost,
-            server_budget_sats: self.server_budget,
-            ..c.overrides()
-        };
-        Ok(Settings::resolve(
-            c.config.as_deref(),
-            &settings::process_env,
-            &overrides,
-        )?)
+        self.client.settings_with(&self.serve_flags.overrides())
     }
 }
 

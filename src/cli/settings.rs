@@ -1,38 +1,30 @@
 //! The client's settings: a TOML file, then environment variables, then
 //! flags (flags win), each value remembered with where it came from.
 //!
+//! Each setting is declared once, in the [`settings!`] table below: its
+//! file key, environment variable, flag (and which commands take it), its
+//! default, how its text is parsed and checked, whether it is a secret, and
+//! its help sentence. Everything else comes from that table: the typed
+//! [`Settings`] (each value a [`Sourced`]), the flags' [`Overrides`], the
+//! clap arguments ([`SettingFlags`]), the three layers of
+//! [`Settings::resolve`], the rows of `config show`, the commented file
+//! `config init` writes ([`default_file_text`]), and the table in the
+//! README's "Configuration" section ([`readme_table`]; a test fails when
+//! the README differs).
+//!
 //! [`Settings::resolve`] is the one function from (file, environment,
 //! flags) to what the client needs: a [`ClientConfig`], the data directory
 //! (the token store lives there), and the payer. The CLI's `fetch`,
 //! `preview`, `tokens`, `spend` and `config` commands use it, and so does
-//! the MCP server, so both faces are configured the same way.
-//!
-//! | file key | env | flag | default |
-//! |---|---|---|---|
-//! | `session` | `L402_SESSION` | `--session` | `default` |
-//! | `max_cost_sats` | `L402_MAX_COST_SATS` | (`--max-cost` only lowers it per request) | 1000 |
-//! | `max_fee_sats` | `L402_MAX_FEE_SATS` | `--max-fee` | 10 |
-//! | `budget_sats` | `L402_BUDGET_SATS` | `--budget` | 5000 |
-//! | `payments_per_minute` | `L402_PAYMENTS_PER_MINUTE` | `--payments-per-minute` | 20 |
-//! | `approve_above_sats` | `L402_APPROVE_ABOVE_SATS` | `--approve-above` | none |
-//! | `daily_cap_sats` | `L402_DAILY_CAP_SATS` | `--daily-cap` | none |
-//! | `server_budget_sats` | `L402_SERVER_BUDGET_SATS` | `serve --server-budget` | the session budget |
-//! | `allow_private` | `L402_ALLOW_PRIVATE` | `--allow-private` | false |
-//! | `dev_node` | `L402_DEV_NODE` | `--dev-node` | none |
-//! | `lnd_host` | `L402_LND_HOST` | `--lnd-host` | none |
-//! | `lnd_tls_cert` | `L402_LND_TLS_CERT` | `--lnd-tls-cert` | none |
-//! | `lnd_macaroon` | `L402_LND_MACAROON` | `--lnd-macaroon` | none |
-//! | `network` | `L402_NETWORK` | `--network` | none: required with LND |
-//! | `data_dir` | `L402_DATA_DIR` | `--data-dir` | the platform data dir |
-//! | `max_body_bytes` | `L402_MAX_BODY_BYTES` | | 1 MiB |
-//! | `request_timeout_secs` | `L402_REQUEST_TIMEOUT_SECS` | | 60 |
-//! | `payment_timeout_secs` | `L402_PAYMENT_TIMEOUT_SECS` | | 60 |
+//! the MCP server, so both faces are configured the same way; the
+//! gateway's lnd settings go through the same parsing ([`resolve_one`]).
 //!
 //! The file is `--config FILE`, else `$L402_CONFIG`, else
 //! `<platform config dir>/l402-mcp/config.toml`. The default file may be
 //! missing (no settings); a file named by the flag or the variable must
 //! exist (`/dev/null` names none); a key the file does not know is an
-//! error naming its line.
+//! error naming its line. A value that cannot be used is an error naming
+//! the setting and where the value came from.
 //!
 //! The payer is the dev node (`dev_node`) or an lnd node (`lnd_host`,
 //! `lnd_tls_cert`, `lnd_macaroon`, `network`), never both: both set is an
@@ -44,12 +36,13 @@
 //! and a default could only be a guess (the one that matters, mainnet, is
 //! real money).
 
-use std::convert::identity;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
@@ -182,11 +175,6 @@ pub struct LndSettings {
 pub struct CredentialSetting(String);
 
 impl CredentialSetting {
-    /// A setting as given (surrounding whitespace dropped).
-    pub fn new(value: &str) -> Self {
-        CredentialSetting(value.trim().to_string())
-    }
-
     /// The value as given (a path or inline text): for loading only.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -207,13 +195,6 @@ impl CredentialSetting {
     }
 }
 
-impl std::str::FromStr for CredentialSetting {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(CredentialSetting::new(s))
-    }
-}
-
 impl fmt::Debug for CredentialSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match setting_form(&self.0) {
@@ -223,40 +204,620 @@ impl fmt::Debug for CredentialSetting {
     }
 }
 
-/// What the flags say; `None` (or `false`) where a flag was not given.
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    /// `--session`.
-    pub session: Option<String>,
-    /// The operator's per-request cap (the MCP server's `--max-cost`; the
-    /// CLI's `fetch --max-cost` only lowers it per request instead).
-    pub max_cost_sats: Option<u64>,
-    /// `--max-fee`.
-    pub max_fee_sats: Option<u64>,
-    /// `--budget`.
-    pub budget_sats: Option<u64>,
-    /// `--payments-per-minute`.
-    pub payments_per_minute: Option<u32>,
-    /// `--approve-above`.
-    pub approve_above_sats: Option<u64>,
-    /// `--daily-cap`.
-    pub daily_cap_sats: Option<u64>,
-    /// `serve --server-budget`.
-    pub server_budget_sats: Option<u64>,
-    /// `--allow-private` (a flag can only turn it on).
-    pub allow_private: bool,
-    /// `--dev-node`.
-    pub dev_node: Option<String>,
-    /// `--lnd-host`.
-    pub lnd_host: Option<String>,
-    /// `--lnd-tls-cert`.
-    pub lnd_tls_cert: Option<CredentialSetting>,
-    /// `--lnd-macaroon` (its `Debug` never shows inline text).
-    pub lnd_macaroon: Option<CredentialSetting>,
-    /// `--network`.
-    pub network: Option<String>,
-    /// `--data-dir`.
-    pub data_dir: Option<PathBuf>,
+// -------------------------------------------------------------------------
+// What a declaration is.
+
+/// Declares the settings: for each, a `static` [`Spec`] in [`spec`], a
+/// field of [`Settings`] and of [`Overrides`], an entry of [`SETTINGS`],
+/// its stanza in the resolver and its row in `config show`. The doc
+/// comment is the setting's help sentence.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $ty:ty = $spec:expr;
+    )*) => {
+        /// One [`Spec`] per setting, named after its file key.
+        #[allow(non_upper_case_globals)]
+        pub mod spec {
+            use super::*;
+            $(
+                $(#[doc = $doc])*
+                pub static $key: Spec<$ty> =
+                    $spec.named(stringify!($key), concat!($($doc, "\n"),*));
+            )*
+        }
+
+        /// Every setting, in the order `config show`, `config init` and the
+        /// README list them.
+        pub static SETTINGS: &[&dyn Declared] = &[$(&spec::$key),*];
+
+        /// The effective settings, each with its source.
+        #[derive(Debug, Clone)]
+        pub struct Settings {
+            /// The config file consulted, and where its path came from.
+            pub config_file: Sourced<PathBuf>,
+            /// Whether that file exists.
+            pub config_file_exists: bool,
+            $(
+                $(#[doc = $doc])*
+                pub $key: Sourced<$ty>,
+            )*
+        }
+
+        /// What the flags say, as given on the command line (parsed by the
+        /// resolver like the environment's text); `None` where a flag was
+        /// not given. Its `Debug` never shows a secret.
+        #[derive(Default, Clone)]
+        pub struct Overrides {
+            $(
+                #[doc = concat!("The flag of `", stringify!($key), "`.")]
+                pub $key: Option<String>,
+            )*
+        }
+
+        impl Overrides {
+            /// The flag's text for the setting `key`, if given.
+            pub fn get(&self, key: &str) -> Option<&str> {
+                match key {
+                    $(stringify!($key) => self.$key.as_deref(),)*
+                    _ => None,
+                }
+            }
+
+            /// Sets the flag's text for the setting `key` (a key no setting
+            /// has is ignored).
+            pub fn set(&mut self, key: &str, value: String) {
+                match key {
+                    $(stringify!($key) => self.$key = Some(value),)*
+                    _ => {}
+                }
+            }
+
+            /// These overrides, with `more`'s where both have one.
+            pub fn and(self, more: &Overrides) -> Overrides {
+                Overrides {
+                    $($key: more.$key.clone().or(self.$key),)*
+                }
+            }
+        }
+
+        impl Settings {
+            /// Every setting through its layers, in declaration order.
+            fn from_layers(
+                config_file: Sourced<PathBuf>,
+                config_file_exists: bool,
+                layers: &Layers<'_>,
+                flags: &Overrides,
+            ) -> Result<Settings, SettingsError> {
+                Ok(Settings {
+                    config_file,
+                    config_file_exists,
+                    $($key: layers.resolve(&spec::$key, flags.$key.as_deref())?,)*
+                })
+            }
+
+            /// Every setting as (file key, value as text, source), for
+            /// display. A secret is never shown.
+            pub fn rows(&self) -> Vec<(&'static str, String, &Source)> {
+                vec![$(
+                    (stringify!($key), spec::$key.show(&self.$key.value, self), &self.$key.source),
+                )*]
+            }
+        }
+    };
+}
+
+/// One setting: its names, its words, and how its value is read. The
+/// typed half ([`Kind`], the default) makes the [`Settings`] field; the
+/// rest ([`Meta`]) is what the docs, the flags and `config init` say.
+#[derive(Debug)]
+pub struct Spec<T: 'static> {
+    /// Names and words.
+    pub meta: Meta,
+    /// How its text is parsed, checked and shown.
+    kind: Kind<T>,
+    /// The value when nothing sets it.
+    default: fn() -> T,
+}
+
+/// A setting's names and words.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    /// The file key, also the name in `config show`.
+    pub key: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+    /// The flag, if any.
+    pub flag: Option<Flag>,
+    /// The help sentence(s), as declared (doc-comment lines).
+    help: &'static str,
+    /// A short phrase for the README's key column ("" for none).
+    pub about: &'static str,
+    /// The default in words, where the value itself would not do (a
+    /// path that depends on the machine; another setting's value).
+    pub default_doc: Option<&'static str>,
+    /// The value `config init` shows for a setting without a default.
+    pub example: Option<&'static str>,
+    /// What `config show` says when the value is unset (default "none").
+    unset: Option<fn(&Settings) -> String>,
+}
+
+impl Meta {
+    /// The flag's name (`--budget`), or "" when it has none.
+    pub fn flag_name(&self) -> &'static str {
+        self.flag.map_or("", |f| f.name)
+    }
+
+    /// The help, one line.
+    pub fn help(&self) -> String {
+        self.help.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// A setting's flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag {
+    /// `--name`.
+    pub name: &'static str,
+    /// The value's name in `--help` (`SATS`); `None` for a switch, which
+    /// can only turn the setting on.
+    pub value: Option<&'static str>,
+    /// Which commands take it.
+    pub on: Commands,
+}
+
+/// Which commands take a setting's flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commands {
+    /// Every client command, `tokens` too ([`StoreSet`]).
+    All,
+    /// The commands that pay or could: fetch, preview, spend, config show,
+    /// serve ([`ClientSet`]).
+    Client,
+    /// `serve` only ([`ServeSet`]).
+    Serve,
+}
+
+/// How a kind of value is read from text, checked and shown.
+#[derive(Debug)]
+pub struct Kind<T> {
+    /// The TOML type the file must give.
+    toml: Toml,
+    /// A secret: never quoted in an error nor shown.
+    secret: bool,
+    /// Text (from env, a flag, or the file's value) to the value; the file's
+    /// directory when the text came from the file. An error is a predicate
+    /// ("is not a whole number of sats").
+    parse: fn(&str, Option<&Path>) -> Result<T, String>,
+    /// The value in force, in range? An error is a predicate.
+    check: fn(&T) -> Result<(), String>,
+    /// The value as text (`None`: unset).
+    text: fn(&T) -> Option<String>,
+}
+
+/// The TOML types a setting can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toml {
+    /// A whole number.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// A string.
+    String,
+}
+
+impl Toml {
+    fn expected(self) -> &'static str {
+        match self {
+            Toml::Integer => "a whole number",
+            Toml::Boolean => "true or false",
+            Toml::String => "a string",
+        }
+    }
+
+    /// The TOML value as the text the setting's parser reads, if of this type.
+    fn text(self, value: &toml::Value) -> Option<String> {
+        match (self, value) {
+            (Toml::Integer, toml::Value::Integer(n)) => Some(n.to_string()),
+            (Toml::Boolean, toml::Value::Boolean(b)) => Some(b.to_string()),
+            (Toml::String, toml::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// `text` as a TOML literal of this type.
+    fn literal(self, text: &str) -> String {
+        match self {
+            Toml::String => toml::Value::String(text.to_string()).to_string(),
+            _ => text.to_string(),
+        }
+    }
+}
+
+impl<T> Spec<T> {
+    /// A setting read from `env` as `kind`, `default` when nothing sets it.
+    /// No flag; the key and help come from the declaration.
+    pub const fn new(env: &'static str, kind: Kind<T>, default: fn() -> T) -> Self {
+        Spec {
+            meta: Meta {
+                key: "",
+                env,
+                flag: None,
+                help: "",
+                about: "",
+                default_doc: None,
+                example: None,
+                unset: None,
+            },
+            kind,
+            default,
+        }
+    }
+
+    const fn with_flag(
+        mut self,
+        name: &'static str,
+        value: Option<&'static str>,
+        on: Commands,
+    ) -> Self {
+        self.meta.flag = Some(Flag { name, value, on });
+        self
+    }
+
+    /// A flag of the commands that pay (fetch, preview, spend, config
+    /// show, serve), taking `value`.
+    pub const fn flag(self, name: &'static str, value: &'static str) -> Self {
+        self.with_flag(name, Some(value), Commands::Client)
+    }
+
+    /// A flag of `serve` only.
+    pub const fn serve_flag(self, name: &'static str, value: &'static str) -> Self {
+        self.with_flag(name, Some(value), Commands::Serve)
+    }
+
+    /// A flag of every client command, `tokens` too.
+    pub const fn store_flag(self, name: &'static str, value: &'static str) -> Self {
+        self.with_flag(name, Some(value), Commands::All)
+    }
+
+    /// A switch (no value) of the commands that pay: it can only turn
+    /// the setting on.
+    pub const fn switch(self, name: &'static str) -> Self {
+        self.with_flag(name, None, Commands::Client)
+    }
+
+    /// A short phrase for the README's key column.
+    pub const fn about(mut self, about: &'static str) -> Self {
+        self.meta.about = about;
+        self
+    }
+
+    /// The default in words.
+    pub const fn default_doc(mut self, doc: &'static str) -> Self {
+        self.meta.default_doc = Some(doc);
+        self
+    }
+
+    /// The value `config init` shows (commented out).
+    pub const fn example(mut self, example: &'static str) -> Self {
+        self.meta.example = Some(example);
+        self
+    }
+
+    /// What `config show` says when the value is unset.
+    pub const fn unset_shows(mut self, unset: fn(&Settings) -> String) -> Self {
+        self.meta.unset = Some(unset);
+        self
+    }
+
+    const fn named(mut self, key: &'static str, help: &'static str) -> Self {
+        self.meta.key = key;
+        self.meta.help = help;
+        self
+    }
+
+    /// Text from `source` to the value; an error names the setting and
+    /// the source (an environment variable's value unless a secret).
+    fn parse(&self, raw: &str, base: Option<&Path>, source: &Source) -> Result<T, SettingsError> {
+        (self.kind.parse)(raw, base).map_err(|m| match source {
+            Source::Env(name) if self.kind.secret => {
+                SettingsError::Invalid(format!("the environment variable {name} {m}"))
+            }
+            Source::Env(name) => {
+                SettingsError::Invalid(format!("the environment variable {name}={raw:?} {m}"))
+            }
+            _ => self.invalid(source, &m),
+        })
+    }
+
+    fn invalid(&self, source: &Source, message: &str) -> SettingsError {
+        SettingsError::Invalid(format!("{} {message} ({source})", self.meta.key))
+    }
+
+    /// The value as `config show` prints it.
+    fn show(&self, value: &T, settings: &Settings) -> String {
+        match (self.kind.text)(value) {
+            Some(text) => text,
+            None => self
+                .meta
+                .unset
+                .map_or_else(|| "none".to_string(), |f| f(settings)),
+        }
+    }
+}
+
+/// What every declaration says, whatever its value's type: for the lists
+/// ([`SETTINGS`]), the flags, `config init` and the README.
+pub trait Declared: Sync + fmt::Debug {
+    /// Names and words.
+    fn meta(&self) -> &Meta;
+    /// The TOML type of its value.
+    fn toml(&self) -> Toml;
+    /// Whether its value is a secret.
+    fn secret(&self) -> bool;
+    /// Its default as text (`None`: unset).
+    fn default_text(&self) -> Option<String>;
+}
+
+impl<T: fmt::Debug> Declared for Spec<T> {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+    fn toml(&self) -> Toml {
+        self.kind.toml
+    }
+    fn secret(&self) -> bool {
+        self.kind.secret
+    }
+    fn default_text(&self) -> Option<String> {
+        (self.kind.text)(&(self.default)())
+    }
+}
+
+// -------------------------------------------------------------------------
+// The kinds of value.
+
+const TEXT: Kind<String> = Kind {
+    toml: Toml::String,
+    secret: false,
+    parse: |s, _| Ok(s.to_string()),
+    check: |v| match v.is_empty() {
+        true => Err("is empty".to_string()),
+        false => Ok(()),
+    },
+    text: |v| Some(v.clone()),
+};
+
+const SATS: Kind<u64> = Kind {
+    toml: Toml::Integer,
+    secret: false,
+    parse: |s, _| parse_sats(s),
+    check: check_sats,
+    text: |v| Some(v.to_string()),
+};
+
+const SOME_SATS: Kind<Option<u64>> = Kind {
+    toml: Toml::Integer,
+    secret: false,
+    parse: |s, _| parse_sats(s).map(Some),
+    check: |v| v.as_ref().map_or(Ok(()), check_sats),
+    text: |v| v.map(|v| v.to_string()),
+};
+
+const PER_MINUTE: Kind<u32> = Kind {
+    toml: Toml::Integer,
+    secret: false,
+    parse: |s, _| {
+        s.parse::<u32>()
+            .map_err(|_| "is not a whole number".to_string())
+    },
+    check: |v| at_least_one(u64::from(*v)),
+    text: |v| Some(v.to_string()),
+};
+
+const SECONDS: Kind<u64> = Kind {
+    toml: Toml::Integer,
+    secret: false,
+    parse: |s, _| parse_whole(s),
+    check: |v| at_least_one(*v),
+    text: |v| Some(v.to_string()),
+};
+
+const BYTES: Kind<u64> = Kind {
+    check: |v| {
+        at_least_one(*v)?;
+        match usize::try_from(*v) {
+            Ok(_) => Ok(()),
+            Err(_) => Err("is too large for this machine".to_string()),
+        }
+    },
+    ..SECONDS
+};
+
+const SWITCH: Kind<bool> = Kind {
+    toml: Toml::Boolean,
+    secret: false,
+    parse: |s, _| parse_bool(s),
+    check: |_| Ok(()),
+    text: |v| Some(v.to_string()),
+};
+
+const NODE_URL: Kind<Option<Url>> = Kind {
+    toml: Toml::String,
+    secret: false,
+    parse: |s, _| parse_node_url(s).map(Some),
+    check: |_| Ok(()),
+    text: |v| v.as_ref().map(Url::to_string),
+};
+
+const LND_HOST: Kind<Option<LndHost>> = Kind {
+    toml: Toml::String,
+    secret: false,
+    parse: |s, _| {
+        s.parse()
+            .map(Some)
+            .map_err(|e: l402_mcp::lightning::lnd::CredentialError| format!("is unusable: {e}"))
+    },
+    check: |_| Ok(()),
+    text: |v| v.as_ref().map(LndHost::to_string),
+};
+
+const CREDENTIAL: Kind<Option<CredentialSetting>> = Kind {
+    toml: Toml::String,
+    secret: false,
+    // A path in the file is relative to the file.
+    parse: |s, base| {
+        Ok(Some(CredentialSetting(match base {
+            Some(base) => relative_to(base, s),
+            None => s.to_string(),
+        })))
+    },
+    check: |_| Ok(()),
+    text: |v| v.as_ref().map(|c| c.describe(false)),
+};
+
+const SECRET_CREDENTIAL: Kind<Option<CredentialSetting>> = Kind {
+    secret: true,
+    text: |v| v.as_ref().map(|c| c.describe(true)),
+    ..CREDENTIAL
+};
+
+const NETWORK: Kind<Option<Network>> = Kind {
+    toml: Toml::String,
+    secret: false,
+    parse: |s, _| parse_network(s).map(Some),
+    check: |_| Ok(()),
+    text: |v| v.map(|n| n.to_string()),
+};
+
+const DIR: Kind<PathBuf> = Kind {
+    toml: Toml::String,
+    secret: false,
+    // A relative path in the file is relative to the file.
+    parse: |s, base| {
+        Ok(match base {
+            Some(base) => base.join(expand_home(s)),
+            None => expand_home(s),
+        })
+    },
+    check: |_| Ok(()),
+    text: |v| Some(v.display().to_string()),
+};
+
+// -------------------------------------------------------------------------
+// The settings, each declared once.
+
+settings! {
+    /// The session whose budget pays: with fetch, preview and spend a named
+    /// session's budget holds across invocations; with serve it is the
+    /// prefix of each MCP session's own.
+    session: String = Spec::new("L402_SESSION", TEXT, || DEFAULT_SESSION.to_string())
+        .flag("--session", "NAME");
+
+    /// Largest price paid for one request. serve --max-cost sets it;
+    /// fetch --max-cost and a tool's max_cost_sats can only lower it.
+    max_cost_sats: u64 = Spec::new("L402_MAX_COST_SATS", SATS, || DEFAULT_MAX_COST_MSAT / 1000)
+        .serve_flag("--max-cost", "SATS")
+        .about("per-request cap; `fetch --max-cost` only lowers it");
+
+    /// Largest routing fee per payment.
+    max_fee_sats: u64 = Spec::new("L402_MAX_FEE_SATS", SATS, || DEFAULT_FEE_LIMIT_MSAT / 1000)
+        .flag("--max-fee", "SATS")
+        .about("routing fee limit");
+
+    /// A session's budget, amounts plus fees.
+    budget_sats: u64 =
+        Spec::new("L402_BUDGET_SATS", SATS, || DEFAULT_SESSION_BUDGET_MSAT / 1000)
+            .flag("--budget", "SATS")
+            .about("per session, amounts + fees");
+
+    /// Payments allowed per minute.
+    payments_per_minute: u32 =
+        Spec::new("L402_PAYMENTS_PER_MINUTE", PER_MINUTE, || DEFAULT_PAYMENTS_PER_MINUTE)
+            .flag("--payments-per-minute", "N");
+
+    /// Ask before paying more than this: the CLI asks on the terminal (and
+    /// refuses without one), serve asks the MCP client's user.
+    approve_above_sats: Option<u64> = Spec::new("L402_APPROVE_ABOVE_SATS", SOME_SATS, || None)
+        .flag("--approve-above", "SATS")
+        .example("500");
+
+    /// A rolling 24-hour cap across all sessions.
+    daily_cap_sats: Option<u64> = Spec::new("L402_DAILY_CAP_SATS", SOME_SATS, || None)
+        .flag("--daily-cap", "SATS")
+        .about("rolling 24 h, all sessions")
+        .example("20000");
+
+    /// What all the MCP sessions of one serve process may spend together,
+    /// amounts plus fees: any local process can open sessions, each with
+    /// its own budget, so this bounds them all.
+    server_budget_sats: Option<u64> = Spec::new("L402_SERVER_BUDGET_SATS", SOME_SATS, || None)
+        .serve_flag("--server-budget", "SATS")
+        .about("all MCP sessions of one `serve` together")
+        .default_doc("the session budget")
+        .unset_shows(|s| format!("{} (the session budget)", s.budget_sats.value))
+        .example("5000");
+
+    /// Allow private, loopback and link-local addresses (the dev node's own
+    /// origin is always allowed).
+    allow_private: bool = Spec::new("L402_ALLOW_PRIVATE", SWITCH, || false)
+        .switch("--allow-private");
+
+    /// Pay on the dev network through this gateway's dev node, e.g.
+    /// http://127.0.0.1:8402 (regtest only: never real money).
+    dev_node: Option<Url> = Spec::new("L402_DEV_NODE", NODE_URL, || None)
+        .flag("--dev-node", "URL")
+        .about("the payer: a gateway's dev node")
+        .example("http://127.0.0.1:8402");
+
+    /// Pay through this lnd node's gRPC, host:port (e.g. 127.0.0.1:10009);
+    /// needs lnd_tls_cert, lnd_macaroon and network too.
+    lnd_host: Option<LndHost> = Spec::new("L402_LND_HOST", LND_HOST, || None)
+        .flag("--lnd-host", "HOST:PORT")
+        .about("the payer: an lnd node; see [Use with a real node](#use-with-a-real-node)")
+        .example("127.0.0.1:10009");
+
+    /// lnd's tls.cert, pinned: a path (in the config file, relative to
+    /// it), or the PEM text, hex or base64.
+    lnd_tls_cert: Option<CredentialSetting> = Spec::new("L402_LND_TLS_CERT", CREDENTIAL, || None)
+        .flag("--lnd-tls-cert", "PATH|TEXT")
+        .example("~/.lnd/tls.cert");
+
+    /// The lnd macaroon, a pay-only one (see "Use with a real node" in the
+    /// README): a path (in the config file, relative to it), or hex or
+    /// base64. Inline text is a secret: it is never shown.
+    lnd_macaroon: Option<CredentialSetting> =
+        Spec::new("L402_LND_MACAROON", SECRET_CREDENTIAL, || None)
+            .flag("--lnd-macaroon", "PATH|TEXT")
+            .about("inline text is shown as `inline (not shown)`")
+            .example("~/.lnd/pay.macaroon");
+
+    /// The network the lnd node is on: mainnet, testnet, signet or
+    /// regtest. Checked against the node before anything is paid; no
+    /// default, and required with lnd.
+    network: Option<Network> = Spec::new("L402_NETWORK", NETWORK, || None)
+        .flag("--network", "NETWORK")
+        .about("required with lnd, checked against the node")
+        .example("mainnet");
+
+    /// Where the token store (l402-mcp.sqlite) lives; in the config file, a
+    /// relative path is relative to the file.
+    data_dir: PathBuf = Spec::new("L402_DATA_DIR", DIR, l402_mcp::gateway::default_data_dir)
+        .store_flag("--data-dir", "DIR")
+        .default_doc("~/.local/share/l402-mcp, the platform data dir")
+        .example("~/.local/share/l402-mcp");
+
+    /// Largest response body read whole, bytes: fetch prints up to it
+    /// (fetch -o FILE streams any size), a tool result carries up to it.
+    max_body_bytes: u64 = Spec::new("L402_MAX_BODY_BYTES", BYTES, || DEFAULT_MAX_BODY_BYTES as u64);
+
+    /// Timeout of one HTTP exchange, seconds.
+    request_timeout_secs: u64 =
+        Spec::new("L402_REQUEST_TIMEOUT_SECS", SECONDS, || DEFAULT_REQUEST_TIMEOUT.as_secs());
+
+    /// Timeout of one payment, seconds.
+    payment_timeout_secs: u64 =
+        Spec::new("L402_PAYMENT_TIMEOUT_SECS", SECONDS, || DEFAULT_PAYMENT_TIMEOUT.as_secs());
 }
 
 /// Why the settings could not be resolved. Each is one sentence.
@@ -297,76 +858,6 @@ pub enum SettingsError {
     /// setting and where the value came from.
     #[error("{0}")]
     Invalid(String),
-}
-
-/// The config file's contents. Every key optional; unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    session: Option<Spanned<String>>,
-    max_cost_sats: Option<Spanned<u64>>,
-    max_fee_sats: Option<Spanned<u64>>,
-    budget_sats: Option<Spanned<u64>>,
-    payments_per_minute: Option<Spanned<u32>>,
-    approve_above_sats: Option<Spanned<u64>>,
-    daily_cap_sats: Option<Spanned<u64>>,
-    server_budget_sats: Option<Spanned<u64>>,
-    allow_private: Option<Spanned<bool>>,
-    dev_node: Option<Spanned<String>>,
-    lnd_host: Option<Spanned<String>>,
-    lnd_tls_cert: Option<Spanned<String>>,
-    lnd_macaroon: Option<Spanned<String>>,
-    network: Option<Spanned<String>>,
-    data_dir: Option<Spanned<String>>,
-    max_body_bytes: Option<Spanned<u64>>,
-    request_timeout_secs: Option<Spanned<u64>>,
-    payment_timeout_secs: Option<Spanned<u64>>,
-}
-
-/// The effective settings, each with its source.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The config file consulted, and where its path came from.
-    pub config_file: Sourced<PathBuf>,
-    /// Whether that file exists.
-    pub config_file_exists: bool,
-    /// The session whose budget pays.
-    pub session: Sourced<String>,
-    /// The per-request cap, sats.
-    pub max_cost_sats: Sourced<u64>,
-    /// The routing fee limit per payment, sats.
-    pub max_fee_sats: Sourced<u64>,
-    /// The session budget, sats.
-    pub budget_sats: Sourced<u64>,
-    /// Payments per minute.
-    pub payments_per_minute: Sourced<u32>,
-    /// Payments above this need approval, sats.
-    pub approve_above_sats: Sourced<Option<u64>>,
-    /// Rolling 24-hour cap across sessions, sats.
-    pub daily_cap_sats: Sourced<Option<u64>>,
-    /// What all sessions of one MCP server may spend together, sats;
-    /// `None`: the session budget.
-    pub server_budget_sats: Sourced<Option<u64>>,
-    /// Private, loopback and link-local addresses allowed.
-    pub allow_private: Sourced<bool>,
-    /// The dev node, if any.
-    pub dev_node: Sourced<Option<Url>>,
-    /// lnd's gRPC address, if any.
-    pub lnd_host: Sourced<Option<LndHost>>,
-    /// lnd's tls.cert (path or inline), if any.
-    pub lnd_tls_cert: Sourced<Option<CredentialSetting>>,
-    /// The lnd macaroon (path or inline), if any.
-    pub lnd_macaroon: Sourced<Option<CredentialSetting>>,
-    /// The network the payer's node must be on, if stated.
-    pub network: Sourced<Option<Network>>,
-    /// Where the token store lives.
-    pub data_dir: Sourced<PathBuf>,
-    /// Largest response body read whole, bytes.
-    pub max_body_bytes: Sourced<u64>,
-    /// Timeout of one HTTP exchange, seconds.
-    pub request_timeout_secs: Sourced<u64>,
-    /// Timeout of one payment, seconds.
-    pub payment_timeout_secs: Sourced<u64>,
 }
 
 /// The default config file: `<platform config dir>/l402-mcp/config.toml`
@@ -412,8 +903,8 @@ impl Settings {
     ) -> Result<Settings, SettingsError> {
         let config_file = config_path(config_flag, env);
         let path = config_file.value.clone();
-        let (file, text, exists) = match std::fs::read_to_string(&path) {
-            Ok(text) => (parse_file(&path, &text)?, text, true),
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(ConfigFile::parse(path, &text)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Only the default path may be missing: a file the operator
                 // named and that is not there is a typo, and running with
@@ -424,272 +915,18 @@ impl Settings {
                         from: config_file.source.to_string(),
                     });
                 }
-                (FileSettings::default(), String::new(), false)
+                None
             }
             Err(source) => return Err(SettingsError::Read { path, source }),
         };
-        let r = Resolver {
-            path: &path,
-            text: &text,
+        let layers = Layers {
+            file: file.as_ref(),
             env,
         };
-
-        // One stanza per setting: default, file, env, flag.
-        let mut session = Sourced::default(DEFAULT_SESSION.to_string());
-        r.file(&mut session, file.session, identity);
-        r.env(&mut session, "L402_SESSION", |s| Ok(s.to_string()))?;
-        r.flag(&mut session, "--session", flags.session.clone());
-        if session.value.trim().is_empty() {
-            return Err(r.invalid("session", &session.source, "is empty"));
-        }
-
-        let mut max_cost_sats = Sourced::default(DEFAULT_MAX_COST_MSAT / 1000);
-        r.file(&mut max_cost_sats, file.max_cost_sats, identity);
-        r.env(&mut max_cost_sats, "L402_MAX_COST_SATS", parse_sats)?;
-        r.flag(&mut max_cost_sats, "--max-cost", flags.max_cost_sats);
-
-        let mut max_fee_sats = Sourced::default(DEFAULT_FEE_LIMIT_MSAT / 1000);
-        r.file(&mut max_fee_sats, file.max_fee_sats, identity);
-        r.env(&mut max_fee_sats, "L402_MAX_FEE_SATS", parse_sats)?;
-        r.flag(&mut max_fee_sats, "--max-fee", flags.max_fee_sats);
-
-        let mut budget_sats = Sourced::default(DEFAULT_SESSION_BUDGET_MSAT / 1000);
-        r.file(&mut budget_sats, file.budget_sats, identity);
-        r.env(&mut budget_sats, "L402_BUDGET_SATS", parse_sats)?;
-        r.flag(&mut budget_sats, "--budget", flags.budget_sats);
-
-        let mut payments_per_minute = Sourced::default(DEFAULT_PAYMENTS_PER_MINUTE);
-        r.file(&mut payments_per_minute, file.payments_per_minute, identity);
-        r.env(&mut payments_per_minute, "L402_PAYMENTS_PER_MINUTE", |s| {
-            s.parse::<u32>()
-                .map_err(|_| "is not a whole number".to_string())
-        })?;
-        r.flag(
-            &mut payments_per_minute,
-            "--payments-per-minute",
-            flags.payments_per_minute,
-        );
-        if payments_per_minute.value == 0 {
-            return Err(r.invalid(
-                "payments_per_minute",
-                &payments_per_minute.source,
-                "must be at least 1",
-            ));
-        }
-
-        let mut approve_above_sats = Sourced::default(None);
-        r.file(&mut approve_above_sats, file.approve_above_sats, Some);
-        r.env(&mut approve_above_sats, "L402_APPROVE_ABOVE_SATS", |s| {
-            parse_sats(s).map(Some)
-        })?;
-        r.flag(
-            &mut approve_above_sats,
-            "--approve-above",
-            flags.approve_above_sats.map(Some),
-        );
-
-        let mut daily_cap_sats = Sourced::default(None);
-        r.file(&mut daily_cap_sats, file.daily_cap_sats, Some);
-        r.env(&mut daily_cap_sats, "L402_DAILY_CAP_SATS", |s| {
-            parse_sats(s).map(Some)
-        })?;
-        r.flag(
-            &mut daily_cap_sats,
-            "--daily-cap",
-            flags.daily_cap_sats.map(Some),
-        );
-
-        let mut server_budget_sats = Sourced::default(None);
-        r.file(&mut server_budget_sats, file.server_budget_sats, Some);
-        r.env(&mut server_budget_sats, "L402_SERVER_BUDGET_SATS", |s| {
-            parse_sats(s).map(Some)
-        })?;
-        r.flag(
-            &mut server_budget_sats,
-            "--server-budget",
-            flags.server_budget_sats.map(Some),
-        );
-
-        let mut allow_private = Sourced::default(false);
-        r.file(&mut allow_private, file.allow_private, identity);
-        r.env(&mut allow_private, "L402_ALLOW_PRIVATE", parse_bool)?;
-        r.flag(
-            &mut allow_private,
-            "--allow-private",
-            flags.allow_private.then_some(true),
-        );
-
-        let mut dev_node: Sourced<Option<Url>> = Sourced::default(None);
-        r.file_with(&mut dev_node, "dev_node", file.dev_node, |s| {
-            parse_node_url(&s).map(Some)
-        })?;
-        r.env(&mut dev_node, "L402_DEV_NODE", |s| {
-            parse_node_url(s).map(Some)
-        })?;
-        if let Some(s) = &flags.dev_node {
-            dev_node = Sourced {
-                value: Some(
-                    parse_node_url(s)
-                        .map_err(|m| r.invalid("dev_node", &Source::Flag("--dev-node"), &m))?,
-                ),
-                source: Source::Flag("--dev-node"),
-            };
-        }
-
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-
-        // lnd: host, certificate, macaroon, network. A relative path in
-        // the file is relative to the file.
-        let mut lnd_host: Sourced<Option<LndHost>> = Sourced::default(None);
-        r.file_with(&mut lnd_host, "lnd_host", file.lnd_host, |s| {
-            s.parse()
-                .map(Some)
-                .map_err(|e: l402_mcp::lightning::lnd::CredentialError| e.to_string())
-        })?;
-        r.env(&mut lnd_host, "L402_LND_HOST", |s| {
-            s.parse()
-                .map(Some)
-                .map_err(|e: l402_mcp::lightning::lnd::CredentialError| e.to_string())
-        })?;
-        if let Some(s) = &flags.lnd_host {
-            lnd_host = Sourced {
-                value: Some(s.parse().map_err(
-                    |e: l402_mcp::lightning::lnd::CredentialError| {
-                        r.invalid(
-                            "lnd_host",
-                            &Source::Flag("--lnd-host"),
-                            &format!("is unusable: {e}"),
-                        )
-                    },
-                )?),
-                source: Source::Flag("--lnd-host"),
-            };
-        }
-        let credential = |s: String| Some(CredentialSetting(s.trim().to_string()));
-        let file_credential = |s: String| Some(CredentialSetting(relative_to(&base, s.trim())));
-        let mut lnd_tls_cert: Sourced<Option<CredentialSetting>> = Sourced::default(None);
-        r.file(&mut lnd_tls_cert, file.lnd_tls_cert, file_credential);
-        r.env(&mut lnd_tls_cert, "L402_LND_TLS_CERT", |s| {
-            Ok(credential(s.to_string()))
-        })?;
-        r.flag(
-            &mut lnd_tls_cert,
-            "--lnd-tls-cert",
-            flags.lnd_tls_cert.clone().map(Some),
-        );
-        let mut lnd_macaroon: Sourced<Option<CredentialSetting>> = Sourced::default(None);
-        r.file(&mut lnd_macaroon, file.lnd_macaroon, file_credential);
-        r.env_secret(&mut lnd_macaroon, "L402_LND_MACAROON", |s| {
-            Ok(credential(s.to_string()))
-        })?;
-        r.flag(
-            &mut lnd_macaroon,
-            "--lnd-macaroon",
-            flags.lnd_macaroon.clone().map(Some),
-        );
-        let mut network: Sourced<Option<Network>> = Sourced::default(None);
-        r.file_with(&mut network, "network", file.network, |s| parse_network(&s))?;
-        r.env(&mut network, "L402_NETWORK", parse_network)?;
-        if let Some(s) = &flags.network {
-            network = Sourced {
-                value: parse_network(s)
-                    .map_err(|m| r.invalid("network", &Source::Flag("--network"), &m))?,
-                source: Source::Flag("--network"),
-            };
-        }
-
-        let mut data_dir = Sourced::default(l402_mcp::gateway::default_data_dir());
-        r.file_with(&mut data_dir, "data_dir", file.data_dir, |s| {
-            Ok(base.join(expand_home(&s)))
-        })?;
-        r.env(&mut data_dir, "L402_DATA_DIR", |s| Ok(expand_home(s)))?;
-        r.flag(&mut data_dir, "--data-dir", flags.data_dir.clone());
-
-        let mut max_body_bytes = Sourced::default(DEFAULT_MAX_BODY_BYTES as u64);
-        r.file(&mut max_body_bytes, file.max_body_bytes, identity);
-        r.env(&mut max_body_bytes, "L402_MAX_BODY_BYTES", parse_positive)?;
-
-        let mut request_timeout_secs = Sourced::default(DEFAULT_REQUEST_TIMEOUT.as_secs());
-        r.file(
-            &mut request_timeout_secs,
-            file.request_timeout_secs,
-            identity,
-        );
-        r.env(
-            &mut request_timeout_secs,
-            "L402_REQUEST_TIMEOUT_SECS",
-            parse_positive,
-        )?;
-
-        let mut payment_timeout_secs = Sourced::default(DEFAULT_PAYMENT_TIMEOUT.as_secs());
-        r.file(
-            &mut payment_timeout_secs,
-            file.payment_timeout_secs,
-            identity,
-        );
-        r.env(
-            &mut payment_timeout_secs,
-            "L402_PAYMENT_TIMEOUT_SECS",
-            parse_positive,
-        )?;
-
-        // Range checks on the values in force, naming their source.
-        for (key, v) in [
-            ("max_cost_sats", &max_cost_sats),
-            ("max_fee_sats", &max_fee_sats),
-            ("budget_sats", &budget_sats),
-        ] {
-            check_sats(&r, key, v.value, &v.source)?;
-        }
-        for (key, v) in [
-            ("approve_above_sats", &approve_above_sats),
-            ("daily_cap_sats", &daily_cap_sats),
-            ("server_budget_sats", &server_budget_sats),
-        ] {
-            if let Some(sats) = v.value {
-                check_sats(&r, key, sats, &v.source)?;
-            }
-        }
-        for (key, v) in [
-            ("max_body_bytes", &max_body_bytes),
-            ("request_timeout_secs", &request_timeout_secs),
-            ("payment_timeout_secs", &payment_timeout_secs),
-        ] {
-            if v.value == 0 {
-                return Err(r.invalid(key, &v.source, "must be at least 1"));
-            }
-        }
-        check_payer(&dev_node, &lnd_host, &lnd_tls_cert, &lnd_macaroon, &network)?;
-        if usize::try_from(max_body_bytes.value).is_err() {
-            return Err(r.invalid(
-                "max_body_bytes",
-                &max_body_bytes.source,
-                "is too large for this machine",
-            ));
-        }
-
-        Ok(Settings {
-            config_file,
-            config_file_exists: exists,
-            session,
-            max_cost_sats,
-            max_fee_sats,
-            budget_sats,
-            payments_per_minute,
-            approve_above_sats,
-            daily_cap_sats,
-            server_budget_sats,
-            allow_private,
-            dev_node,
-            lnd_host,
-            lnd_tls_cert,
-            lnd_macaroon,
-            network,
-            data_dir,
-            max_body_bytes,
-            request_timeout_secs,
-            payment_timeout_secs,
-        })
+        let exists = file.is_some();
+        let settings = Settings::from_layers(config_file, exists, &layers, flags)?;
+        check_payer(&settings)?;
+        Ok(settings)
     }
 
     /// The client configuration these settings make. The dev node's origin
@@ -760,169 +997,118 @@ impl Settings {
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.value.join(STORE_FILE)
     }
-
-    /// Every setting as (file key, value as text, source), for display.
-    pub fn rows(&self) -> Vec<(&'static str, String, &Source)> {
-        fn row<'a, T>(
-            key: &'static str,
-            s: &'a Sourced<T>,
-            show: impl Fn(&T) -> String,
-        ) -> (&'static str, String, &'a Source) {
-            (key, show(&s.value), &s.source)
-        }
-        fn or_none<T>(v: &Option<T>, show: impl Fn(&T) -> String) -> String {
-            v.as_ref().map_or_else(|| "none".to_string(), show)
-        }
-        let text = |v: &dyn std::fmt::Display| v.to_string();
-        vec![
-            row("session", &self.session, |v| v.clone()),
-            row("max_cost_sats", &self.max_cost_sats, |v| text(v)),
-            row("max_fee_sats", &self.max_fee_sats, |v| text(v)),
-            row("budget_sats", &self.budget_sats, |v| text(v)),
-            row("payments_per_minute", &self.payments_per_minute, |v| {
-                text(v)
-            }),
-            row("approve_above_sats", &self.approve_above_sats, |v| {
-                or_none(v, |v| text(v))
-            }),
-            row("daily_cap_sats", &self.daily_cap_sats, |v| {
-                or_none(v, |v| text(v))
-            }),
-            row(
-                "server_budget_sats",
-                &self.server_budget_sats,
-                |v| match v {
-                    Some(v) => text(v),
-                    None => format!("{} (the session budget)", self.budget_sats.value),
-                },
-            ),
-            row("allow_private", &self.allow_private, |v| text(v)),
-            row("dev_node", &self.dev_node, |v| or_none(v, |u| text(u))),
-            row("lnd_host", &self.lnd_host, |v| or_none(v, |h| text(h))),
-            row("lnd_tls_cert", &self.lnd_tls_cert, |v| {
-                or_none(v, |c| c.describe(false))
-            }),
-            row("lnd_macaroon", &self.lnd_macaroon, |v| {
-                or_none(v, |c| c.describe(true))
-            }),
-            row("network", &self.network, |v| or_none(v, |n| text(n))),
-            row("data_dir", &self.data_dir, |v| v.display().to_string()),
-            row("max_body_bytes", &self.max_body_bytes, |v| text(v)),
-            row("request_timeout_secs", &self.request_timeout_secs, |v| {
-                text(v)
-            }),
-            row("payment_timeout_secs", &self.payment_timeout_secs, |v| {
-                text(v)
-            }),
-        ]
-    }
 }
 
-/// Applies the file, env and flag layers to one setting.
-struct Resolver<'a> {
-    path: &'a Path,
-    text: &'a str,
+/// One setting from the environment and a flag alone, no config file: for
+/// the gateway's lnd settings (its `--config` is its own file), parsed and
+/// checked as the client's are.
+pub fn resolve_one<T>(
+    spec: &Spec<T>,
+    env: &dyn Fn(&str) -> Option<String>,
+    flag: Option<&str>,
+) -> Result<Sourced<T>, SettingsError> {
+    Layers { file: None, env }.resolve(spec, flag)
+}
+
+/// The layers under the flags: the config file (if any) and the
+/// environment.
+struct Layers<'a> {
+    file: Option<&'a ConfigFile>,
     env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-impl Resolver<'_> {
-    fn line(&self, offset: usize) -> usize {
-        line_of(self.text, offset)
-    }
-
-    fn file_source(&self, span: std::ops::Range<usize>) -> Source {
-        Source::File {
-            path: self.path.to_path_buf(),
-            line: self.line(span.start),
+impl Layers<'_> {
+    /// One setting: its default, then the file, the environment and the
+    /// flag, each parsed by the setting's parser; then the value in force
+    /// checked. Every error names the setting and the value's source.
+    fn resolve<T>(&self, spec: &Spec<T>, flag: Option<&str>) -> Result<Sourced<T>, SettingsError> {
+        let m = &spec.meta;
+        let mut slot = Sourced::default((spec.default)());
+        if let Some((text, source, base)) = self.file.and_then(|f| f.text(spec)) {
+            slot.value = spec.parse(text.trim(), Some(base), &source)?;
+            slot.source = source;
         }
-    }
-
-    /// A file value that needs no check beyond its TOML type.
-    fn file<F, T>(&self, slot: &mut Sourced<T>, value: Option<Spanned<F>>, map: impl Fn(F) -> T) {
-        if let Some(v) = value {
-            let source = self.file_source(v.span());
-            *slot = Sourced {
-                value: map(v.into_inner()),
-                source,
-            };
+        if let Some(raw) = (self.env)(m.env) {
+            let source = Source::Env(m.env);
+            slot.value = spec.parse(raw.trim(), None, &source)?;
+            slot.source = source;
         }
-    }
-
-    /// A file value that may be refused, with its line.
-    fn file_with<F, T>(
-        &self,
-        slot: &mut Sourced<T>,
-        key: &'static str,
-        value: Option<Spanned<F>>,
-        map: impl Fn(F) -> Result<T, String>,
-    ) -> Result<(), SettingsError> {
-        if let Some(v) = value {
-            let source = self.file_source(v.span());
-            let value = map(v.into_inner()).map_err(|m| self.invalid(key, &source, &m))?;
-            *slot = Sourced { value, source };
+        if let (Some(raw), Some(f)) = (flag, m.flag) {
+            let source = Source::Flag(f.name);
+            slot.value = spec.parse(raw.trim(), None, &source)?;
+            slot.source = source;
         }
-        Ok(())
-    }
-
-    fn env<T>(
-        &self,
-        slot: &mut Sourced<T>,
-        name: &'static str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<(), SettingsError> {
-        if let Some(raw) = (self.env)(name) {
-            let raw = raw.trim();
-            let value = parse(raw).map_err(|m| {
-                SettingsError::Invalid(format!("the environment variable {name}={raw:?} {m}"))
-            })?;
-            *slot = Sourced {
-                value,
-                source: Source::Env(name),
-            };
-        }
-        Ok(())
-    }
-
-    /// Like [`Resolver::env`], for a variable whose value is a secret: an
-    /// error never quotes it.
-    fn env_secret<T>(
-        &self,
-        slot: &mut Sourced<T>,
-        name: &'static str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<(), SettingsError> {
-        if let Some(raw) = (self.env)(name) {
-            let value = parse(raw.trim()).map_err(|m| {
-                SettingsError::Invalid(format!("the environment variable {name} {m}"))
-            })?;
-            *slot = Sourced {
-                value,
-                source: Source::Env(name),
-            };
-        }
-        Ok(())
-    }
-
-    fn flag<T>(&self, slot: &mut Sourced<T>, name: &'static str, value: Option<T>) {
-        if let Some(value) = value {
-            *slot = Sourced {
-                value,
-                source: Source::Flag(name),
-            };
-        }
-    }
-
-    fn invalid(&self, key: &'static str, source: &Source, message: &str) -> SettingsError {
-        SettingsError::Invalid(format!("{key} {message} ({source})"))
+        (spec.kind.check)(&slot.value).map_err(|e| spec.invalid(&slot.source, &e))?;
+        Ok(slot)
     }
 }
 
-fn parse_file(path: &Path, text: &str) -> Result<FileSettings, SettingsError> {
-    toml::from_str(text).map_err(|e| SettingsError::Parse {
-        path: path.to_path_buf(),
-        line: e.span().map_or(1, |s| line_of(text, s.start)),
-        message: e.message().trim().replace('\n', "; "),
-    })
+/// The config file, parsed: every key known, every value of its type.
+struct ConfigFile {
+    path: PathBuf,
+    /// Its directory: relative paths in it are relative to it.
+    base: PathBuf,
+    /// Each key's value, and its line.
+    values: BTreeMap<String, (toml::Value, usize)>,
+}
+
+impl ConfigFile {
+    fn parse(path: PathBuf, text: &str) -> Result<ConfigFile, SettingsError> {
+        let error = |span: Option<Range<usize>>, message: String| SettingsError::Parse {
+            path: path.clone(),
+            line: span.map_or(1, |s| line_of(text, s.start)),
+            message,
+        };
+        let table: BTreeMap<Spanned<String>, Spanned<toml::Value>> = toml::from_str(text)
+            .map_err(|e| error(e.span(), e.message().trim().replace('\n', "; ")))?;
+        let mut entries: Vec<_> = table.into_iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        let mut values = BTreeMap::new();
+        // In the file's order, so that the first mistake is the one named.
+        for (key, value) in entries {
+            let Some(spec) = SETTINGS.iter().find(|s| s.meta().key == key.get_ref()) else {
+                let known: Vec<String> = SETTINGS
+                    .iter()
+                    .map(|s| format!("`{}`", s.meta().key))
+                    .collect();
+                return Err(error(
+                    Some(key.span()),
+                    format!(
+                        "unknown field `{}`, expected one of {}",
+                        key.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            };
+            let toml = spec.toml();
+            if toml.text(value.get_ref()).is_none() {
+                return Err(error(
+                    Some(value.span()),
+                    format!(
+                        "{} must be {}, not a TOML {}",
+                        key.get_ref(),
+                        toml.expected(),
+                        value.get_ref().type_str()
+                    ),
+                ));
+            }
+            let line = line_of(text, value.span().start);
+            values.insert(key.into_inner(), (value.into_inner(), line));
+        }
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(ConfigFile { path, base, values })
+    }
+
+    /// The file's text for `spec`, its source, and the file's directory.
+    fn text<T>(&self, spec: &Spec<T>) -> Option<(String, Source, &Path)> {
+        let (value, line) = self.values.get(spec.meta.key)?;
+        let text = spec.kind.toml.text(value)?;
+        let source = Source::File {
+            path: self.path.clone(),
+            line: *line,
+        };
+        Some((text, source, &self.base))
+    }
 }
 
 /// The line (from 1) holding byte `offset` of `text`.
@@ -935,20 +1121,18 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-fn check_sats(
-    r: &Resolver<'_>,
-    key: &'static str,
-    sats: u64,
-    source: &Source,
-) -> Result<(), SettingsError> {
-    if sats > MAX_SATS {
-        return Err(r.invalid(
-            key,
-            source,
-            &format!("is {sats} sats, more than 21 million bitcoin"),
-        ));
+fn check_sats(sats: &u64) -> Result<(), String> {
+    if *sats > MAX_SATS {
+        return Err(format!("is {sats} sats, more than 21 million bitcoin"));
     }
     Ok(())
+}
+
+fn at_least_one(n: u64) -> Result<(), String> {
+    match n {
+        0 => Err("must be at least 1".to_string()),
+        _ => Ok(()),
+    }
 }
 
 fn parse_sats(s: &str) -> Result<u64, String> {
@@ -956,11 +1140,9 @@ fn parse_sats(s: &str) -> Result<u64, String> {
         .map_err(|_| "is not a whole number of sats".to_string())
 }
 
-fn parse_positive(s: &str) -> Result<u64, String> {
-    match s.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("is not a whole number of at least 1".to_string()),
-    }
+fn parse_whole(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| "is not a whole number".to_string())
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {
@@ -972,18 +1154,16 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 fn parse_node_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s.trim()).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    let url = Url::parse(s).map_err(|e| format!("is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("{s:?} is not an http(s) URL"));
+        return Err("is not an http(s) URL".to_string());
     }
     Ok(url)
 }
 
-fn parse_network(s: &str) -> Result<Option<Network>, String> {
-    s.trim()
-        .parse::<Network>()
-        .map(Some)
-        .map_err(|_| format!("{s:?} is not a network: mainnet, testnet, signet, regtest or simnet"))
+fn parse_network(s: &str) -> Result<Network, String> {
+    s.parse::<Network>()
+        .map_err(|_| "is not a network: mainnet, testnet, signet, regtest or simnet".to_string())
 }
 
 /// A credential path from the config file, made absolute against the
@@ -1002,14 +1182,9 @@ fn relative_to(base: &Path, value: &str) -> String {
 /// One payer, and a complete one: the dev node or lnd, never both; lnd's
 /// host, certificate, macaroon and network all given; the dev node only on
 /// regtest.
-fn check_payer(
-    dev_node: &Sourced<Option<Url>>,
-    lnd_host: &Sourced<Option<LndHost>>,
-    lnd_tls_cert: &Sourced<Option<CredentialSetting>>,
-    lnd_macaroon: &Sourced<Option<CredentialSetting>>,
-    network: &Sourced<Option<Network>>,
-) -> Result<(), SettingsError> {
+fn check_payer(s: &Settings) -> Result<(), SettingsError> {
     let invalid = |m: String| Err(SettingsError::Invalid(m));
+    let (dev_node, lnd_host, network) = (&s.dev_node, &s.lnd_host, &s.network);
     if dev_node.value.is_some() && lnd_host.value.is_some() {
         return invalid(format!(
             "both a dev node (dev_node, {}) and an lnd node (lnd_host, {}) are configured; \
@@ -1026,45 +1201,90 @@ fn check_payer(
             network.source
         ));
     }
-    let lnd_parts = [
-        (
-            "lnd_host",
-            "--lnd-host",
-            "L402_LND_HOST",
-            lnd_host.value.is_some(),
-            &lnd_host.source,
-        ),
-        (
-            "lnd_tls_cert",
-            "--lnd-tls-cert",
-            "L402_LND_TLS_CERT",
-            lnd_tls_cert.value.is_some(),
-            &lnd_tls_cert.source,
-        ),
-        (
-            "lnd_macaroon",
-            "--lnd-macaroon",
-            "L402_LND_MACAROON",
-            lnd_macaroon.value.is_some(),
-            &lnd_macaroon.source,
-        ),
-    ];
-    if let Some((given, _, _, _, source)) = lnd_parts.iter().find(|p| p.3) {
-        if let Some((missing, flag, env, _, _)) = lnd_parts.iter().find(|p| !p.3) {
-            return invalid(format!(
-                "{given} is set ({source}) but {missing} is not; an lnd payer needs lnd_host, \
-                 lnd_tls_cert and lnd_macaroon (flag {flag}, env {env}, or {missing} in the config file)"
-            ));
-        }
-        if network.value.is_none() {
-            return invalid(format!(
-                "an lnd node is configured ({given}, {source}) but no network is; state the \
-                 network the node is on (--network mainnet|testnet|signet|regtest, env L402_NETWORK, \
-                 or network in the config file): l402-mcp checks the node against it before paying"
-            ));
-        }
+    let parts = LndParts {
+        host: &s.lnd_host,
+        tls_cert: &s.lnd_tls_cert,
+        macaroon: &s.lnd_macaroon,
+    };
+    if let Some((given, source, missing)) = parts.gap() {
+        return invalid(format!(
+            "{} is set ({source}) but {m} is not; an lnd payer needs lnd_host, lnd_tls_cert and \
+             lnd_macaroon (flag {}, env {}, or {m} in the config file)",
+            given.key,
+            missing.flag_name(),
+            missing.env,
+            m = missing.key,
+        ));
+    }
+    if let Some((given, source)) = parts.given()
+        && network.value.is_none()
+    {
+        return invalid(format!(
+            "an lnd node is configured ({}, {source}) but no network is; state the network the \
+             node is on (--network mainnet|testnet|signet|regtest, env L402_NETWORK, or network \
+             in the config file): l402-mcp checks the node against it before paying",
+            given.key
+        ));
     }
     Ok(())
+}
+
+/// lnd's three connection settings as resolved (the client's payer, or the
+/// gateway's invoicer): all or none.
+#[derive(Debug, Clone, Copy)]
+pub struct LndParts<'a> {
+    /// `lnd_host`.
+    pub host: &'a Sourced<Option<LndHost>>,
+    /// `lnd_tls_cert`.
+    pub tls_cert: &'a Sourced<Option<CredentialSetting>>,
+    /// `lnd_macaroon`.
+    pub macaroon: &'a Sourced<Option<CredentialSetting>>,
+}
+
+impl<'a> LndParts<'a> {
+    fn parts(&self) -> [(&'static Meta, bool, &'a Source); 3] {
+        [
+            (
+                &spec::lnd_host.meta,
+                self.host.value.is_some(),
+                &self.host.source,
+            ),
+            (
+                &spec::lnd_tls_cert.meta,
+                self.tls_cert.value.is_some(),
+                &self.tls_cert.source,
+            ),
+            (
+                &spec::lnd_macaroon.meta,
+                self.macaroon.value.is_some(),
+                &self.macaroon.source,
+            ),
+        ]
+    }
+
+    /// The first setting given, and its source; `None` when lnd is not
+    /// configured at all.
+    pub fn given(&self) -> Option<(&'static Meta, &'a Source)> {
+        self.parts().into_iter().find(|p| p.1).map(|p| (p.0, p.2))
+    }
+
+    /// Some given and some not: the first given, where it came from, and
+    /// the first missing.
+    pub fn gap(&self) -> Option<(&'static Meta, &'a Source, &'static Meta)> {
+        let (given, source) = self.given()?;
+        let missing = self.parts().into_iter().find(|p| !p.1)?;
+        Some((given, source, missing.0))
+    }
+
+    /// The settings, when all three are given.
+    pub fn complete(&self, network: Option<Network>) -> Option<LndSettings> {
+        Some(LndSettings {
+            host: self.host.value.clone()?,
+            tls_cert: self.tls_cert.value.clone()?,
+            macaroon: self.macaroon.value.clone()?,
+            network,
+        })
+    }
 }
 
 fn expand_home(s: &str) -> PathBuf {
@@ -1074,87 +1294,265 @@ fn expand_home(s: &str) -> PathBuf {
     }
 }
 
-/// The commented default config file `config init` writes.
+// -------------------------------------------------------------------------
+// What the declarations say: `config init`'s file, the README's table.
+
+/// The commented default config file `config init` writes: every setting,
+/// its help, its variable and flag, commented out at its default.
 pub fn default_file_text() -> String {
-    format!(
-        r#"# l402-mcp client settings.
-#
-# Precedence: this file, then environment variables (L402_*), then flags;
-# flags win. Every setting below is commented out at its default: uncomment
-# and change what you need. Amounts are in sats.
+    let mut out = String::from(
+        "# l402-mcp client settings.\n\
+         #\n\
+         # Precedence: this file, then environment variables (L402_*), then flags;\n\
+         # flags win. Every setting below is commented out at its default: uncomment\n\
+         # and change what you need. Amounts are in sats.\n",
+    );
+    for s in SETTINGS {
+        let m = s.meta();
+        let mut names = format!("env {}", m.env);
+        if let Some(flag) = m.flag {
+            names.push_str(&format!(", flag {}", flag_words(flag)));
+        }
+        let mut words = format!("{} ({names}).", m.help().trim_end_matches('.'));
+        if let Some(doc) = m.default_doc {
+            words.push_str(&format!(" Default: {doc}."));
+        }
+        out.push('\n');
+        for line in wrap(&words, 76) {
+            out.push_str(&format!("# {line}\n"));
+        }
+        let value = match m.example {
+            Some(example) => example.to_string(),
+            None => s.default_text().unwrap_or_default(),
+        };
+        out.push_str(&format!("# {} = {}\n", m.key, s.toml().literal(&value)));
+    }
+    out
+}
 
-# The session whose budget pays. A named session's budget holds across every
-# invocation with that name (env L402_SESSION, flag --session).
-# session = "{session}"
+/// The flag as the docs name it: `--budget`, `serve --max-cost`.
+fn flag_words(flag: Flag) -> String {
+    match flag.on {
+        Commands::Serve => format!("serve {}", flag.name),
+        Commands::All | Commands::Client => flag.name.to_string(),
+    }
+}
 
-# Largest invoice paid for one request (env L402_MAX_COST_SATS). The
-# per-request --max-cost flag can only lower it.
-# max_cost_sats = {max_cost}
+/// `text` in lines of at most `width` characters (a longer word stands
+/// alone).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
 
-# Largest routing fee per payment (env L402_MAX_FEE_SATS, flag --max-fee).
-# max_fee_sats = {max_fee}
+/// The settings table of the README's "Configuration" section, in
+/// Markdown: file key, variable, flag, default (a test keeps the README
+/// equal to it).
+#[cfg(test)]
+pub fn readme_table() -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut out = String::from("| file key | env | flag | default |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let m = s.meta();
+        let key = match m.about {
+            "" => format!("`{}`", m.key),
+            about => format!("`{}` ({about})", m.key),
+        };
+        let flag = m.flag.map_or(String::new(), |f| match f.value {
+            Some(value) => format!("`{} {value}`", flag_words(f)),
+            None => format!("`{}`", flag_words(f)),
+        });
+        let default = match (m.default_doc, s.default_text()) {
+            (Some(doc), _) => doc.to_string(),
+            (None, Some(text)) => format!("`{text}`"),
+            (None, None) => "none".to_string(),
+        };
+        let row = format!(
+            "| {} | `{}` | {} | {} |\n",
+            cell(&key),
+            m.env,
+            cell(&flag),
+            cell(&default)
+        );
+        out.push_str(&row.replace("|  |", "| |"));
+    }
+    out
+}
 
-# A session's budget, amounts plus fees (env L402_BUDGET_SATS, flag --budget).
-# budget_sats = {budget}
+// -------------------------------------------------------------------------
+// The flags, as clap arguments.
 
-# Payments allowed per minute (env L402_PAYMENTS_PER_MINUTE).
-# payments_per_minute = {per_minute}
+/// Which settings' flags a command takes, and how its `--help` words them.
+pub trait FlagSet: Default + Clone {
+    /// The flags also apply to the command's subcommands.
+    const GLOBAL: bool = false;
+    /// Whether the set has this setting's flag.
+    fn has(meta: &Meta) -> bool;
+    /// The flag's help, when the command says it its own way (the gateway
+    /// invoices where the client pays).
+    fn help(_meta: &Meta) -> Option<&'static str> {
+        None
+    }
+}
 
-# Ask before paying more than this (env L402_APPROVE_ABOVE_SATS). The CLI asks
-# on the terminal; without one, such payments are refused.
-# approve_above_sats = 500
+/// The flags of the commands that pay: fetch, preview, spend, config
+/// show, serve.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientSet;
 
-# A rolling 24-hour cap across all sessions (env L402_DAILY_CAP_SATS).
-# daily_cap_sats = 20000
+impl FlagSet for ClientSet {
+    fn has(meta: &Meta) -> bool {
+        meta.flag
+            .is_some_and(|f| matches!(f.on, Commands::All | Commands::Client))
+    }
+}
 
-# What all the MCP sessions of one `serve` process may spend together (env
-# L402_SERVER_BUDGET_SATS, flag serve --server-budget). Any local process can
-# open HTTP sessions, each with its own budget: this bounds them all. Default:
-# the session budget.
-# server_budget_sats = 5000
+/// The flags of `serve` alone (with [`ClientSet`]'s).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeSet;
 
-# Allow private, loopback and link-local addresses (env L402_ALLOW_PRIVATE).
-# The dev node's own origin is always allowed.
-# allow_private = false
+impl FlagSet for ServeSet {
+    fn has(meta: &Meta) -> bool {
+        meta.flag.is_some_and(|f| f.on == Commands::Serve)
+    }
+}
 
-# Pay on the dev network through a gateway's embedded dev node
-# (env L402_DEV_NODE, flag --dev-node). Regtest only: never real money.
-# dev_node = "http://127.0.0.1:8402"
+/// The flags of commands that only read the store (`tokens`), for its
+/// subcommands too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreSet;
 
-# Or pay through an lnd node (never both). Its gRPC address, its tls.cert and
-# a macaroon (a pay-only one: see "Use with a real node" in the README), each
-# a path (relative to this file) or inline hex/base64, and the network the
-# node is on, which is checked before anything is paid and has no default
-# (env L402_LND_HOST, L402_LND_TLS_CERT, L402_LND_MACAROON, L402_NETWORK;
-# flags --lnd-host, --lnd-tls-cert, --lnd-macaroon, --network).
-# lnd_host = "127.0.0.1:10009"
-# lnd_tls_cert = "~/.lnd/tls.cert"
-# lnd_macaroon = "~/.lnd/pay.macaroon"
-# network = "mainnet"
+impl FlagSet for StoreSet {
+    const GLOBAL: bool = true;
+    fn has(meta: &Meta) -> bool {
+        meta.flag.is_some_and(|f| f.on == Commands::All)
+    }
+}
 
-# Where the token store ({store}) lives (env L402_DATA_DIR, flag --data-dir).
-# A relative path is relative to this file. Default: the platform data dir.
-# data_dir = "~/.local/share/l402-mcp"
+/// The flags of the settings in `S`, made from their declarations: each
+/// takes text, which [`Settings::resolve`] parses as it parses the
+/// environment's.
+#[derive(Clone, Default)]
+pub struct SettingFlags<S> {
+    /// What was given: (key, text), in declaration order.
+    given: Vec<(&'static str, String)>,
+    set: PhantomData<S>,
+}
 
-# Largest response body printed whole; `fetch -o FILE` streams any size
-# (env L402_MAX_BODY_BYTES).
-# max_body_bytes = {max_body}
+impl<S> SettingFlags<S> {
+    /// What was given, as overrides.
+    pub fn overrides(&self) -> Overrides {
+        let mut overrides = Overrides::default();
+        for (key, value) in &self.given {
+            overrides.set(key, value.clone());
+        }
+        overrides
+    }
+}
 
-# Timeouts, seconds: one HTTP exchange, one payment
-# (env L402_REQUEST_TIMEOUT_SECS, L402_PAYMENT_TIMEOUT_SECS).
-# request_timeout_secs = {request_timeout}
-# payment_timeout_secs = {payment_timeout}
-"#,
-        session = DEFAULT_SESSION,
-        max_cost = DEFAULT_MAX_COST_MSAT / 1000,
-        max_fee = DEFAULT_FEE_LIMIT_MSAT / 1000,
-        budget = DEFAULT_SESSION_BUDGET_MSAT / 1000,
-        per_minute = DEFAULT_PAYMENTS_PER_MINUTE,
-        store = STORE_FILE,
-        max_body = DEFAULT_MAX_BODY_BYTES,
-        request_timeout = DEFAULT_REQUEST_TIMEOUT.as_secs(),
-        payment_timeout = DEFAULT_PAYMENT_TIMEOUT.as_secs(),
-    )
+impl<S> fmt::Debug for SettingFlags<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.overrides().fmt(f)
+    }
+}
+
+impl<S: FlagSet> SettingFlags<S> {
+    fn specs() -> impl Iterator<Item = (&'static dyn Declared, Flag)> {
+        SETTINGS
+            .iter()
+            .copied()
+            .filter(|s| S::has(s.meta()))
+            .filter_map(|s| Some((s, s.meta().flag?)))
+    }
+}
+
+impl<S: FlagSet> clap::Args for SettingFlags<S> {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for (s, flag) in Self::specs() {
+            let m = s.meta();
+            let mut help = S::help(m).map_or_else(|| m.help(), str::to_string);
+            help.truncate(help.trim_end_matches('.').len());
+            help.push_str(&format!(" [env: {}]", m.env));
+            // A command that words the flag its own way says its own default.
+            let default = m
+                .default_doc
+                .map(str::to_string)
+                .or_else(|| s.default_text());
+            if let Some(default) = default.filter(|_| S::help(m).is_none()) {
+                help.push_str(&format!(" [default: {default}]"));
+            }
+            let arg = clap::Arg::new(m.key)
+                .long(flag.name.trim_start_matches('-'))
+                .help(help)
+                .global(S::GLOBAL);
+            cmd = cmd.arg(match flag.value {
+                Some(value) => arg.value_name(value).action(clap::ArgAction::Set),
+                None => arg.action(clap::ArgAction::SetTrue),
+            });
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl<S: FlagSet> clap::FromArgMatches for SettingFlags<S> {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = SettingFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for (s, flag) in Self::specs() {
+            let m = s.meta();
+            let given = match flag.value {
+                // A switch can only turn its setting on.
+                None => matches
+                    .try_get_one::<bool>(m.key)
+                    .ok()
+                    .flatten()
+                    .filter(|on| **on)
+                    .map(|_| "true".to_string()),
+                Some(_) => matches.try_get_one::<String>(m.key).ok().flatten().cloned(),
+            };
+            if let Some(value) = given {
+                self.given.retain(|(key, _)| *key != m.key);
+                self.given.push((m.key, value));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for s in SETTINGS {
+            let key = s.meta().key;
+            match self.get(key) {
+                Some(_) if s.secret() => map.entry(&key, &"<not shown>"),
+                Some(value) => map.entry(&key, &value),
+                None => continue,
+            };
+        }
+        map.finish()
+    }
 }
 
 #[cfg(test)]
@@ -1329,8 +1727,8 @@ mod tests {
     fn lnd_flags() -> Overrides {
         Overrides {
             lnd_host: Some("127.0.0.1:10009".into()),
-            lnd_tls_cert: Some(CredentialSetting::new("/etc/lnd/tls.cert")),
-            lnd_macaroon: Some(CredentialSetting::new(MACAROON_HEX)),
+            lnd_tls_cert: Some("/etc/lnd/tls.cert".into()),
+            lnd_macaroon: Some(MACAROON_HEX.into()),
             network: Some("regtest".into()),
             ..Default::default()
         }
@@ -1485,5 +1883,231 @@ mod tests {
         let s = s.unwrap();
         assert!(s.config_file_exists);
         assert!(s.rows().iter().all(|(_, _, src)| **src == Source::Default));
+    }
+
+    #[test]
+    fn each_setting_is_declared_once_with_its_names_and_help() {
+        let mut keys: Vec<_> = SETTINGS.iter().map(|s| s.meta().key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len());
+        let mut flags: Vec<_> = SETTINGS.iter().filter_map(|s| s.meta().flag).collect();
+        let n = flags.len();
+        flags.dedup_by_key(|f| f.name);
+        assert_eq!(flags.len(), n);
+        for s in SETTINGS {
+            let m = s.meta();
+            assert_eq!(m.env, format!("L402_{}", m.key.to_uppercase()), "{}", m.key);
+            assert!(m.help().ends_with('.'), "{}: {:?}", m.key, m.help());
+            assert!(m.flag.is_none_or(|f| f.name.starts_with("--")), "{}", m.key);
+            // Something for config init to show, commented out.
+            assert!(
+                s.default_text().is_some() || m.example.is_some(),
+                "{}",
+                m.key
+            );
+        }
+        let rows = resolve_with(None, &[], &Overrides::default()).0.unwrap();
+        let shown: Vec<_> = rows.rows().into_iter().map(|r| r.0).collect();
+        let declared: Vec<_> = SETTINGS.iter().map(|s| s.meta().key).collect();
+        assert_eq!(shown, declared);
+    }
+
+    #[test]
+    fn the_template_has_every_setting_with_its_variable_and_flag() {
+        let text = default_file_text();
+        for s in SETTINGS {
+            let m = s.meta();
+            assert!(text.contains(&format!("\n# {} = ", m.key)), "{}", m.key);
+            assert!(text.contains(m.env), "{}", m.env);
+            if let Some(flag) = m.flag {
+                assert!(text.contains(flag.name), "{}", flag.name);
+            }
+        }
+        assert!(text.contains("# max_cost_sats = 1000\n"), "{text}");
+        assert!(text.contains("# session = \"default\"\n"), "{text}");
+        let joined = text.replace("\n# ", " ");
+        assert!(joined.contains("flag serve --server-budget"), "{text}");
+    }
+
+    #[test]
+    fn a_flag_is_parsed_and_checked_as_the_environment_is_and_names_itself() {
+        let flags = Overrides {
+            budget_sats: Some("ten".into()),
+            ..Default::default()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            "budget_sats is not a whole number of sats (flag --budget)"
+        );
+        let flags = Overrides {
+            request_timeout_secs: None,
+            max_fee_sats: Some("99999999999999999".into()),
+            ..Default::default()
+        };
+        let (s, _d) = resolve_with(None, &[], &flags);
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            "max_fee_sats is 99999999999999999 sats, more than 21 million bitcoin (flag --max-fee)"
+        );
+        let (s, _d) = resolve_with(
+            None,
+            &[("L402_REQUEST_TIMEOUT_SECS", "0")],
+            &Overrides::default(),
+        );
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            "request_timeout_secs must be at least 1 (env L402_REQUEST_TIMEOUT_SECS)"
+        );
+        // A switch's flag turns it on over the environment's "off".
+        let flags = Overrides {
+            allow_private: Some("true".into()),
+            ..Default::default()
+        };
+        let (s, _d) = resolve_with(None, &[("L402_ALLOW_PRIVATE", "off")], &flags);
+        let s = s.unwrap();
+        assert!(s.allow_private.value);
+        assert_eq!(s.allow_private.source, Source::Flag("--allow-private"));
+    }
+
+    #[test]
+    fn a_file_value_of_the_wrong_type_or_range_names_its_line() {
+        let (s, d) = resolve_with(
+            Some("session = \"a\"\nallow_private = \"yes\"\n"),
+            &[],
+            &Overrides::default(),
+        );
+        match s {
+            Err(SettingsError::Parse { line, message, .. }) => {
+                assert_eq!(line, 2);
+                assert_eq!(
+                    message,
+                    "allow_private must be true or false, not a TOML string"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(d);
+        let (s, d) = resolve_with(Some("\nmax_fee_sats = -1\n"), &[], &Overrides::default());
+        assert_eq!(
+            s.unwrap_err().to_string(),
+            format!(
+                "max_fee_sats is not a whole number of sats (file {}:2)",
+                d.path().join("config.toml").display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_secret_is_never_quoted_in_an_error_nor_in_the_flags_debug() {
+        let secret = "not-hex-nor-base64-but-secret";
+        let (s, _d) = resolve_with(
+            None,
+            &[("L402_LND_MACAROON", secret), ("L402_NETWORK", "regtest")],
+            &Overrides::default(),
+        );
+        let e = s.unwrap_err().to_string();
+        assert!(!e.contains(secret), "{e}");
+        assert!(e.contains("env L402_LND_MACAROON"), "{e}");
+        let flags = Overrides {
+            lnd_macaroon: Some(secret.into()),
+            session: Some("shown".into()),
+            ..Default::default()
+        };
+        let debug = format!("{flags:?}");
+        assert!(
+            !debug.contains(secret) && debug.contains("shown"),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("\"lnd_macaroon\": \"<not shown>\""),
+            "{debug}"
+        );
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        client: SettingFlags<ClientSet>,
+        #[command(flatten)]
+        serve: SettingFlags<ServeSet>,
+    }
+
+    #[test]
+    fn the_flags_are_made_from_the_declarations() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--budget",
+            "7",
+            "--allow-private",
+            "--max-cost",
+            "3",
+            "--lnd-macaroon",
+            "secret",
+        ])
+        .unwrap();
+        let o = cli.client.overrides().and(&cli.serve.overrides());
+        assert_eq!(o.budget_sats.as_deref(), Some("7"));
+        assert_eq!(o.allow_private.as_deref(), Some("true"));
+        assert_eq!(o.max_cost_sats.as_deref(), Some("3"));
+        assert_eq!(o.server_budget_sats, None);
+        assert!(!format!("{cli:?}").contains("secret"));
+        // --max-cost is serve's alone; no flag for the body cap.
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--budget <SATS>"), "{help}");
+        assert!(
+            help.contains("[env: L402_BUDGET_SATS] [default: 5000]"),
+            "{help}"
+        );
+        assert!(!help.contains("max-body"), "{help}");
+        let client_only = SettingFlags::<ClientSet>::specs()
+            .map(|(s, _)| s.meta().key)
+            .collect::<Vec<_>>();
+        assert!(!client_only.contains(&"max_cost_sats"));
+        assert!(!client_only.contains(&"server_budget_sats"));
+        let store: Vec<_> = SettingFlags::<StoreSet>::specs()
+            .map(|(s, _)| s.meta().key)
+            .collect();
+        assert_eq!(store, ["data_dir"]);
+    }
+
+    /// The README's settings table, where it starts and ends (in bytes).
+    fn readme_settings_table(readme: &str) -> std::ops::Range<usize> {
+        const SECTION: &str = "### The client (`fetch`, `preview`, `tokens`, `spend`, `config`)";
+        let section = readme
+            .find(SECTION)
+            .expect("the README's client settings section");
+        let start = section + readme[section..].find("\n| file key").expect("its table") + 1;
+        let len: usize = readme[start..]
+            .split_inclusive('\n')
+            .take_while(|l| l.starts_with('|'))
+            .map(str::len)
+            .sum();
+        start..start + len
+    }
+
+    /// The README's table is the declarations' (`L402_BLESS_README=1 cargo
+    /// test --bin l402-mcp settings` rewrites it after a change).
+    #[test]
+    fn the_readme_settings_table_is_the_declarations() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let table = readme_settings_table(&readme);
+        let expected = readme_table();
+        if readme[table.clone()] != expected && std::env::var_os("L402_BLESS_README").is_some() {
+            let mut blessed = readme;
+            blessed.replace_range(table, &expected);
+            std::fs::write(&path, blessed).unwrap();
+            return;
+        }
+        assert_eq!(
+            readme[table].to_string(),
+            expected,
+            "README.md's settings table differs from the declarations in src/cli/settings.rs; \
+             run `L402_BLESS_README=1 cargo test --bin l402-mcp settings` to rewrite it"
+        );
     }
 }

@@ -778,6 +778,68 @@ async fn config_init_then_show_reports_each_value_and_its_source() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_init_and_show_list_the_same_settings_and_a_bad_flag_names_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let file_arg = file.display().to_string();
+    let init = run(&strings(&["config", "init", "--config", &file_arg]), &[]).await;
+    assert_code(&init, 0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let commented: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# ")?.split_once(" = ").map(|(k, _)| k))
+        .collect();
+    let show = run(
+        &strings(&["config", "show", "--json", "--config", &file_arg]),
+        &[],
+    )
+    .await;
+    assert_code(&show, 0);
+    let v = show.json();
+    let shown: Vec<&str> = v["settings"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted = commented.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, shown, "{text}");
+    assert!(commented.contains(&"server_budget_sats"), "{text}");
+    assert!(
+        v["settings"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|s| s["source"]["kind"] == "default"),
+        "{v}"
+    );
+
+    // A flag's value is parsed by the resolver: its sentence names the
+    // setting and the flag; the environment's names the variable.
+    let bad = run(
+        &strings(&["config", "show", "--config", &file_arg, "--budget", "ten"]),
+        &[],
+    )
+    .await;
+    assert_code(&bad, 1);
+    assert_eq!(
+        bad.stderr.trim(),
+        "error: budget_sats is not a whole number of sats (flag --budget)"
+    );
+    let bad = run(
+        &strings(&["serve", "--config", &file_arg, "--server-budget", "five"]),
+        &[("L402_DEV_NODE", "http://127.0.0.1:8402")],
+    )
+    .await;
+    assert_code(&bad, 1);
+    assert_eq!(
+        bad.stderr.trim(),
+        "error: server_budget_sats is not a whole number of sats (flag --server-budget)"
+    );
+}
+
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
