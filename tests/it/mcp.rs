@@ -342,6 +342,31 @@ fn stdio_exchange(args: &[String], messages: &[serde_json::Value]) -> Vec<String
     lines
 }
 
+/// Initializes a stdio `serve` (with `args`), calls `tool` once with
+/// `arguments`, and returns the answer to that call.
+async fn call_once(
+    args: Vec<String>,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> serde_json::Value {
+    let messages = vec![
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": tool, "arguments": arguments}}),
+    ];
+    let lines = tokio::task::spawn_blocking(move || stdio_exchange(&args, &messages))
+        .await
+        .unwrap();
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["id"] == 2)
+        .expect("an answer to the call")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stdout_carries_nothing_but_mcp_even_at_trace_level() {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
@@ -401,23 +426,9 @@ async fn a_refusal_is_a_tool_result_with_is_error() {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let dir = tempfile::tempdir().unwrap();
     let args = serve_args(&gw.base, dir.path());
-    let messages = vec![
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"}}}),
-        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "l402_fetch",
-            "arguments": {"url": format!("{}/v1/data", gw.base), "max_cost_msat": 50_000}}}),
-    ];
-    let lines = tokio::task::spawn_blocking(move || stdio_exchange(&args, &messages))
-        .await
-        .unwrap();
-    let reply: serde_json::Value = lines
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|v| v["id"] == 2)
-        .unwrap();
+    let arguments =
+        serde_json::json!({"url": format!("{}/v1/data", gw.base), "max_cost_msat": 50_000});
+    let reply = call_once(args, "l402_fetch", arguments).await;
     assert_eq!(reply["result"]["isError"], true, "{reply}");
     let text = reply["result"]["content"][0]["text"].as_str().unwrap();
     assert!(
@@ -780,22 +791,8 @@ async fn a_payment_started_before_the_cancellation_completes_and_is_recorded() {
 
     // A new session presents that token: nothing paid.
     let args = serve_args(&proxy.base, dir.path());
-    let messages = vec![
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"}}}),
-        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "l402_fetch", "arguments": {"url": format!("{}/v1/demo", proxy.base)}}}),
-    ];
-    let lines = tokio::task::spawn_blocking(move || stdio_exchange(&args, &messages))
-        .await
-        .unwrap();
-    let reply = lines
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|v| v["id"] == 2)
-        .unwrap();
+    let arguments = serde_json::json!({"url": format!("{}/v1/demo", proxy.base)});
+    let reply = call_once(args, "l402_fetch", arguments).await;
     let fetched = &reply["result"]["structuredContent"];
     assert_eq!(fetched["status"], 200, "{reply}");
     assert_eq!(fetched["receipt"]["paid"], false, "{reply}");
@@ -1000,22 +997,12 @@ async fn fetched_content_cannot_forge_the_end_of_its_fence() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = serve_args(&gw.base, dir.path());
     args.push("--allow-private".into());
-    let messages = vec![
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"}}}),
-        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "l402_fetch", "arguments": {"url": format!("{site}/page")}}}),
-    ];
-    let lines = tokio::task::spawn_blocking(move || stdio_exchange(&args, &messages))
-        .await
-        .unwrap();
-    let reply: serde_json::Value = lines
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|v| v["id"] == 2)
-        .unwrap();
+    let reply = call_once(
+        args,
+        "l402_fetch",
+        serde_json::json!({"url": format!("{site}/page")}),
+    )
+    .await;
     let text = reply["result"]["content"][0]["text"].as_str().unwrap();
     // The fence's own tag, as the notice names it.
     let tag = text
