@@ -64,7 +64,8 @@ pub struct PreviewArgs {
     /// The URL to preview.
     url: String,
 
-    /// The method [default: GET].
+    /// The method [default: GET]: GET, HEAD, OPTIONS or TRACE (a preview
+    /// sends the request; a method that can change something is refused).
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     method: Option<String>,
 

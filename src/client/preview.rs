@@ -14,8 +14,18 @@ use crate::store::Origin;
 impl L402Client {
     /// What fetching `url` with `method` would cost and what every check
     /// says. Sends the request without credential and without body; pays
-    /// nothing and reserves nothing.
+    /// nothing and reserves nothing. Only safe methods (GET, HEAD, OPTIONS,
+    /// TRACE) are sent: a preview must not act, and a POST or DELETE to an
+    /// endpoint that does not charge would.
     pub async fn preview(&self, url: &str, method: Method) -> Result<Preview, FetchError> {
+        if !method.is_safe() {
+            return Err(FetchError::BadRequest(format!(
+                "a preview sends the request to learn its price, and a {method} could change \
+                 something on a server that does not charge, so only GET, HEAD, OPTIONS and TRACE \
+                 are previewed; to bound what this {method} may cost, fetch it with a max cost \
+                 (it pays only within that and the operator's limits)"
+            )));
+        }
         self.recover_once().await;
         let mut out = Outgoing {
             method,

@@ -44,7 +44,10 @@ pub struct FetchArgs {
 pub struct PreviewArgs {
     /// The full http or https URL to price.
     pub url: String,
-    /// The HTTP method the fetch would use: GET (the default), POST, ...
+    /// The HTTP method to preview with: GET (the default), HEAD, OPTIONS
+    /// or TRACE. A preview sends the request, so methods that can change
+    /// something (POST, PUT, PATCH, DELETE) are refused: bound what such a
+    /// call may cost with l402_fetch's max_cost_msat instead.
     #[serde(default)]
     pub method: Option<String>,
 }

@@ -48,8 +48,9 @@ const PREVIEW_DESCRIPTION: &str = "Find out what fetching a URL would cost, with
 anything: sends the request without credential or body and reports the price the server \
 asks, the verdict of every check a payment must pass (challenge, invoice, amount, expiry, \
 network, payment hash, per-request cap, session budget, rate, approval) and whether \
-l402_fetch would pay. Nothing is paid or reserved. Use it before l402_fetch on an unfamiliar \
-URL, or to check the budget left.";
+l402_fetch would pay. Nothing is paid or reserved, and nothing is changed: only GET, HEAD, \
+OPTIONS and TRACE are previewed. Use it before l402_fetch on an unfamiliar URL, or to check \
+the budget left.";
 
 const TOKENS_DESCRIPTION: &str = "List the L402 tokens bought so far, in every session: the \
 origin each is for, the price paid, its status (paid: reused automatically by l402_fetch; \

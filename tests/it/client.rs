@@ -768,6 +768,35 @@ async fn an_agent_fetch_never_reaches_the_dev_nodes_payment_routes() {
 }
 
 #[tokio::test]
+async fn a_preview_never_sends_an_unsafe_method() {
+    let (target, connections) = counting_listener().await;
+    let base = format!("http://127.0.0.1:{}", target.port());
+    let fx = client_with(Arc::new(CountingPayer::default()), &base, |_| {});
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::PATCH,
+        reqwest::Method::DELETE,
+    ] {
+        let err = fx
+            .client
+            .preview(&format!("{base}/health"), method.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FetchError::BadRequest(_)),
+            "{method}: {err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("only GET, HEAD, OPTIONS and TRACE"),
+            "{err}"
+        );
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a preview acted");
+}
+
+#[tokio::test]
 async fn redirects_are_followed_up_to_five_hops() {
     // /hop/N redirects to /hop/N-1; /hop/0 answers 200.
     let app = axum::Router::new().route(
