@@ -10,6 +10,7 @@
 pub mod dev;
 mod invoice;
 pub mod lnd;
+pub mod nwc;
 mod types;
 
 pub use invoice::{Invoice, InvoiceError};

@@ -1,0 +1,633 @@
+//! Nostr Wallet Connect (NIP-47): the protocol's nouns, no I/O yet.
+//!
+//! A wallet (Alby Hub, Coinos, Zeus, ...) hands out a connection string,
+//! `nostr+walletconnect://<wallet pubkey>?relay=<url>&secret=<hex>`; the
+//! client signs requests with the secret, encrypts them to the wallet
+//! (NIP-44 v2 when the wallet's info event offers it, NIP-04 otherwise),
+//! and sends them through the relays. This module holds what that needs
+//! and can be tested without a relay: the connection string (whose secret
+//! never reaches a log, an error or a `Debug`), the choice of encryption,
+//! the requests, and the replies read into our own types. The parsing is
+//! tolerant where wallets differ (unknown methods in `get_info`, unknown
+//! error codes) and strict where money is at stake (a preimage must match
+//! its payment hash: checked by the payer, as for every backend).
+//!
+//! See docs/NWC-NOTES.md for what the reference wallet service does.
+
+use std::fmt;
+use std::str::FromStr;
+
+use nostr::nips::nip47::NostrWalletConnectURI;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Network, PaymentHash};
+
+/// Why a connection string or a reply could not be used. No variant ever
+/// holds the connection string or its secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NwcError {
+    /// The connection string does not parse.
+    #[error(
+        "the Nostr Wallet Connect URI is not valid ({0}); it looks like \
+         nostr+walletconnect://<wallet pubkey>?relay=wss://...&secret=<64 hex digits>, \
+         as the wallet shows it"
+    )]
+    BadUri(String),
+    /// The wallet offers no encryption this client speaks.
+    #[error(
+        "the wallet offers only {offered} encryption; this client speaks nip44_v2 and nip04 \
+         (UNSUPPORTED_ENCRYPTION)"
+    )]
+    UnsupportedEncryption {
+        /// What the wallet's info event lists.
+        offered: String,
+    },
+    /// A reply that is not NIP-47 JSON.
+    #[error("the wallet's reply is not a NIP-47 response: {0}")]
+    BadReply(String),
+}
+
+/// A wallet connection: the wallet's public key, the relays, and the
+/// client's secret key. `Debug` and `Display` show the first two only.
+#[derive(Clone)]
+pub struct NwcUri {
+    inner: NostrWalletConnectURI,
+}
+
+impl NwcUri {
+    /// The wallet service's public key, hex.
+    pub fn wallet_pubkey(&self) -> String {
+        self.inner.public_key.to_hex()
+    }
+
+    /// The relays to reach the wallet through, as given.
+    pub fn relays(&self) -> Vec<String> {
+        self.inner.relays.iter().map(|r| r.to_string()).collect()
+    }
+}
+
+impl FromStr for NwcUri {
+    type Err = NwcError;
+
+    fn from_str(s: &str) -> Result<Self, NwcError> {
+        let s = s.trim();
+        // Say what is wrong without echoing the text: it holds the secret.
+        if !s.starts_with("nostr+walletconnect://") && !s.starts_with("nostrwalletconnect://") {
+            return Err(NwcError::BadUri(
+                "it does not start with nostr+walletconnect://".into(),
+            ));
+        }
+        let inner = NostrWalletConnectURI::parse(s).map_err(|e| {
+            // nostr's errors name the part that failed, never the value.
+            NwcError::BadUri(e.to_string())
+        })?;
+        if inner.relays.is_empty() {
+            return Err(NwcError::BadUri("it names no relay".into()));
+        }
+        Ok(NwcUri { inner })
+    }
+}
+
+impl fmt::Debug for NwcUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NwcUri")
+            .field("wallet", &self.wallet_pubkey())
+            .field("relays", &self.relays())
+            .field("secret", &"<not shown>")
+            .finish()
+    }
+}
+
+impl fmt::Display for NwcUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wallet {} via {}",
+            self.wallet_pubkey(),
+            self.relays().join(", ")
+        )
+    }
+}
+
+/// How requests to the wallet are encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// NIP-44 version 2: preferred.
+    Nip44V2,
+    /// NIP-04: the original, for wallets that offer nothing else.
+    Nip04,
+}
+
+impl Encryption {
+    /// The value of the request's `encryption` tag.
+    pub fn as_tag(self) -> &'static str {
+        match self {
+            Encryption::Nip44V2 => "nip44_v2",
+            Encryption::Nip04 => "nip04",
+        }
+    }
+
+    /// The encryption to use with a wallet whose info event (kind 13194)
+    /// has this `encryption` tag value (space-separated); NIP-47 says a
+    /// wallet without the tag speaks NIP-04 only.
+    pub fn choose(offered: Option<&str>) -> Result<Encryption, NwcError> {
+        let Some(offered) = offered else {
+            return Ok(Encryption::Nip04);
+        };
+        let names: Vec<&str> = offered.split_whitespace().collect();
+        if names.contains(&"nip44_v2") {
+            Ok(Encryption::Nip44V2)
+        } else if names.contains(&"nip04") {
+            Ok(Encryption::Nip04)
+        } else {
+            Err(NwcError::UnsupportedEncryption {
+                offered: if offered.trim().is_empty() {
+                    "no".into()
+                } else {
+                    offered.trim().to_string()
+                },
+            })
+        }
+    }
+}
+
+/// The requests this client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Pay a BOLT11 invoice (the amount is the invoice's).
+    PayInvoice {
+        /// The invoice.
+        invoice: String,
+    },
+    /// What became of a payment, by its payment hash.
+    LookupInvoice {
+        /// The payment hash.
+        payment_hash: PaymentHash,
+    },
+    /// The wallet's methods and network.
+    GetInfo,
+    /// The wallet's balance.
+    GetBalance,
+}
+
+impl Request {
+    /// The NIP-47 method name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::PayInvoice { .. } => "pay_invoice",
+            Request::LookupInvoice { .. } => "lookup_invoice",
+            Request::GetInfo => "get_info",
+            Request::GetBalance => "get_balance",
+        }
+    }
+
+    /// The request's plaintext content, before encryption.
+    pub fn to_json(&self) -> String {
+        let params = match self {
+            Request::PayInvoice { invoice } => json!({ "invoice": invoice }),
+            Request::LookupInvoice { payment_hash } => {
+                json!({ "payment_hash": payment_hash.to_hex() })
+            }
+            Request::GetInfo | Request::GetBalance => json!({}),
+        };
+        json!({ "method": self.method(), "params": params }).to_string()
+    }
+}
+
+/// A wallet's error code. Codes this client does not know are kept as
+/// they came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Not enough funds for the amount and the fee reserve.
+    InsufficientBalance,
+    /// The wallet's own budget for this connection is spent.
+    QuotaExceeded,
+    /// Requests come too fast.
+    RateLimited,
+    /// This connection may not do that.
+    Restricted,
+    /// No wallet is connected to this key.
+    Unauthorized,
+    /// The payment failed (no route, timeout, ...).
+    PaymentFailed,
+    /// No such invoice or payment.
+    NotFound,
+    /// The wallet cannot decrypt what was sent.
+    UnsupportedEncryption,
+    /// The wallet does not offer the method.
+    NotImplemented,
+    /// The wallet failed.
+    Internal,
+    /// Another code.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// The code as NIP-47 spells it.
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "INSUFFICIENT_BALANCE" => ErrorCode::InsufficientBalance,
+            "QUOTA_EXCEEDED" => ErrorCode::QuotaExceeded,
+            "RATE_LIMITED" => ErrorCode::RateLimited,
+            "RESTRICTED" => ErrorCode::Restricted,
+            "UNAUTHORIZED" => ErrorCode::Unauthorized,
+            "PAYMENT_FAILED" => ErrorCode::PaymentFailed,
+            "NOT_FOUND" => ErrorCode::NotFound,
+            "UNSUPPORTED_ENCRYPTION" => ErrorCode::UnsupportedEncryption,
+            "NOT_IMPLEMENTED" => ErrorCode::NotImplemented,
+            "INTERNAL" => ErrorCode::Internal,
+            other => ErrorCode::Other(other.to_string()),
+        }
+    }
+
+    /// What an agent (or its operator) can do about it.
+    pub fn what_to_do(&self) -> &'static str {
+        match self {
+            ErrorCode::InsufficientBalance => {
+                "the wallet has too little for the amount and its fee reserve: the operator can \
+                 top it up"
+            }
+            ErrorCode::QuotaExceeded => {
+                "the wallet's own budget for this connection is spent: the operator can raise it \
+                 in the wallet"
+            }
+            ErrorCode::RateLimited => "the wallet refuses requests this fast: retry in a minute",
+            ErrorCode::Restricted => {
+                "this connection may not pay invoices: the operator can grant pay_invoice in the \
+                 wallet"
+            }
+            ErrorCode::Unauthorized => {
+                "the wallet knows no connection for this key: the operator must create a new \
+                 connection string"
+            }
+            ErrorCode::PaymentFailed => "the payment failed: nothing was spent; retry later",
+            ErrorCode::NotFound => "the wallet knows no such payment",
+            ErrorCode::UnsupportedEncryption => {
+                "the wallet cannot read this client's encryption: the wallet may need an update"
+            }
+            ErrorCode::NotImplemented => "the wallet does not offer this method",
+            ErrorCode::Internal | ErrorCode::Other(_) => "the wallet failed; retry later",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
+            ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Restricted => "RESTRICTED",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::PaymentFailed => "PAYMENT_FAILED",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::UnsupportedEncryption => "UNSUPPORTED_ENCRYPTION",
+            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
+            ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Other(code) => code,
+        };
+        f.write_str(s)
+    }
+}
+
+/// A wallet's error: its code and its own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletError {
+    /// The code.
+    pub code: ErrorCode,
+    /// The wallet's sentence (remote text: shown fenced, never obeyed).
+    pub message: String,
+}
+
+impl fmt::Display for WalletError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the wallet answered {}: {} (its message: {:?})",
+            self.code,
+            self.code.what_to_do(),
+            self.message
+        )
+    }
+}
+
+/// A reply, decrypted: the method it answers, and its result or error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The method it answers.
+    pub result_type: String,
+    /// The wallet's error, if it refused or failed.
+    pub error: Option<WalletError>,
+    /// The result, when there is no error.
+    pub result: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawReply {
+    result_type: String,
+    #[serde(default)]
+    error: Option<RawError>,
+    #[serde(default)]
+    result: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+impl Reply {
+    /// Reads a decrypted reply; unknown codes and extra fields are kept or
+    /// ignored, never a reason to drop the reply.
+    pub fn parse(text: &str) -> Result<Reply, NwcError> {
+        let raw: RawReply =
+            serde_json::from_str(text).map_err(|e| NwcError::BadReply(e.to_string()))?;
+        Ok(Reply {
+            result_type: raw.result_type,
+            error: raw.error.map(|e| WalletError {
+                code: ErrorCode::parse(&e.code),
+                message: e.message,
+            }),
+            result: raw.result.filter(|v| !v.is_null()),
+        })
+    }
+
+    /// The result read as `T`, or the wallet's error.
+    pub fn into_result<T: for<'de> Deserialize<'de>>(self) -> Result<T, ReplyError> {
+        if let Some(e) = self.error {
+            return Err(ReplyError::Wallet(e));
+        }
+        let value = self
+            .result
+            .ok_or_else(|| ReplyError::Bad(NwcError::BadReply("no result and no error".into())))?;
+        serde_json::from_value(value)
+            .map_err(|e| ReplyError::Bad(NwcError::BadReply(e.to_string())))
+    }
+}
+
+/// Why a reply gave no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The wallet answered with an error.
+    #[error("{0}")]
+    Wallet(WalletError),
+    /// The reply could not be read.
+    #[error(transparent)]
+    Bad(NwcError),
+}
+
+/// `pay_invoice`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PayResult {
+    /// The preimage, hex.
+    pub preimage: String,
+    /// The routing fee the wallet paid, msat (some wallets leave it out).
+    #[serde(default)]
+    pub fees_paid: Option<u64>,
+}
+
+/// `lookup_invoice`'s result, the fields a payment's outcome needs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LookupResult {
+    /// `settled`, `pending`, `failed` or `expired` (newer wallets).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Set once settled (older wallets say settled only through this).
+    #[serde(default)]
+    pub settled_at: Option<u64>,
+    /// The preimage, once settled.
+    #[serde(default)]
+    pub preimage: Option<String>,
+    /// The amount, msat.
+    #[serde(default)]
+    pub amount: Option<u64>,
+    /// The routing fee, msat.
+    #[serde(default)]
+    pub fees_paid: Option<u64>,
+}
+
+/// What a lookup says of a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupState {
+    /// Paid, with this preimage (hex) and fee.
+    Settled {
+        /// The preimage, hex.
+        preimage: String,
+        /// The fee, msat (0 when the wallet does not say).
+        fee_msat: u64,
+    },
+    /// Still under way.
+    Pending,
+    /// Failed or expired: nothing was spent.
+    Failed,
+}
+
+impl LookupResult {
+    /// The payment's state: settled needs a preimage; a state the wallet
+    /// does not spell out is still pending (never taken as failed: paying
+    /// again could pay twice).
+    pub fn state(&self) -> LookupState {
+        let state = self.state.as_deref().unwrap_or("");
+        let settled = state == "settled" || (state.is_empty() && self.settled_at.is_some());
+        match (&self.preimage, state) {
+            (Some(p), _) if settled && !p.is_empty() => LookupState::Settled {
+                preimage: p.clone(),
+                fee_msat: self.fees_paid.unwrap_or(0),
+            },
+            (_, "failed" | "expired") => LookupState::Failed,
+            _ => LookupState::Pending,
+        }
+    }
+}
+
+/// `get_info`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct InfoResult {
+    /// The methods the wallet offers (any names: unknown ones are kept).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// The wallet's network (`mainnet`, `testnet`, `signet`, `regtest`).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Its name, if it gives one.
+    #[serde(default)]
+    pub alias: Option<String>,
+}
+
+impl InfoResult {
+    /// The wallet's network, when it names one this client knows.
+    pub fn network(&self) -> Option<Network> {
+        self.network.as_deref().and_then(|n| n.parse().ok())
+    }
+
+    /// Whether the wallet offers `method`.
+    pub fn offers(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+}
+
+/// `get_balance`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BalanceResult {
+    /// The balance, msat.
+    pub balance: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WALLET: &str = "b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42ab558e9d4";
+    const SECRET: &str = "71a8c14c1407c113601079c4302dab36460f0ccd0ad506f1f2dc73b5100e4f3c";
+
+    fn uri() -> String {
+        format!(
+            "nostr+walletconnect://{WALLET}?relay=wss%3A%2F%2Frelay.example.com&relay=ws%3A%2F%2F127.0.0.1%3A7777&secret={SECRET}"
+        )
+    }
+
+    #[test]
+    fn a_connection_string_parses_and_never_shows_its_secret() {
+        let u: NwcUri = uri().parse().unwrap();
+        assert_eq!(u.wallet_pubkey(), WALLET);
+        assert_eq!(u.relays().len(), 2);
+        for shown in [format!("{u:?}"), u.to_string()] {
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(shown.contains(WALLET), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_bad_connection_string_is_a_sentence_without_the_secret() {
+        for bad in [
+            format!("https://{WALLET}?secret={SECRET}"),
+            format!("nostr+walletconnect://{WALLET}?relay=wss%3A%2F%2Fr.example&secret=zz{SECRET}"),
+            format!("nostr+walletconnect://{WALLET}?secret={SECRET}"),
+        ] {
+            let err = bad.parse::<NwcUri>().unwrap_err().to_string();
+            assert!(
+                !err.contains(SECRET) && !err.contains(&SECRET[4..]),
+                "{err}"
+            );
+            assert!(err.contains("nostr+walletconnect://"), "{err}");
+        }
+    }
+
+    #[test]
+    fn nip44_v2_is_chosen_when_offered_and_nip04_is_the_fallback() {
+        assert_eq!(
+            Encryption::choose(Some("nip04 nip44_v2")).unwrap(),
+            Encryption::Nip44V2
+        );
+        assert_eq!(
+            Encryption::choose(Some("nip04")).unwrap(),
+            Encryption::Nip04
+        );
+        assert_eq!(Encryption::choose(None).unwrap(), Encryption::Nip04);
+        let err = Encryption::choose(Some("nip99")).unwrap_err();
+        assert!(err.to_string().contains("UNSUPPORTED_ENCRYPTION"), "{err}");
+    }
+
+    #[test]
+    fn requests_are_nip47_json() {
+        let hash = PaymentHash([0xab; 32]);
+        let v: Value =
+            serde_json::from_str(&Request::LookupInvoice { payment_hash: hash }.to_json()).unwrap();
+        assert_eq!(v["method"], "lookup_invoice");
+        assert_eq!(v["params"]["payment_hash"], hash.to_hex());
+        let v: Value = serde_json::from_str(
+            &Request::PayInvoice {
+                invoice: "lnbcrt1".into(),
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"method": "pay_invoice", "params": {"invoice": "lnbcrt1"}})
+        );
+    }
+
+    #[test]
+    fn every_error_code_of_the_issue_is_known_and_unknown_ones_are_kept() {
+        for code in [
+            "INSUFFICIENT_BALANCE",
+            "QUOTA_EXCEEDED",
+            "RATE_LIMITED",
+            "RESTRICTED",
+            "UNAUTHORIZED",
+            "PAYMENT_FAILED",
+            "NOT_FOUND",
+            "UNSUPPORTED_ENCRYPTION",
+            "INTERNAL",
+        ] {
+            let c = ErrorCode::parse(code);
+            assert!(!matches!(c, ErrorCode::Other(_)), "{code}");
+            assert_eq!(c.to_string(), code);
+        }
+        let reply = Reply::parse(
+            r#"{"result_type":"pay_invoice","error":{"code":"WALLET_ON_FIRE","message":"x"},"result":null}"#,
+        )
+        .unwrap();
+        let err = reply.into_result::<PayResult>().unwrap_err();
+        assert!(err.to_string().contains("WALLET_ON_FIRE"), "{err}");
+    }
+
+    #[test]
+    fn replies_read_into_results() {
+        let pay = Reply::parse(
+            r#"{"result_type":"pay_invoice","result":{"preimage":"00ff","fees_paid":1000}}"#,
+        )
+        .unwrap()
+        .into_result::<PayResult>()
+        .unwrap();
+        assert_eq!(pay.fees_paid, Some(1000));
+        let info = Reply::parse(
+            r#"{"result_type":"get_info","result":{"methods":["pay_invoice","sign_message","get_budget"],"network":"regtest"}}"#,
+        )
+        .unwrap()
+        .into_result::<InfoResult>()
+        .unwrap();
+        assert!(info.offers("pay_invoice") && info.offers("get_budget"));
+        assert_eq!(info.network(), Some(Network::Regtest));
+        let err = Reply::parse(r#"{"result_type":"pay_invoice","error":{"code":"INSUFFICIENT_BALANCE","message":"low"}}"#)
+            .unwrap()
+            .into_result::<PayResult>()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ReplyError::Wallet(WalletError {
+                code: ErrorCode::InsufficientBalance,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_lookup_is_settled_only_with_a_preimage_and_never_guessed_failed() {
+        let read =
+            |j: &str| -> LookupState { serde_json::from_str::<LookupResult>(j).unwrap().state() };
+        assert_eq!(
+            read(r#"{"state":"settled","preimage":"aa","fees_paid":5}"#),
+            LookupState::Settled {
+                preimage: "aa".into(),
+                fee_msat: 5
+            }
+        );
+        assert_eq!(
+            read(r#"{"settled_at":1700000000,"preimage":"aa"}"#),
+            LookupState::Settled {
+                preimage: "aa".into(),
+                fee_msat: 0
+            }
+        );
+        assert_eq!(read(r#"{"state":"settled"}"#), LookupState::Pending);
+        assert_eq!(read(r#"{"state":"failed"}"#), LookupState::Failed);
+        assert_eq!(read(r#"{"state":"expired"}"#), LookupState::Failed);
+        assert_eq!(read(r#"{}"#), LookupState::Pending);
+        assert_eq!(read(r#"{"state":"mystery"}"#), LookupState::Pending);
+    }
+}
