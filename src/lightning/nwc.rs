@@ -18,6 +18,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use nostr::nips::nip47::NostrWalletConnectURI;
+use nostr::nips::{nip04, nip44};
+use nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -46,6 +48,13 @@ pub enum NwcError {
     /// A reply that is not NIP-47 JSON.
     #[error("the wallet's reply is not a NIP-47 response: {0}")]
     BadReply(String),
+    /// A reply event that is not from the wallet, or not for this request,
+    /// or whose signature does not verify: ignored, never believed.
+    #[error("an event that claims to answer the wallet request is not from the wallet: {0}")]
+    NotFromWallet(String),
+    /// The request could not be encrypted or signed.
+    #[error("cannot seal the wallet request: {0}")]
+    Seal(String),
 }
 
 /// A wallet connection: the wallet's public key, the relays, and the
@@ -149,6 +158,92 @@ impl Encryption {
                 },
             })
         }
+    }
+}
+
+/// A request sealed for the wallet: the signed event to publish (kind
+/// 23194, encrypted to the wallet, tagged with the encryption used and an
+/// expiry after which the wallet must not carry it out).
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The event to publish.
+    pub event: Event,
+    /// The encryption used (the reply comes back in the same).
+    pub encryption: Encryption,
+}
+
+impl NwcUri {
+    /// Seals `request` for the wallet: encrypted with `encryption`, signed
+    /// with the connection's secret, expiring at `expires_at` (unix
+    /// seconds): a wallet that honours NIP-40 then never carries out a
+    /// request the client has given up on.
+    pub fn seal(
+        &self,
+        request: &Request,
+        encryption: Encryption,
+        expires_at: u64,
+    ) -> Result<Sealed, NwcError> {
+        let keys = Keys::new(self.inner.secret.clone());
+        let wallet = self.inner.public_key;
+        let plain = request.to_json();
+        let content = match encryption {
+            Encryption::Nip44V2 => {
+                nip44::encrypt(keys.secret_key(), &wallet, &plain, nip44::Version::V2)
+                    .map_err(|e| NwcError::Seal(e.to_string()))?
+            }
+            Encryption::Nip04 => nip04::encrypt(keys.secret_key(), &wallet, &plain)
+                .map_err(|e| NwcError::Seal(e.to_string()))?,
+        };
+        let event = EventBuilder::new(Kind::WalletConnectRequest, content)
+            .tag(Tag::public_key(wallet))
+            .tag(Tag::custom(
+                TagKind::custom("encryption"),
+                [encryption.as_tag()],
+            ))
+            .tag(Tag::expiration(Timestamp::from(expires_at)))
+            .sign_with_keys(&keys)
+            .map_err(|e| NwcError::Seal(e.to_string()))?;
+        Ok(Sealed { event, encryption })
+    }
+
+    /// Opens the wallet's answer to `sealed`: only an event signed by the
+    /// wallet (signature checked), of the response kind, referring to the
+    /// request, is read.
+    pub fn open(&self, sealed: &Sealed, reply: &Event) -> Result<Reply, NwcError> {
+        if reply.pubkey != self.inner.public_key {
+            return Err(NwcError::NotFromWallet(format!(
+                "signed by {}, not the wallet {}",
+                reply.pubkey.to_hex(),
+                self.wallet_pubkey()
+            )));
+        }
+        if reply.kind != Kind::WalletConnectResponse {
+            return Err(NwcError::NotFromWallet(format!(
+                "kind {}, not a response",
+                reply.kind.as_u16()
+            )));
+        }
+        reply
+            .verify()
+            .map_err(|e| NwcError::NotFromWallet(format!("its signature does not verify ({e})")))?;
+        let refers = reply.tags.iter().any(|t| {
+            let v = t.as_slice();
+            v.len() >= 2 && v[0] == "e" && v[1] == sealed.event.id.to_hex()
+        });
+        if !refers {
+            return Err(NwcError::NotFromWallet(
+                "it does not refer to the request".into(),
+            ));
+        }
+        let keys = Keys::new(self.inner.secret.clone());
+        let undecryptable = |e: String| NwcError::BadReply(format!("cannot decrypt it: {e}"));
+        let plain = match sealed.encryption {
+            Encryption::Nip44V2 => nip44::decrypt(keys.secret_key(), &reply.pubkey, &reply.content)
+                .map_err(|e| undecryptable(e.to_string()))?,
+            Encryption::Nip04 => nip04::decrypt(keys.secret_key(), &reply.pubkey, &reply.content)
+                .map_err(|e| undecryptable(e.to_string()))?,
+        };
+        Reply::parse(&plain)
     }
 }
 
@@ -603,6 +698,97 @@ mod tests {
                 code: ErrorCode::InsufficientBalance,
                 ..
             })
+        ));
+    }
+
+    /// The wallet side of a round trip: opens a request as a wallet would
+    /// and answers `result`.
+    fn wallet_answers(wallet: &Keys, request: &Event, answer: Value) -> Event {
+        let nip44_used = request
+            .tags
+            .iter()
+            .any(|t| t.as_slice() == ["encryption", "nip44_v2"]);
+        let plain = if nip44_used {
+            nip44::decrypt(wallet.secret_key(), &request.pubkey, &request.content).unwrap()
+        } else {
+            nip04::decrypt(wallet.secret_key(), &request.pubkey, &request.content).unwrap()
+        };
+        let asked: Value = serde_json::from_str(&plain).unwrap();
+        let body = json!({"result_type": asked["method"], "result": answer}).to_string();
+        let content = if nip44_used {
+            nip44::encrypt(
+                wallet.secret_key(),
+                &request.pubkey,
+                &body,
+                nip44::Version::V2,
+            )
+            .unwrap()
+        } else {
+            nip04::encrypt(wallet.secret_key(), &request.pubkey, &body).unwrap()
+        };
+        EventBuilder::new(Kind::WalletConnectResponse, content)
+            .tag(Tag::public_key(request.pubkey))
+            .tag(Tag::event(request.id))
+            .sign_with_keys(wallet)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_request_round_trips_with_either_encryption_and_only_the_wallet_is_believed() {
+        let wallet = Keys::generate();
+        let client = Keys::generate();
+        let uri: NwcUri = format!(
+            "nostr+walletconnect://{}?relay=ws%3A%2F%2F127.0.0.1%3A7777&secret={}",
+            wallet.public_key().to_hex(),
+            client.secret_key().to_secret_hex()
+        )
+        .parse()
+        .unwrap();
+        for encryption in [Encryption::Nip44V2, Encryption::Nip04] {
+            let sealed = uri
+                .seal(&Request::GetBalance, encryption, 1_900_000_000)
+                .unwrap();
+            let tags: Vec<Vec<String>> = sealed
+                .event
+                .tags
+                .iter()
+                .map(|t| t.as_slice().to_vec())
+                .collect();
+            assert!(
+                tags.contains(&vec!["expiration".into(), "1900000000".into()]),
+                "{tags:?}"
+            );
+            assert!(tags.contains(&vec!["encryption".into(), encryption.as_tag().into()]));
+            assert!(
+                !sealed.event.content.contains("get_balance"),
+                "not encrypted"
+            );
+            let reply = wallet_answers(&wallet, &sealed.event, json!({"balance": 21_000}));
+            let balance: BalanceResult = uri.open(&sealed, &reply).unwrap().into_result().unwrap();
+            assert_eq!(balance.balance, 21_000);
+            // An impostor's answer (another key, referring to the request)
+            // is not believed.
+            let impostor = EventBuilder::new(Kind::WalletConnectResponse, reply.content.clone())
+                .tag(Tag::public_key(sealed.event.pubkey))
+                .tag(Tag::event(sealed.event.id))
+                .sign_with_keys(&Keys::generate())
+                .unwrap();
+            assert!(matches!(
+                uri.open(&sealed, &impostor),
+                Err(NwcError::NotFromWallet(_))
+            ));
+        }
+        // An answer to another request is not this one's.
+        let a = uri
+            .seal(&Request::GetInfo, Encryption::Nip44V2, 1_900_000_000)
+            .unwrap();
+        let b = uri
+            .seal(&Request::GetInfo, Encryption::Nip44V2, 1_900_000_000)
+            .unwrap();
+        let reply_to_b = wallet_answers(&wallet, &b.event, json!({"methods": []}));
+        assert!(matches!(
+            uri.open(&a, &reply_to_b),
+            Err(NwcError::NotFromWallet(_))
         ));
     }
 
