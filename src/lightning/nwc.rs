@@ -16,10 +16,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use nostr::nips::nip47::NostrWalletConnectURI;
 use nostr::nips::{nip04, nip44};
-use nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
+use nostr::{Event, EventBuilder, Filter, Keys, Kind, Tag, TagKind, Timestamp};
+use nostr_relay_pool::relay::options::ReqExitPolicy;
+use nostr_relay_pool::{RelayOptions, RelayPool};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -244,6 +247,171 @@ impl NwcUri {
                 .map_err(|e| undecryptable(e.to_string()))?,
         };
         Reply::parse(&plain)
+    }
+}
+
+/// Why a call to the wallet did not come back with a reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No relay took the request: it was never sent, so nothing can have
+    /// been carried out.
+    #[error("no relay took the wallet request ({0}); nothing was sent")]
+    NotSent(String),
+    /// The request went out and no answer came in time: the wallet may
+    /// still carry it out (the reference wallet ignores the expiration), so
+    /// for a payment the outcome is unknown.
+    #[error("the wallet did not answer within {0} s")]
+    NoAnswer(u64),
+    /// The request or the reply could not be used.
+    #[error(transparent)]
+    Bad(#[from] NwcError),
+}
+
+/// A connection to a wallet through its relays: ready once
+/// [`Wallet::connect`] has reached a relay and read the wallet's info
+/// event (which decides the encryption).
+#[derive(Debug)]
+pub struct Wallet {
+    uri: NwcUri,
+    pool: RelayPool,
+    encryption: Encryption,
+    /// The methods the info event lists.
+    methods: Vec<String>,
+}
+
+impl Wallet {
+    /// Connects to the relays of `uri` within `timeout` and reads the
+    /// wallet's info event. No relay reachable is an error naming each one
+    /// and why (never a hang); relays that are down while others answer
+    /// are logged and retried in the background.
+    pub async fn connect(uri: NwcUri, timeout: Duration) -> Result<Wallet, CallError> {
+        let pool = RelayPool::default();
+        for relay in &uri.inner.relays {
+            let opts = RelayOptions::default().retry_interval(Duration::from_secs(2));
+            pool.add_relay(relay.clone(), opts)
+                .await
+                .map_err(|e| NwcError::BadUri(format!("relay {relay}: {e}")))?;
+        }
+        let connected = pool.try_connect(timeout).await;
+        if connected.success.is_empty() {
+            let why = failures(&connected.failed);
+            pool.shutdown().await;
+            return Err(CallError::NotSent(format!(
+                "no relay of the wallet connection could be reached: {why}"
+            )));
+        }
+        if !connected.failed.is_empty() {
+            tracing::warn!(failed = %failures(&connected.failed), "some wallet relays are down; retrying them in the background");
+        }
+        let info = pool
+            .fetch_events(
+                Filter::new()
+                    .author(uri.inner.public_key)
+                    .kind(Kind::WalletConnectInfo)
+                    .limit(1),
+                timeout,
+                ReqExitPolicy::ExitOnEOSE,
+            )
+            .await
+            .map_err(|e| CallError::NotSent(format!("cannot read the wallet's info event: {e}")))?;
+        let Some(info) = info.first() else {
+            pool.shutdown().await;
+            return Err(CallError::Bad(NwcError::BadReply(
+                "the wallet has published no info event (kind 13194) on its relays: is the \
+                 connection string for a running wallet?"
+                    .into(),
+            )));
+        };
+        let offered = info.tags.iter().find_map(|t| match t.as_slice() {
+            [name, value, ..] if name == "encryption" => Some(value.clone()),
+            _ => None,
+        });
+        let encryption = Encryption::choose(offered.as_deref())?;
+        let methods = info
+            .content
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        Ok(Wallet {
+            uri,
+            pool,
+            encryption,
+            methods,
+        })
+    }
+
+    /// The encryption the requests use.
+    pub fn encryption(&self) -> Encryption {
+        self.encryption
+    }
+
+    /// Whether the wallet's info event lists `method`.
+    pub fn offers(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+
+    /// Sends `request` and waits up to `timeout` for the wallet's answer.
+    /// The request expires when the wait does (NIP-40), so that a wallet
+    /// that honours the expiration never carries it out later.
+    pub async fn call(&self, request: &Request, timeout: Duration) -> Result<Reply, CallError> {
+        let expires_at = Timestamp::now().as_secs() + timeout.as_secs().max(1);
+        let sealed = self.uri.seal(request, self.encryption, expires_at)?;
+        // Listen before sending, so that a quick answer is not missed.
+        let mut answers = self
+            .pool
+            .stream_events(
+                Filter::new()
+                    .author(self.uri.inner.public_key)
+                    .kind(Kind::WalletConnectResponse)
+                    .event(sealed.event.id),
+                timeout,
+                ReqExitPolicy::WaitForEvents(1),
+            )
+            .await
+            .map_err(|e| CallError::NotSent(format!("cannot listen for the answer: {e}")))?;
+        let sent = self
+            .pool
+            .send_event(&sealed.event)
+            .await
+            .map_err(|e| CallError::NotSent(e.to_string()))?;
+        // `send_event` is Ok even when no relay took the event.
+        if sent.success.is_empty() {
+            return Err(CallError::NotSent(failures(&sent.failed)));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            use nostr_relay_pool::prelude::StreamExt;
+            let next = tokio::time::timeout_at(deadline, answers.next()).await;
+            match next {
+                Ok(Some(event)) => match self.uri.open(&sealed, &event) {
+                    Ok(reply) => return Ok(reply),
+                    // Not the wallet's, or not for this request: ignored.
+                    Err(NwcError::NotFromWallet(why)) => {
+                        tracing::warn!(%why, "ignored an event that claimed to answer the wallet request");
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                Ok(None) | Err(_) => return Err(CallError::NoAnswer(timeout.as_secs())),
+            }
+        }
+    }
+
+    /// Closes the relay connections.
+    pub async fn close(&self) {
+        self.pool.shutdown().await;
+    }
+}
+
+fn failures(failed: &std::collections::HashMap<nostr::RelayUrl, String>) -> String {
+    let mut v: Vec<String> = failed
+        .iter()
+        .map(|(url, why)| format!("{url}: {why}"))
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        "no relay answered".into()
+    } else {
+        v.join("; ")
     }
 }
 

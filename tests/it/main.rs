@@ -14,6 +14,7 @@ mod listen;
 mod lnd;
 mod macaroon_interop;
 mod mcp;
+mod nwc;
 mod registration;
 mod regtest;
 mod store;

@@ -1,0 +1,181 @@
+//! The NWC wallet connection (lightning::nwc::Wallet) through a real local
+//! Nostr relay (rust-nostr's relay builder, in process on 127.0.0.1), with a
+//! wallet side simulated here. (Alby's own wallet service is the next
+//! step; see docs/NWC-NOTES.md.)
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use l402_mcp::lightning::nwc::{BalanceResult, CallError, Encryption, NwcUri, Request, Wallet};
+use nostr::nips::{nip04, nip44};
+use nostr::{Event, EventBuilder, Filter, Keys, Kind, Tag, TagKind};
+use nostr_relay_builder::LocalRelay;
+use nostr_relay_builder::builder::{RateLimit, RelayBuilder};
+use nostr_relay_pool::prelude::StreamExt;
+use nostr_relay_pool::relay::options::ReqExitPolicy;
+use nostr_relay_pool::{RelayOptions, RelayPool};
+use serde_json::{Value, json};
+
+async fn relay() -> (LocalRelay, String) {
+    let builder = RelayBuilder::default()
+        .addr(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .rate_limit(RateLimit {
+            max_reqs: 1000,
+            notes_per_minute: 100_000,
+        });
+    let relay = LocalRelay::new(builder);
+    relay.run().await.unwrap();
+    let url = relay.url().await.to_string();
+    (relay, url)
+}
+
+fn uri(wallet: &Keys, client: &Keys, relays: &[&str]) -> NwcUri {
+    let relays: Vec<String> = relays
+        .iter()
+        .map(|r| format!("relay={}", r.replace(':', "%3A").replace('/', "%2F")))
+        .collect();
+    format!(
+        "nostr+walletconnect://{}?{}&secret={}",
+        wallet.public_key().to_hex(),
+        relays.join("&"),
+        client.secret_key().to_secret_hex()
+    )
+    .parse()
+    .unwrap()
+}
+
+/// A wallet that publishes its info event (`encryption` tag) and answers
+/// each request with `answer` (or never, with `None`).
+async fn wallet_service(relay: &str, wallet: Keys, encryption: &str, answer: Option<Value>) {
+    let pool = RelayPool::default();
+    pool.add_relay(relay, RelayOptions::default())
+        .await
+        .unwrap();
+    pool.try_connect(Duration::from_secs(5)).await;
+    let info = EventBuilder::new(Kind::WalletConnectInfo, "pay_invoice get_balance get_info")
+        .tag(Tag::custom(TagKind::custom("encryption"), [encryption]))
+        .sign_with_keys(&wallet)
+        .unwrap();
+    pool.send_event(&info).await.unwrap();
+    let requests = pool
+        .stream_events(
+            Filter::new()
+                .kind(Kind::WalletConnectRequest)
+                .pubkey(wallet.public_key()),
+            Duration::from_secs(60),
+            ReqExitPolicy::WaitDurationAfterEOSE(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut requests = requests;
+        while let Some(request) = requests.next().await {
+            let Some(answer) = answer.clone() else {
+                continue;
+            };
+            let reply = answer_to(&wallet, &request, answer);
+            let _ = pool.send_event(&reply).await;
+        }
+    });
+}
+
+fn answer_to(wallet: &Keys, request: &Event, answer: Value) -> Event {
+    let nip44_used = request
+        .tags
+        .iter()
+        .any(|t| t.as_slice() == ["encryption", "nip44_v2"]);
+    let plain = if nip44_used {
+        nip44::decrypt(wallet.secret_key(), &request.pubkey, &request.content).unwrap()
+    } else {
+        nip04::decrypt(wallet.secret_key(), &request.pubkey, &request.content).unwrap()
+    };
+    let asked: Value = serde_json::from_str(&plain).unwrap();
+    let body = json!({"result_type": asked["method"], "result": answer}).to_string();
+    let content = if nip44_used {
+        nip44::encrypt(
+            wallet.secret_key(),
+            &request.pubkey,
+            &body,
+            nip44::Version::V2,
+        )
+        .unwrap()
+    } else {
+        nip04::encrypt(wallet.secret_key(), &request.pubkey, &body).unwrap()
+    };
+    EventBuilder::new(Kind::WalletConnectResponse, content)
+        .tag(Tag::public_key(request.pubkey))
+        .tag(Tag::event(request.id))
+        .sign_with_keys(wallet)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_call_goes_through_a_real_relay_in_the_encryption_its_info_event_offers() {
+    let (_relay, url) = relay().await;
+    for (offered, expected) in [
+        ("nip04 nip44_v2", Encryption::Nip44V2),
+        ("nip04", Encryption::Nip04),
+    ] {
+        let (wallet, client) = (Keys::generate(), Keys::generate());
+        wallet_service(
+            &url,
+            wallet.clone(),
+            offered,
+            Some(json!({"balance": 21_000})),
+        )
+        .await;
+        let w = Wallet::connect(uri(&wallet, &client, &[&url]), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(w.encryption(), expected, "{offered}");
+        assert!(w.offers("pay_invoice"));
+        let reply = w
+            .call(&Request::GetBalance, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let balance: BalanceResult = reply.into_result().unwrap();
+        assert_eq!(balance.balance, 21_000);
+        w.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_is_down_at_start_is_a_clear_error_not_a_hang() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let down = format!("ws://127.0.0.1:{port}");
+    let started = Instant::now();
+    let err = Wallet::connect(
+        uri(&Keys::generate(), &Keys::generate(), &[&down]),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CallError::NotSent(_)), "{err}");
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_that_never_answers_is_an_unknown_outcome_within_the_timeout() {
+    let (_relay, url) = relay().await;
+    let (wallet, client) = (Keys::generate(), Keys::generate());
+    wallet_service(&url, wallet.clone(), "nip44_v2", None).await;
+    let w = Wallet::connect(uri(&wallet, &client, &[&url]), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = w
+        .call(&Request::GetBalance, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert_eq!(err, CallError::NoAnswer(2));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    w.close().await;
+}
