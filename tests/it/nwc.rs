@@ -6,7 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use l402_mcp::lightning::nwc::{BalanceResult, CallError, Encryption, NwcUri, Request, Wallet};
+use l402_mcp::lightning::nwc::{
+    BalanceResult, CallError, Encryption, NwcError, NwcUri, Request, Wallet,
+};
 use nostr::nips::{nip04, nip44};
 use nostr::{Event, EventBuilder, Filter, Keys, Kind, Tag, TagKind};
 use nostr_relay_builder::LocalRelay;
@@ -178,4 +180,55 @@ async fn a_wallet_that_never_answers_is_an_unknown_outcome_within_the_timeout() 
     assert_eq!(err, CallError::NoAnswer(2));
     assert!(started.elapsed() < Duration::from_secs(4));
     w.close().await;
+}
+
+#[test]
+fn a_sealed_request_is_encrypted_tagged_and_only_the_wallets_answer_is_believed() {
+    let (wallet, client) = (Keys::generate(), Keys::generate());
+    let uri = uri(&wallet, &client, &["ws://127.0.0.1:7777"]);
+    for encryption in [Encryption::Nip44V2, Encryption::Nip04] {
+        let sealed = uri
+            .seal(&Request::GetBalance, encryption, 1_900_000_000)
+            .unwrap();
+        let tags: Vec<Vec<String>> = sealed
+            .event
+            .tags
+            .iter()
+            .map(|t| t.as_slice().to_vec())
+            .collect();
+        assert!(
+            tags.contains(&vec!["expiration".into(), "1900000000".into()]),
+            "{tags:?}"
+        );
+        assert!(tags.contains(&vec!["encryption".into(), encryption.as_tag().into()]));
+        assert!(
+            !sealed.event.content.contains("get_balance"),
+            "not encrypted"
+        );
+        let reply = answer_to(&wallet, &sealed.event, json!({"balance": 21_000}));
+        let balance: BalanceResult = uri.open(&sealed, &reply).unwrap().into_result().unwrap();
+        assert_eq!(balance.balance, 21_000);
+        // The same answer signed by another key, referring to the request.
+        let impostor = EventBuilder::new(Kind::WalletConnectResponse, reply.content.clone())
+            .tag(Tag::public_key(sealed.event.pubkey))
+            .tag(Tag::event(sealed.event.id))
+            .sign_with_keys(&Keys::generate())
+            .unwrap();
+        assert!(matches!(
+            uri.open(&sealed, &impostor),
+            Err(NwcError::NotFromWallet(_))
+        ));
+    }
+    // The wallet's answer to another request is not this one's.
+    let a = uri
+        .seal(&Request::GetInfo, Encryption::Nip44V2, 1_900_000_000)
+        .unwrap();
+    let b = uri
+        .seal(&Request::GetInfo, Encryption::Nip44V2, 1_900_000_000)
+        .unwrap();
+    let to_b = answer_to(&wallet, &b.event, json!({"methods": []}));
+    assert!(matches!(
+        uri.open(&a, &to_b),
+        Err(NwcError::NotFromWallet(_))
+    ));
 }
