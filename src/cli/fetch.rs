@@ -592,6 +592,14 @@ pub async fn recover(client: &L402Client, ctx: Ctx) {
 }
 
 fn receipt_line(r: &Receipt, url: &str, session: &str) -> String {
+    let line = receipt_words(r, url, session);
+    match &r.note {
+        Some(note) => format!("{line}; note: {note}"),
+        None => line,
+    }
+}
+
+fn receipt_words(r: &Receipt, url: &str, session: &str) -> String {
     if r.paid {
         format!(
             "paid {} (+{} fee) for {url}; {} left in session {session}",
@@ -615,6 +623,7 @@ fn receipt_json(r: &Receipt, session: &str) -> Value {
         "payment_hash": r.payment_hash.to_hex(),
         "budget_left_msat": r.budget_left_msat,
         "session": session,
+        "note": r.note,
     })
 }
 
@@ -763,10 +772,20 @@ mod tests {
             fee_msat: 0,
             payment_hash: l402_mcp::lightning::PaymentHash([1; 32]),
             budget_left_msat: 4_979_000,
+            note: None,
         };
         assert_eq!(
             receipt_line(&r, "http://h/v1/demo", "default"),
             "paid 21 sats (+0 fee) for http://h/v1/demo; 4979 sats left in session default"
+        );
+        let noted = Receipt {
+            note: Some("the wallet charged more".into()),
+            ..r
+        };
+        assert_eq!(
+            receipt_line(&noted, "http://h/v1/demo", "default"),
+            "paid 21 sats (+0 fee) for http://h/v1/demo; 4979 sats left in session default; \
+             note: the wallet charged more"
         );
     }
 }

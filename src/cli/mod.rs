@@ -37,6 +37,7 @@ use l402_mcp::lightning::dev::DevPayer;
 use l402_mcp::lightning::lnd::{
     CredentialError, LndConfig, LndError, LndMacaroon, LndNode, PAYMENT_TIMEOUT_MARGIN, TlsCert,
 };
+use l402_mcp::lightning::nwc::{NwcPayer, NwcPayerError, NwcTimeouts};
 
 use settings::{LndSettings, Overrides, PayerChoice, SettingFlags, Settings, SettingsError};
 
@@ -210,6 +211,41 @@ pub async fn make_payer(settings: &Settings) -> Result<Arc<dyn Payer>, Failure> 
                 .max(Duration::from_secs(1));
             let node = connect_lnd(&lnd, payment_timeout).await?;
             Ok(Arc::new(node))
+        }
+        Some(PayerChoice::Nwc { uri, network }) => {
+            let uri = uri.load().map_err(|e| Failure::general("config", e))?;
+            // The wallet's answer is awaited a little less long than the
+            // client waits, so that its own verdict arrives in time.
+            let timeouts = NwcTimeouts {
+                connect: Duration::from_secs(settings.request_timeout_secs.value.min(15)),
+                payment: Duration::from_secs(settings.payment_timeout_secs.value)
+                    .saturating_sub(PAYMENT_TIMEOUT_MARGIN)
+                    .max(Duration::from_secs(1)),
+                request: Duration::from_secs(settings.request_timeout_secs.value),
+            };
+            let payer = NwcPayer::connect(uri, network, timeouts)
+                .await
+                .map_err(|e| {
+                    let (kind, code) = match e {
+                        NwcPayerError::Connect(_) => {
+                            ("nwc_unavailable", l402_mcp::client::EXIT_NETWORK)
+                        }
+                        NwcPayerError::WrongNetwork { .. } => ("nwc_network", EXIT_ERROR),
+                        _ => ("nwc", EXIT_ERROR),
+                    };
+                    Failure {
+                        kind,
+                        message: e.to_string(),
+                        code,
+                    }
+                })?;
+            tracing::info!(
+                wallet = %payer.wallet_pubkey(),
+                alias = payer.alias().unwrap_or(""),
+                network = %Payer::network(&payer),
+                "paying from a wallet over Nostr Wallet Connect"
+            );
+            Ok(Arc::new(payer))
         }
         None => Err(Failure::general("no_payer", settings.no_payer_message())),
     }

@@ -44,13 +44,14 @@ pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
             })),
             "payments": report.payments.iter().map(payment_json).collect::<Vec<_>>(),
             "all_time": totals_json(&report.all_time),
+            "wallet_balance_msat": report.wallet_balance_msat,
         }))?;
     } else {
         print_human(session, &report, &settings.store_path())?;
     }
     if !ctx.quiet && report.unresolved > 0 && !client.can_pay() {
         say_err!(
-            "note: {} unresolved and holding budget; configure the payer (--lnd-host or --dev-node) \
+            "note: {} unresolved and holding budget; configure the payer (--nwc-file, --lnd-host or --dev-node) \
              so that they can be resolved",
             count(report.unresolved, "payment")
         );
@@ -102,6 +103,12 @@ fn print_human(
                 p.url
             ))?;
         }
+    }
+    if let Some(balance) = report.wallet_balance_msat {
+        stdout_line(&format!(
+            "wallet balance: {} (the wallet's own figure; the budget above is what may be spent)",
+            sats(balance)
+        ))?;
     }
     let totals = &report.all_time;
     stdout_line(&format!(

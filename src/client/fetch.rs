@@ -280,6 +280,7 @@ impl L402Client {
             fee_msat: paid.fee_msat,
             payment_hash: token.hash,
             budget_left_msat: self.budget().map(|b| b.left_msat).unwrap_or(0),
+            note: fee_note(paid.fee_msat, self.config.fee_limit_msat),
         });
         Ok(retried)
     }
@@ -321,6 +322,7 @@ impl L402Client {
             // As of this client's last look at the ledger: a reused token
             // spends nothing, so no database read on this path.
             budget_left_msat: self.budget_left_snapshot(),
+            note: None,
         }
     }
 
@@ -474,4 +476,20 @@ pub(super) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| FetchError::Task(format!("a store task: {e}")))
+}
+
+/// The receipt's sentence when the payer charged more routing fee than
+/// was reserved for it. A wallet over Nostr Wallet Connect takes no fee
+/// limit: the ledger records what it charged, and the budget left counts
+/// it, so what the person was told and what moved agree.
+fn fee_note(fee_msat: u64, reserved_msat: u64) -> Option<String> {
+    (fee_msat > reserved_msat).then(|| {
+        format!(
+            "the wallet charged a routing fee of {}, above the {} reserved for it (a Nostr \
+             Wallet Connect wallet takes no fee limit); the spend log records what it charged \
+             and the budget left counts it",
+            Msat(fee_msat),
+            Msat(reserved_msat)
+        )
+    })
 }

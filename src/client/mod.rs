@@ -123,6 +123,9 @@ pub struct Receipt {
     pub payment_hash: PaymentHash,
     /// What is left of the session's budget.
     pub budget_left_msat: u64,
+    /// Something the person paying should know of this payment (a fee
+    /// above the one reserved), as a sentence.
+    pub note: Option<String>,
 }
 
 fn ser_hash<S: serde::Serializer>(h: &PaymentHash, s: S) -> Result<S::Ok, S::Error> {

@@ -452,9 +452,26 @@ impl L402Client {
                     continue;
                 }
             };
+            // Released only when the payment cannot still happen: never
+            // sent (only reserved), or the backend would know of it by now
+            // (lnd), or its invoice has expired (a wallet over NWC can
+            // carry out a request it did not know of when asked).
+            let release_unknown = status == PaymentStatus::Unknown
+                && (p.state == PaymentState::Reserved && age > 5
+                    || age > grace
+                        && (self.payer.unknown_is_final() || self.invoice_expired(&hash).await?));
             let (store, ledger) = (self.store.clone(), self.ledger.clone());
             match status {
-                PaymentStatus::Succeeded(payment) => {
+                PaymentStatus::Succeeded(payment) if !payment.preimage.matches(&hash) => {
+                    tracing::error!(payment_hash = %hash, "the payer says a pending payment succeeded, with a preimage that does not match its hash; left pending");
+                    report.still_pending += 1;
+                }
+                PaymentStatus::Succeeded(mut payment) => {
+                    if payment.amount_msat == 0 {
+                        // The backend did not say: what was reserved for
+                        // the invoice is its amount.
+                        payment.amount_msat = p.amount_msat;
+                    }
                     blocking(move || {
                         let _ = ledger.commit(&reservation, payment.amount_msat, payment.fee_msat);
                         match store.get_by_hash(&hash) {
@@ -478,11 +495,7 @@ impl L402Client {
                     .map_err(FetchError::from)?;
                     report.released += 1;
                 }
-                PaymentStatus::Unknown
-                    if p.state == PaymentState::Reserved && age > 5 || age > grace =>
-                {
-                    // Never sent (still only reserved), or sent so long ago
-                    // that the backend would know of it.
+                PaymentStatus::Unknown if release_unknown => {
                     blocking(move || {
                         let _ = store.mark_failed(&hash);
                         ledger.release(&reservation)
@@ -497,3 +510,26 @@ impl L402Client {
         Ok(report)
     }
 }
+
+impl L402Client {
+    /// True when the invoice of the pending token for `hash` expired more
+    /// than [`EXPIRED_MARGIN`] ago: no wallet can pay it any more. A token
+    /// or invoice that cannot be read bounds nothing: false.
+    async fn invoice_expired(&self, hash: &PaymentHash) -> Result<bool, FetchError> {
+        let (store, hash) = (self.store.clone(), *hash);
+        let token = blocking(move || store.get_by_hash(&hash)).await??;
+        let now = self.store.now();
+        Ok(match token.map(|t| t.invoice().parse::<Invoice>()) {
+            Some(Ok(invoice)) => invoice.expires_at_unix() + EXPIRED_MARGIN.as_secs() < now,
+            _ => {
+                tracing::warn!(payment_hash = %hash, "a pending payment's invoice cannot be read; left pending");
+                false
+            }
+        })
+    }
+}
+
+/// How long after its invoice's expiry an unanswered payment that the
+/// payer does not know is still held: clocks differ, and a payment that
+/// started just before the expiry may still be settling.
+pub const EXPIRED_MARGIN: Duration = Duration::from_secs(10 * 60);

@@ -21,7 +21,15 @@ pub struct SpendReport {
     pub payments: Vec<PaymentRecord>,
     /// Every session, all time.
     pub all_time: SpendTotals,
+    /// What the payer's wallet holds, msat, where it says (a wallet over
+    /// Nostr Wallet Connect that offers `get_balance`): the wallet's own
+    /// figure, beside the operator's budget, which is what may be spent.
+    pub wallet_balance_msat: Option<u64>,
 }
+
+/// How long a report waits for the wallet's balance: a slow wallet must
+/// not hold up the report of what was spent.
+const BALANCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A token named by the user: a row id, a payment hash, or a unique
 /// prefix of one (at least 6 hex digits).
@@ -165,11 +173,30 @@ impl L402Client {
             ))
         })
         .await??;
+        let wallet_balance_msat = if self.can_pay() {
+            match tokio::time::timeout(BALANCE_TIMEOUT, self.payer.balance()).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the wallet's balance");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "the wallet's balance did not come within {} s",
+                        BALANCE_TIMEOUT.as_secs()
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(SpendReport {
             budget,
             unresolved,
             payments,
             all_time,
+            wallet_balance_msat,
         })
     }
 

@@ -66,7 +66,8 @@ pub enum PayError {
     Unreachable(String),
 }
 
-/// Pays invoices. Implementations: [`dev::DevPayer`]; LND later.
+/// Pays invoices. Implementations: [`dev::DevPayer`], [`lnd::LndNode`],
+/// [`nwc::NwcPayer`].
 #[async_trait]
 pub trait Payer: Send + Sync + std::fmt::Debug {
     /// The network this payer's money lives on; invoices for any other
@@ -78,6 +79,23 @@ pub trait Payer: Send + Sync + std::fmt::Debug {
 
     /// What became of an earlier payment to `payment_hash`.
     async fn status(&self, payment_hash: &PaymentHash) -> Result<PaymentStatus, PayError>;
+
+    /// Whether [`PaymentStatus::Unknown`] from [`status`](Payer::status),
+    /// asked longer than the payment timeout after the payment was sent,
+    /// proves it was never made and never will be. True for lnd (it
+    /// records a payment before sending it) and the dev node. False for a
+    /// wallet over Nostr Wallet Connect: it may receive a request late and
+    /// carry it out after answering that it knows no such payment, so an
+    /// unanswered payment stays pending until its invoice has expired.
+    fn unknown_is_final(&self) -> bool {
+        true
+    }
+
+    /// What the payer can spend, in millisatoshis, where it says
+    /// (`None`: it does not say).
+    async fn balance(&self) -> Result<Option<u64>, PayError> {
+        Ok(None)
+    }
 }
 
 /// A fresh invoice and what the issuer knows of it.

@@ -1,4 +1,5 @@
-//! Nostr Wallet Connect (NIP-47): the protocol's nouns, no I/O yet.
+//! Nostr Wallet Connect (NIP-47): the protocol's nouns, the wallet reached
+//! through its relays, and [`NwcPayer`].
 //!
 //! A wallet (Alby Hub, Coinos, Zeus, ...) hands out a connection string,
 //! `nostr+walletconnect://<wallet pubkey>?relay=<url>&secret=<hex>`; the
@@ -27,6 +28,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Network, PaymentHash};
+
+mod payer;
+pub use payer::{NwcPayer, NwcPayerError, NwcTimeouts};
 
 /// Why a connection string or a reply could not be used. No variant ever
 /// holds the connection string or its secret.
@@ -100,6 +104,13 @@ impl FromStr for NwcUri {
         Ok(NwcUri { inner })
     }
 }
+
+impl PartialEq for NwcUri {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+}
+impl Eq for NwcUri {}
 
 impl fmt::Debug for NwcUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -257,6 +268,11 @@ pub enum CallError {
     /// been carried out.
     #[error("no relay took the wallet request ({0}); nothing was sent")]
     NotSent(String),
+    /// The request was handed to a relay but none confirmed taking it (no
+    /// `OK` in time, the connection dropped): it may have reached the
+    /// wallet, so for a payment the outcome is unknown.
+    #[error("no relay confirmed taking the wallet request ({0}); it may have reached the wallet")]
+    Unconfirmed(String),
     /// The request went out and no answer came in time: the wallet may
     /// still carry it out (the reference wallet ignores the expiration), so
     /// for a payment the outcome is unknown.
@@ -345,6 +361,16 @@ impl Wallet {
         self.encryption
     }
 
+    /// The methods the wallet's info event lists.
+    pub fn methods(&self) -> &[String] {
+        &self.methods
+    }
+
+    /// The connection string this wallet was reached with.
+    pub fn uri(&self) -> &NwcUri {
+        &self.uri
+    }
+
     /// Whether the wallet's info event lists `method`.
     pub fn offers(&self, method: &str) -> bool {
         self.methods.iter().any(|m| m == method)
@@ -369,15 +395,7 @@ impl Wallet {
             )
             .await
             .map_err(|e| CallError::NotSent(format!("cannot listen for the answer: {e}")))?;
-        let sent = self
-            .pool
-            .send_event(&sealed.event)
-            .await
-            .map_err(|e| CallError::NotSent(e.to_string()))?;
-        // `send_event` is Ok even when no relay took the event.
-        if sent.success.is_empty() {
-            return Err(CallError::NotSent(failures(&sent.failed)));
-        }
+        self.send(&sealed.event).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             use nostr_relay_pool::prelude::StreamExt;
@@ -394,6 +412,60 @@ impl Wallet {
                 Ok(None) | Err(_) => return Err(CallError::NoAnswer(timeout.as_secs())),
             }
         }
+    }
+
+    /// Publishes `event` to every relay. Ok when at least one relay took
+    /// it. When none did, the error tells whether it can have gone out:
+    /// [`CallError::NotSent`] only when no relay was connected or each
+    /// refused it (its `OK` false), [`CallError::Unconfirmed`] otherwise
+    /// (no `OK` in time, a connection dropped after the event was written). The pool's own `send_event` cannot be used for this: it is
+    /// Ok when no relay took the event, and its errors are text.
+    async fn send(&self, event: &Event) -> Result<(), CallError> {
+        use nostr_relay_pool::relay::Error as RelayError;
+        let relays = self.pool.relays().await;
+        let mut why = Vec::new();
+        // A relay not connected now is not tried: the event cannot go out
+        // through it. (Its `send_event` answers `NotConnected` both then
+        // and when the connection drops after the event was written, so
+        // that error alone cannot tell.)
+        let connected: Vec<_> = relays
+            .iter()
+            .filter(|(url, relay)| {
+                let up = relay.is_connected();
+                if !up {
+                    why.push(format!("{url}: not connected"));
+                }
+                up
+            })
+            .collect();
+        let sends = connected
+            .iter()
+            .map(|(url, relay)| async move { (url.to_string(), relay.send_event(event).await) });
+        let results = futures_util::future::join_all(sends).await;
+        let mut maybe_sent = false;
+        for (url, result) in results {
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    // Refused before or by the relay (its `OK` false): not
+                    // sent. Anything else may have gone out.
+                    maybe_sent |=
+                        !matches!(e, RelayError::WriteDisabled | RelayError::RelayMessage(_));
+                    why.push(format!("{url}: {e}"));
+                }
+            }
+        }
+        why.sort();
+        let why = if why.is_empty() {
+            "the connection names no relay".to_string()
+        } else {
+            why.join("; ")
+        };
+        Err(if maybe_sent {
+            CallError::Unconfirmed(why)
+        } else {
+            CallError::NotSent(why)
+        })
     }
 
     /// Closes the relay connections.

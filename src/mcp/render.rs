@@ -63,6 +63,7 @@ pub(super) fn receipt_output(r: &Receipt, session: &str) -> ReceiptOutput {
         payment_hash: r.payment_hash.to_hex(),
         budget_left_msat: r.budget_left_msat,
         session: session.to_string(),
+        note: r.note.clone(),
     }
 }
 
@@ -314,6 +315,7 @@ pub(super) fn spend_result(
                 .collect(),
         },
         limits,
+        wallet_balance_msat: s.wallet_balance_msat,
     };
     let b = &budget;
     let mut text = format!(
@@ -339,6 +341,12 @@ pub(super) fn spend_result(
         text.push_str(&format!(
             " {} unresolved (outcome not known yet).",
             s.unresolved
+        ));
+    }
+    if let Some(balance) = s.wallet_balance_msat {
+        text.push_str(&format!(
+            " The paying wallet holds {} (its own figure; the budget is what may be spent here).",
+            Msat(balance)
         ));
     }
     for p in &s.payments {

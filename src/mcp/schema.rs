@@ -80,6 +80,9 @@ pub struct ReceiptOutput {
     pub budget_left_msat: u64,
     /// The budget session that paid.
     pub session: String,
+    /// Something the person paying should know of this payment (a fee
+    /// above the one reserved), or null.
+    pub note: Option<String>,
 }
 
 /// `l402_fetch`'s result.
@@ -287,4 +290,8 @@ pub struct SpendOutput {
     pub all_time: AllTimeOutput,
     /// The operator's limits.
     pub limits: LimitsOutput,
+    /// What the paying wallet holds, msat, where it says (a wallet over
+    /// Nostr Wallet Connect offering get_balance); null otherwise. The
+    /// session's budget, not this, is what may be spent here.
+    pub wallet_balance_msat: Option<u64>,
 }

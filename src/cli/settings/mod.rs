@@ -47,6 +47,7 @@ use url::Url;
 
 use l402_mcp::lightning::Network;
 use l402_mcp::lightning::lnd::{LndHost, SettingForm, setting_form};
+use l402_mcp::lightning::nwc::NwcUri;
 
 use l402_mcp::client::{
     ClientConfig, DEFAULT_FEE_LIMIT_MSAT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_COST_MSAT,
@@ -122,7 +123,80 @@ pub enum PayerChoice {
     },
     /// An lnd node over gRPC.
     Lnd(LndSettings),
+    /// A wallet over Nostr Wallet Connect.
+    Nwc {
+        /// Where its connection string is.
+        uri: NwcSource,
+        /// The network it must be on, if stated (else the wallet's own).
+        network: Option<Network>,
+    },
 }
+
+/// Where a wallet's connection string comes from: the setting itself, or
+/// a file holding it (read when the payer is made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NwcSource {
+    /// Given inline (`nwc_uri`).
+    Uri(NwcUri),
+    /// In a file (`nwc_file`).
+    File(PathBuf),
+}
+
+impl NwcSource {
+    /// The connection string: parsed, or read from its file and parsed.
+    /// Errors never quote the string (it holds the secret). A file others
+    /// can read gives a warning: the secret can spend the wallet's money.
+    pub fn load(&self) -> Result<NwcUri, String> {
+        let path = match self {
+            NwcSource::Uri(uri) => return Ok(uri.clone()),
+            NwcSource::File(path) => path,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read the wallet connection file {} (nwc_file): {e}",
+                path.display()
+            )
+        })?;
+        warn_if_readable_by_others(path);
+        text.trim().parse::<NwcUri>().map_err(|e| {
+            format!(
+                "the wallet connection file {} (nwc_file) does not hold a connection string: {e}",
+                path.display()
+            )
+        })
+    }
+
+    /// What it is, for display: the wallet and relays (never the secret),
+    /// and the file it came from.
+    pub fn describe(&self) -> String {
+        match self {
+            NwcSource::Uri(uri) => uri.to_string(),
+            NwcSource::File(path) => match self.load() {
+                Ok(uri) => format!("{uri} (from {})", path.display()),
+                Err(e) => e,
+            },
+        }
+    }
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "the wallet connection file can be read by other users, and its secret spends \
+                 the wallet's money: chmod 600 it"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
 
 impl PayerChoice {
     /// One line for `config show`.
@@ -133,6 +207,11 @@ impl PayerChoice {
                 "lnd at {} ({})",
                 l.host,
                 l.network.map_or("any network", |n| n.as_str())
+            ),
+            PayerChoice::Nwc { uri, network } => format!(
+                "Nostr Wallet Connect: {} ({})",
+                uri.describe(),
+                network.map_or("the wallet's network", |n| n.as_str())
             ),
         }
     }
@@ -150,6 +229,20 @@ impl PayerChoice {
                 "tls_cert": l.tls_cert.describe(false),
                 "macaroon": l.macaroon.describe(true),
             }),
+            PayerChoice::Nwc { uri, network } => {
+                let loaded = uri.load();
+                serde_json::json!({
+                    "kind": "nwc",
+                    "wallet_pubkey": loaded.as_ref().ok().map(NwcUri::wallet_pubkey),
+                    "relays": loaded.as_ref().ok().map(NwcUri::relays),
+                    "file": match uri {
+                        NwcSource::File(p) => Some(p.display().to_string()),
+                        NwcSource::Uri(_) => None,
+                    },
+                    "error": loaded.err(),
+                    "network": network.map(|n| n.as_str()),
+                })
+            }
         }
     }
 }
@@ -681,6 +774,34 @@ const SECRET_CREDENTIAL: Kind<Option<CredentialSetting>> = Kind {
     ..CREDENTIAL
 };
 
+const NWC_URI: Kind<Option<NwcUri>> = Kind {
+    toml: Toml::String,
+    secret: true,
+    // NwcUri's errors never quote the text.
+    parse: |s, _| {
+        s.parse()
+            .map(Some)
+            .map_err(|e: l402_mcp::lightning::nwc::NwcError| format!("is unusable: {e}"))
+    },
+    check: |_| Ok(()),
+    // The wallet and relays; never the secret.
+    text: |v| v.as_ref().map(NwcUri::to_string),
+};
+
+const FILE: Kind<Option<PathBuf>> = Kind {
+    toml: Toml::String,
+    secret: false,
+    // A relative path in the file is relative to the file.
+    parse: |s, base| {
+        Ok(Some(match base {
+            Some(base) => base.join(expand_home(s)),
+            None => expand_home(s),
+        }))
+    },
+    check: |_| Ok(()),
+    text: |v| v.as_ref().map(|p| p.display().to_string()),
+};
+
 const NETWORK: Kind<Option<Network>> = Kind {
     toml: Toml::String,
     secret: false,
@@ -791,12 +912,29 @@ settings! {
             .about("inline text is shown as `inline (not shown)`")
             .example("~/.lnd/pay.macaroon");
 
-    /// The network the lnd node is on: mainnet, testnet, signet or
-    /// regtest. Checked against the node before anything is paid; no
-    /// default, and required with lnd.
+    /// Pay from a wallet over Nostr Wallet Connect (Alby Hub, Coinos,
+    /// Primal, Zeus, LNbits, ...): its connection string,
+    /// nostr+walletconnect://... A secret, never shown: prefer the
+    /// environment or nwc_file to the flag, which other local users can
+    /// see.
+    nwc_uri: Option<NwcUri> = Spec::new("L402_NWC_URI", NWC_URI, || None)
+        .flag("--nwc", "URI")
+        .about("the payer: a wallet over Nostr Wallet Connect; see [Use with your wallet](#use-with-your-wallet)")
+        .example("nostr+walletconnect://<wallet pubkey>?relay=wss://...&secret=...");
+
+    /// A file holding the wallet's connection string instead (mode 0600;
+    /// a warning otherwise); in the config file, relative to it.
+    nwc_file: Option<PathBuf> = Spec::new("L402_NWC_FILE", FILE, || None)
+        .flag("--nwc-file", "PATH")
+        .example("~/.config/l402-mcp/nwc.uri");
+
+    /// The network the payer is on: mainnet, testnet, signet or regtest.
+    /// Required with lnd and checked against the node before anything is
+    /// paid; with a wallet over Nostr Wallet Connect, checked against the
+    /// wallet (unset: the wallet's own).
     network: Option<Network> = Spec::new("L402_NETWORK", NETWORK, || None)
         .flag("--network", "NETWORK")
-        .about("required with lnd, checked against the node")
+        .about("required with lnd, checked against the node or wallet")
         .example("mainnet");
 
     /// Where the token store (l402-mcp.sqlite) lives; in the config file, a
@@ -962,6 +1100,17 @@ impl Settings {
         if let Some(node) = &self.dev_node.value {
             return Some(PayerChoice::Dev { node: node.clone() });
         }
+        let nwc = match (&self.nwc_uri.value, &self.nwc_file.value) {
+            (Some(uri), _) => Some(NwcSource::Uri(uri.clone())),
+            (None, Some(file)) => Some(NwcSource::File(file.clone())),
+            (None, None) => None,
+        };
+        if let Some(uri) = nwc {
+            return Some(PayerChoice::Nwc {
+                uri,
+                network: self.network.value,
+            });
+        }
         match (
             &self.lnd_host.value,
             &self.lnd_tls_cert.value,
@@ -985,9 +1134,10 @@ impl Settings {
         format!(
             "no payer is configured; pass --dev-node URL (a gateway's dev node, e.g. \
              http://127.0.0.1:8402; L402_DEV_NODE, or dev_node in {file}) to pay on the dev \
-             network, or name an lnd node with --lnd-host, --lnd-tls-cert, --lnd-macaroon and \
-             --network (L402_LND_HOST, L402_LND_TLS_CERT, L402_LND_MACAROON and L402_NETWORK, or \
-             lnd_host, lnd_tls_cert, lnd_macaroon and network in {file})",
+             network, give a wallet's Nostr Wallet Connect string (L402_NWC_URI, --nwc-file \
+             PATH, or nwc_uri in {file}), or name an lnd node with --lnd-host, --lnd-tls-cert, \
+             --lnd-macaroon and --network (L402_LND_HOST, L402_LND_TLS_CERT, L402_LND_MACAROON \
+             and L402_NETWORK, or lnd_host, lnd_tls_cert, lnd_macaroon and network in {file})",
             file = self.config_file.value.display()
         )
     }
@@ -1184,11 +1334,41 @@ fn relative_to(base: &Path, value: &str) -> String {
 fn check_payer(s: &Settings) -> Result<(), SettingsError> {
     let invalid = |m: String| Err(SettingsError::Invalid(m));
     let (dev_node, lnd_host, network) = (&s.dev_node, &s.lnd_host, &s.network);
-    if dev_node.value.is_some() && lnd_host.value.is_some() {
+    let given: Vec<String> = [
+        (
+            "a dev node",
+            "dev_node",
+            &dev_node.source,
+            dev_node.value.is_some(),
+        ),
+        (
+            "an lnd node",
+            "lnd_host",
+            &lnd_host.source,
+            lnd_host.value.is_some(),
+        ),
+        (
+            "a wallet",
+            "nwc_uri",
+            &s.nwc_uri.source,
+            s.nwc_uri.value.is_some(),
+        ),
+        (
+            "a wallet file",
+            "nwc_file",
+            &s.nwc_file.source,
+            s.nwc_file.value.is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(.., set)| *set)
+    .map(|(what, key, source, _)| format!("{what} ({key}, {source})"))
+    .collect();
+    if given.len() > 1 {
         return invalid(format!(
-            "both a dev node (dev_node, {}) and an lnd node (lnd_host, {}) are configured; \
-             the payer must be one of them: remove one",
-            dev_node.source, lnd_host.source
+            "{} payers are configured: {}; the payer must be one of them: remove the others",
+            given.len(),
+            given.join(", ")
         ));
     }
     if let (Some(_), Some(n)) = (&dev_node.value, network.value)

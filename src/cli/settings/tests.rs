@@ -241,8 +241,8 @@ fn dev_node_and_lnd_together_is_an_error_naming_both() {
     let (s, _d) = resolve_with(None, &[], &flags);
     assert_eq!(
         s.unwrap_err().to_string(),
-        "both a dev node (dev_node, flag --dev-node) and an lnd node (lnd_host, flag --lnd-host) \
-         are configured; the payer must be one of them: remove one"
+        "2 payers are configured: a dev node (dev_node, flag --dev-node), an lnd node \
+         (lnd_host, flag --lnd-host); the payer must be one of them: remove the others"
     );
     let (s, _d) = resolve_with(
         None,
@@ -549,5 +549,125 @@ fn the_readme_settings_table_is_the_declarations() {
         expected,
         "README.md's settings table differs from the declarations in src/cli/settings.rs; \
          run `L402_BLESS_README=1 cargo test --bin l402-mcp settings` to rewrite it"
+    );
+}
+
+const NWC_SECRET: &str = "71a8c14c1407c113601079c4302dab36460f0ccd0ad506f1f2dc73b5100e4f3c";
+
+fn nwc_text() -> String {
+    format!(
+        "nostr+walletconnect://b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42ab558e9d4\
+         ?relay=wss%3A%2F%2Frelay.example.com&secret={NWC_SECRET}"
+    )
+}
+
+#[test]
+fn a_wallet_from_the_environment_is_the_payer_and_its_secret_is_never_shown() {
+    let uri = nwc_text();
+    let (s, _d) = resolve_with(None, &[("L402_NWC_URI", &uri)], &Overrides::default());
+    let s = s.unwrap();
+    let Some(PayerChoice::Nwc {
+        uri: source,
+        network,
+    }) = s.payer()
+    else {
+        panic!("{:?}", s.payer())
+    };
+    assert_eq!(network, None);
+    let NwcSource::Uri(parsed) = &source else {
+        panic!("{source:?}")
+    };
+    assert_eq!(
+        parsed.wallet_pubkey(),
+        "b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42ab558e9d4"
+    );
+    let choice = s.payer().unwrap();
+    let shown = [
+        format!("{:?}", s),
+        format!("{:?}", s.rows()),
+        choice.describe(),
+        choice.to_json().to_string(),
+    ];
+    for text in shown {
+        assert!(!text.contains(NWC_SECRET), "{text}");
+        assert!(!text.contains(&NWC_SECRET[..16]), "{text}");
+    }
+    assert!(
+        choice.describe().contains("b889ff5b"),
+        "{}",
+        choice.describe()
+    );
+    assert!(choice.to_json().to_string().contains("relay.example.com"));
+}
+
+#[test]
+fn a_bad_wallet_string_is_an_error_that_does_not_quote_it() {
+    let bad = format!("nostr+walletconnect://nothex?relay=wss%3A%2F%2Fr&secret={NWC_SECRET}");
+    let (s, _d) = resolve_with(None, &[("L402_NWC_URI", &bad)], &Overrides::default());
+    let e = s.unwrap_err().to_string();
+    assert!(e.contains("L402_NWC_URI"), "{e}");
+    assert!(e.contains("not valid"), "{e}");
+    assert!(!e.contains(NWC_SECRET), "{e}");
+}
+
+#[test]
+fn a_wallet_and_another_payer_together_is_an_error_naming_both() {
+    let uri = nwc_text();
+    let flags = Overrides {
+        dev_node: Some("http://127.0.0.1:8402".into()),
+        ..Default::default()
+    };
+    let (s, _d) = resolve_with(None, &[("L402_NWC_URI", &uri)], &flags);
+    let e = s.unwrap_err().to_string();
+    assert!(e.contains("a dev node (dev_node, flag --dev-node)"), "{e}");
+    assert!(e.contains("a wallet (nwc_uri, env L402_NWC_URI)"), "{e}");
+    assert!(!e.contains(NWC_SECRET), "{e}");
+    let flags = Overrides {
+        nwc_file: Some("/tmp/nwc.uri".into()),
+        ..Default::default()
+    };
+    let (s, _d) = resolve_with(None, &[("L402_NWC_URI", &uri)], &flags);
+    assert!(
+        s.unwrap_err()
+            .to_string()
+            .contains("a wallet file (nwc_file, flag --nwc-file)")
+    );
+}
+
+#[test]
+fn a_wallet_file_is_read_relative_to_the_config_file_and_never_quoted() {
+    let (s, d) = resolve_with(
+        Some("nwc_file = \"nwc.uri\"\nnetwork = \"regtest\"\n"),
+        &[],
+        &Overrides::default(),
+    );
+    let s = s.unwrap();
+    let file = d.path().join("nwc.uri");
+    let Some(PayerChoice::Nwc {
+        uri: source,
+        network,
+    }) = s.payer()
+    else {
+        panic!("{:?}", s.payer())
+    };
+    assert_eq!(network, Some(Network::Regtest));
+    assert_eq!(source, NwcSource::File(file.clone()));
+    // Missing: the error names the file.
+    let e = source.load().unwrap_err();
+    assert!(e.contains("nwc.uri") && e.contains("cannot read"), "{e}");
+    // Not a connection string: named, not quoted.
+    std::fs::write(&file, format!("garbage {NWC_SECRET}\n")).unwrap();
+    let e = source.load().unwrap_err();
+    assert!(e.contains("does not hold a connection string"), "{e}");
+    assert!(!e.contains(NWC_SECRET), "{e}");
+    // Good, with a trailing newline as `echo > file` leaves it.
+    std::fs::write(&file, format!("{}\n", nwc_text())).unwrap();
+    let uri = source.load().unwrap();
+    assert_eq!(uri.relays(), vec!["wss://relay.example.com".to_string()]);
+    assert!(!source.describe().contains(NWC_SECRET));
+    assert!(
+        source.describe().contains("nwc.uri"),
+        "{}",
+        source.describe()
     );
 }
