@@ -53,7 +53,7 @@ pub use error::{
     EXIT_GENERAL, EXIT_NETWORK, EXIT_PAYMENT_FAILED, EXIT_REFUSED, FetchError, Refusal,
 };
 pub use net::UrlPolicyError;
-pub use pay::{ABORT_STEPS, wait_for_payments};
+pub use pay::{ABORT_STEPS, EXPIRED_MARGIN, wait_for_payments};
 pub use report::{Cleared, SpendReport, TokenRef};
 // What the reports hold, as the faces render it, and what a face hands
 // the client when it builds one (its store, its server's pool).

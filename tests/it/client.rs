@@ -911,6 +911,232 @@ async fn an_unknown_outcome_is_resolved_by_status_and_never_paid_again() {
     assert_eq!((budget.spent_msat, budget.reserved_msat), (21_000, 0));
 }
 
+/// A wallet that receives a payment request late, as one over Nostr
+/// Wallet Connect can (the reference wallet service ignores a request's
+/// expiry, and relays may store requests): the answer to `pay` is lost,
+/// the wallet knows nothing of the payment when asked, and it pays when
+/// the test says `deliver`. `final_unknown` is what the payer tells the
+/// client of such an answer ([`Payer::unknown_is_final`]).
+#[derive(Debug)]
+struct LateWallet {
+    dev: DevPayer,
+    late: std::sync::Mutex<Option<Invoice>>,
+    final_unknown: bool,
+}
+
+impl LateWallet {
+    fn new(base: &str, final_unknown: bool) -> Self {
+        LateWallet {
+            dev: DevPayer::new(base).unwrap(),
+            late: Default::default(),
+            final_unknown,
+        }
+    }
+
+    async fn deliver(&self) {
+        let invoice = self
+            .late
+            .lock()
+            .unwrap()
+            .take()
+            .expect("a request to deliver");
+        self.dev.pay(&invoice, 0).await.unwrap();
+    }
+}
+
+#[async_trait]
+impl Payer for LateWallet {
+    fn network(&self) -> Network {
+        self.dev.network()
+    }
+    async fn pay(&self, invoice: &Invoice, _max_fee_msat: u64) -> Result<Payment, PayError> {
+        *self.late.lock().unwrap() = Some(invoice.clone());
+        Err(PayError::Unknown("the wallet did not answer".into()))
+    }
+    async fn status(&self, hash: &PaymentHash) -> Result<PaymentStatus, PayError> {
+        self.dev.status(hash).await
+    }
+    fn unknown_is_final(&self) -> bool {
+        self.final_unknown
+    }
+}
+
+/// A client on `payer` whose store reads a clock the test moves.
+fn client_with_clock(
+    payer: Arc<dyn Payer>,
+    allowed: &str,
+) -> (Fixture, Arc<Store>, Arc<l402_mcp::store::ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = Arc::new(l402_mcp::store::ManualClock::new(now));
+    let store =
+        Arc::new(Store::open_with_clock(dir.path().join("store.sqlite"), clock.clone()).unwrap());
+    let config = ClientConfig {
+        allowed_origins: vec![allowed.to_string()],
+        ..Default::default()
+    };
+    let client = Arc::new(L402Client::new(config, payer, store.clone()).unwrap());
+    (Fixture { client, _dir: dir }, store, clock)
+}
+
+#[tokio::test]
+async fn an_unanswered_payment_the_wallet_does_not_know_is_held_until_its_invoice_expires() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let url = format!("{}/v1/demo", gw.base);
+    let past_grace = ClientConfig::default().payment_timeout.as_secs() * 2;
+
+    // A payer whose "unknown" is final (lnd): past the grace period an
+    // unknown payment is released. That is the behaviour that, for a
+    // wallet paying late, would let the same purchase be paid twice.
+    let lnd_like = Arc::new(LateWallet::new(&gw.base, true));
+    let (fx, _store, clock) = client_with_clock(lnd_like.clone(), &gw.base);
+    let err = fx.client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    assert!(matches!(err, FetchError::PaymentUnknown { .. }), "{err:?}");
+    clock.advance(past_grace);
+    assert_eq!(fx.client.recover().await.unwrap().released, 1);
+
+    // A wallet over NWC: not released while its invoice can still be paid.
+    let wallet = Arc::new(LateWallet::new(&gw.base, false));
+    let (fx, _store, clock) = client_with_clock(wallet.clone(), &gw.base);
+    let err = fx.client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    let FetchError::PaymentUnknown { payment_hash, .. } = err else {
+        panic!("{err:?}")
+    };
+    clock.advance(past_grace);
+    let report = fx.client.recover().await.unwrap();
+    assert_eq!(
+        (report.released, report.still_pending),
+        (0, 1),
+        "{report:?}"
+    );
+    let budget = fx.client.budget().unwrap();
+    assert_eq!((budget.spent_msat, budget.reserved_msat), (0, 31_000));
+
+    // The wallet pays late: the next look finds it, the token is usable,
+    // and the request is served without a second payment.
+    wallet.deliver().await;
+    assert_eq!(fx.client.recover().await.unwrap().succeeded, 1);
+    let resp = fx.client.fetch(FetchRequest::get(&url)).await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(!resp.receipt.unwrap().paid);
+    assert_eq!(gw.node.settlements(), 1);
+    let budget = fx.client.budget().unwrap();
+    assert_eq!((budget.spent_msat, budget.reserved_msat), (21_000, 0));
+    drop(fx);
+
+    // A wallet that never pays: held until ten minutes past the invoice's
+    // expiry, then released (no wallet can pay an expired invoice).
+    let wallet = Arc::new(LateWallet::new(&gw.base, false));
+    let (fx, store2, clock) = client_with_clock(wallet.clone(), &gw.base);
+    let err = fx.client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    let FetchError::PaymentUnknown {
+        payment_hash: held, ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert_ne!(held, payment_hash);
+    let expires = store2
+        .get_by_hash(&held)
+        .unwrap()
+        .unwrap()
+        .invoice()
+        .parse::<Invoice>()
+        .unwrap()
+        .expires_at_unix();
+    clock.set(expires + l402_mcp::client::EXPIRED_MARGIN.as_secs() - 5);
+    assert_eq!(fx.client.recover().await.unwrap().still_pending, 1);
+    clock.set(expires + l402_mcp::client::EXPIRED_MARGIN.as_secs() + 1);
+    assert_eq!(fx.client.recover().await.unwrap().released, 1);
+    let budget = fx.client.budget().unwrap();
+    assert_eq!((budget.spent_msat, budget.reserved_msat), (0, 0));
+    assert_eq!(
+        gw.node.settlements(),
+        1,
+        "the never-delivered one paid nothing"
+    );
+}
+
+/// Pays through the dev node and reports a routing fee `extra_msat` above
+/// the real one, as a wallet over NWC (which takes no fee limit) may.
+#[derive(Debug)]
+struct DearWallet {
+    dev: DevPayer,
+    extra_msat: u64,
+}
+
+#[async_trait]
+impl Payer for DearWallet {
+    fn network(&self) -> Network {
+        self.dev.network()
+    }
+    async fn pay(&self, invoice: &Invoice, max_fee_msat: u64) -> Result<Payment, PayError> {
+        let mut p = self.dev.pay(invoice, max_fee_msat).await?;
+        p.fee_msat += self.extra_msat;
+        Ok(p)
+    }
+    async fn status(&self, hash: &PaymentHash) -> Result<PaymentStatus, PayError> {
+        self.dev.status(hash).await
+    }
+}
+
+#[tokio::test]
+async fn a_fee_above_the_reserve_is_recorded_said_in_the_receipt_and_counted() {
+    let gw = TestGateway::start(demo_with_route(single_use_get("/v1/once", 21))).await;
+    let url = format!("{}/v1/once", gw.base);
+    let payer = Arc::new(DearWallet {
+        dev: DevPayer::new(&gw.base).unwrap(),
+        extra_msat: 60_000,
+    });
+    let fx = client_with(payer, &gw.base, |c| {
+        c.session_budget_msat = 100_000;
+        c.fee_limit_msat = 1_000;
+    });
+    let resp = fx.client.fetch(FetchRequest::get(&url)).await.unwrap();
+    assert_eq!(resp.status, 200);
+    let receipt = resp.receipt.unwrap();
+    assert_eq!((receipt.amount_msat, receipt.fee_msat), (21_000, 60_000));
+    assert_eq!(receipt.budget_left_msat, 19_000);
+    let note = receipt
+        .note
+        .expect("the receipt says the fee was above the reserve");
+    assert!(
+        note.contains("60 sats") && note.contains("1 sats"),
+        "{note}"
+    );
+    let budget = fx.client.budget().unwrap();
+    assert_eq!((budget.spent_msat, budget.left_msat), (81_000, 19_000));
+
+    // The next payment (21 sats + 1 reserved) does not fit what is left.
+    let err = fx.client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    assert!(matches!(err, FetchError::Refused(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("19 sats left of 100 sats"),
+        "{err}"
+    );
+    assert_eq!(gw.node.settlements(), 1);
+
+    // A fee that overruns the budget itself: recorded as charged, and
+    // nothing is left (never a negative or wrapped figure).
+    let payer = Arc::new(DearWallet {
+        dev: DevPayer::new(&gw.base).unwrap(),
+        extra_msat: 200_000,
+    });
+    let fx = client_with(payer, &gw.base, |c| {
+        c.session_budget_msat = 100_000;
+        c.fee_limit_msat = 1_000;
+    });
+    let resp = fx.client.fetch(FetchRequest::get(&url)).await.unwrap();
+    assert_eq!(resp.receipt.unwrap().budget_left_msat, 0);
+    let budget = fx.client.budget().unwrap();
+    assert_eq!((budget.spent_msat, budget.left_msat), (221_000, 0));
+    let err = fx.client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    assert!(matches!(err, FetchError::Refused(_)), "{err:?}");
+}
+
 #[derive(Debug)]
 struct FixedApprover(l402_mcp::client::Approval, AtomicUsize);
 
