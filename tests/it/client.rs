@@ -106,7 +106,7 @@ impl Payer for CountingPayer {
     }
 }
 
-fn invoice(
+pub(crate) fn invoice(
     currency: Currency,
     amount_msat: Option<u64>,
     hash: [u8; 32],
@@ -131,12 +131,12 @@ fn invoice(
 }
 
 /// A server answering every request with one fixed 402 challenge.
-struct ChallengeServer {
-    url: String,
+pub(crate) struct ChallengeServer {
+    pub(crate) url: String,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn challenge_server(www_authenticate: String) -> ChallengeServer {
+pub(crate) async fn challenge_server(www_authenticate: String) -> ChallengeServer {
     let app = axum::Router::new().fallback(move || {
         let value = www_authenticate.clone();
         async move {
@@ -155,7 +155,7 @@ async fn challenge_server(www_authenticate: String) -> ChallengeServer {
     }
 }
 
-fn challenge_header(invoice: &str, macaroon_hash: [u8; 32]) -> String {
+pub(crate) fn challenge_header(invoice: &str, macaroon_hash: [u8; 32]) -> String {
     let id = Identifier::new(PaymentHash(macaroon_hash));
     let macaroon = mint(&RootKey([5; 32]), &id, &[Caveat::services(["x"])]);
     Challenge {

@@ -15,6 +15,7 @@ mod lnd;
 mod macaroon_interop;
 mod mcp;
 mod nwc;
+mod nwc_payer;
 mod registration;
 mod regtest;
 mod store;
