@@ -3,7 +3,7 @@
 //! a relay in this process, paying a gateway's dev node. Skipped loudly
 //! when `scripts/nwc-wallet.sh --install` has not run (never under CI).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use l402_mcp::gateway::GatewayConfig;
 use l402_mcp::lightning::dev::DevInvoiceStatus;
@@ -166,10 +166,21 @@ async fn albys_service_answers_info_balance_pays_the_dev_node_and_looks_the_paym
 
     assert!(not_found(s.lookup(PaymentHash([7; 32])).await));
 
+    // Paying it again: the dev node refuses a paid invoice (PAYMENT_FAILED),
+    // and the lookup still says settled.
+    assert_eq!(
+        s.pay(&text, T).await,
+        Err("wallet: PAYMENT_FAILED".to_string())
+    );
+    assert!(matches!(
+        s.lookup(hash).await.unwrap().state(),
+        LookupState::Settled { .. }
+    ));
+
     let stats = s.alby.stats();
-    assert_eq!(stats["pay_invoice"], 1, "{stats}");
+    assert_eq!(stats["pay_invoice"], 2, "{stats}");
     assert_eq!(stats["paid"], 1, "{stats}");
-    assert_eq!(stats["lookup_invoice"], 3, "{stats}");
+    assert_eq!(stats["lookup_invoice"], 4, "{stats}");
     assert_eq!(stats["get_info"], 1, "{stats}");
     assert_eq!(stats["get_balance"], 2, "{stats}");
     s.wallet.close().await;
@@ -284,7 +295,7 @@ async fn the_fault_modes_do_what_they_say() {
 
     // answer_late_ms: too late for a short wait, in time for a longer one.
     s.alby
-        .set(json!({"mode": "normal", "answer_late_ms": 1500}));
+        .set(json!({"mode": "normal", "answer_late_ms": 1300}));
     let (text, _) = s.invoice().await;
     let late = s
         .wallet
@@ -295,11 +306,11 @@ async fn the_fault_modes_do_what_they_say() {
     assert!(s.pay(&text, Duration::from_secs(5)).await.is_ok());
 
     // hold_pay_ms: pending while held, settled after.
-    s.alby.set(json!({"mode": "normal", "hold_pay_ms": 1500}));
+    s.alby.set(json!({"mode": "normal", "hold_pay_ms": 1000}));
     let (text, invoice) = s.invoice().await;
     let wallet_call = s.pay(&text, Duration::from_secs(5));
     let lookup_while_held = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         s.lookup(invoice.payment_hash()).await.unwrap().state()
     };
     let (paid, held) = tokio::join!(wallet_call, lookup_while_held);
@@ -316,23 +327,141 @@ async fn the_fault_modes_do_what_they_say() {
         LookupState::Settled { fee_msat: 2500, .. }
     ));
 
-    // A request carried out after its expiration: Alby's service pays it
-    // (it ignores NIP-40); with drop_expired it is dropped, never paid.
-    s.alby.set(json!({"mode": "normal", "hold_pay_ms": 2500}));
+    // A request carried out after its expiration (a 1 s wait expires in
+    // 1 to 2 s): Alby's service pays it (it ignores NIP-40); with
+    // drop_expired it is dropped, never paid.
+    s.alby.set(json!({"mode": "normal", "hold_pay_ms": 2100}));
     let (text, late) = s.invoice().await;
     assert!(s.pay(&text, short).await.is_err());
     s.alby
-        .set(json!({"mode": "normal", "hold_pay_ms": 2500, "drop_expired": true}));
+        .set(json!({"mode": "normal", "hold_pay_ms": 2100, "drop_expired": true}));
     let (text, dropped) = s.invoice().await;
     assert!(s.pay(&text, short).await.is_err());
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.alby.stat("dropped_expired") == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.alby.stat("dropped_expired"), 1);
     assert!(s.dev_settled(&late.payment_hash()).is_some(), "paid late");
     assert_eq!(s.dev_settled(&dropped.payment_hash()), None, "dropped");
-    assert_eq!(s.alby.stat("dropped_expired"), 1);
     assert!(not_found(s.lookup(dropped.payment_hash()).await));
 
     // Unknown commands are refused, not ignored.
     assert_eq!(s.alby.send(json!({"fail_pya": "X"}))["ok"], false);
     assert_eq!(s.alby.stat("paid"), 6);
     s.wallet.close().await;
+}
+
+/// Alby's service paying with alice's lnd through its REST API (the
+/// `lnd-rest` backend of wallet.mjs), our client on the other side: run by
+/// `lnd::lnd_backend_on_regtest` on its network.
+pub(crate) async fn nwc_steps_on_lnd(rt: &crate::lnd::Regtest) {
+    let (_relay, url) = relay().await;
+    let rest = format!(
+        "lnd-rest=https://{}",
+        rt.var("L402_REGTEST_ALICE_REST_HOST")
+    );
+    let Some(alby) = AlbyWallet::start(
+        &[&url],
+        &[
+            "--pay-via",
+            &rest,
+            "--lnd-macaroon",
+            rt.var("L402_REGTEST_ALICE_ADMIN_MACAROON"),
+            "--lnd-tls-cert",
+            rt.var("L402_REGTEST_ALICE_TLS_CERT"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let wallet = Wallet::connect(alby.uri.parse().unwrap(), T).await.unwrap();
+    let call = |request: Request| {
+        let wallet = &wallet;
+        let alby = &alby;
+        async move {
+            wallet
+                .call(&request, Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}\n{}", request.method(), alby.stderr()))
+        }
+    };
+
+    // get_info names alice's node; get_balance is her channels' balance.
+    let raw = call(Request::GetInfo).await.result.unwrap();
+    assert_eq!(raw["pubkey"], rt.var("L402_REGTEST_ALICE_PUBKEY"), "{raw}");
+    let info: InfoResult = serde_json::from_value(raw).unwrap();
+    assert_eq!(info.network(), Some(Network::Regtest));
+    let balance =
+        |r: l402_mcp::lightning::nwc::Reply| r.into_result::<BalanceResult>().unwrap().balance;
+    let before = balance(call(Request::GetBalance).await);
+    let lnd_says = rt.lncli("ALICE", &["channelbalance"]);
+    assert_eq!(
+        before.to_string(),
+        lnd_says["local_balance"]["msat"].as_str().unwrap()
+    );
+
+    // Paying one of bob's invoices: the preimage is the invoice's, lnd
+    // knows the payment, the lookup says settled with the same preimage.
+    let added = rt.lncli("BOB", &["addinvoice", "--amt", "1234", "--memo", "nwc"]);
+    let text = added["payment_request"].as_str().unwrap().to_string();
+    let invoice: Invoice = text.parse().unwrap();
+    let paid: PayResult = call(Request::PayInvoice {
+        invoice: text.clone(),
+    })
+    .await
+    .into_result()
+    .unwrap_or_else(|e| panic!("pay_invoice: {e}\n{}", alby.stderr()));
+    let preimage: Preimage = paid.preimage.parse().unwrap();
+    assert!(preimage.matches(&invoice.payment_hash()));
+    assert_eq!(paid.fees_paid, Some(0), "a direct channel charges no fee");
+    let looked: LookupResult = call(Request::LookupInvoice {
+        payment_hash: invoice.payment_hash(),
+    })
+    .await
+    .into_result()
+    .unwrap();
+    assert_eq!(
+        looked.state(),
+        LookupState::Settled {
+            preimage: paid.preimage.clone(),
+            fee_msat: 0
+        }
+    );
+    assert_eq!(looked.amount, Some(1_234_000));
+    assert_eq!(before - balance(call(Request::GetBalance).await), 1_234_000);
+
+    // Paying it again: lnd refuses, PAYMENT_FAILED, nothing paid twice.
+    let again = call(Request::PayInvoice { invoice: text }).await;
+    assert!(
+        matches!(
+            &again.error,
+            Some(WalletError {
+                code: ErrorCode::PaymentFailed,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    // A hash lnd never paid: NOT_FOUND.
+    let unknown = call(Request::LookupInvoice {
+        payment_hash: PaymentHash([9; 32]),
+    })
+    .await;
+    assert!(
+        matches!(
+            &unknown.error,
+            Some(WalletError {
+                code: ErrorCode::NotFound,
+                ..
+            })
+        ),
+        "{unknown:?}"
+    );
+    let stats = alby.stats();
+    assert_eq!(stats["paid"], 1, "{stats}");
+    assert_eq!(stats["pay_invoice"], 2, "{stats}");
+    wallet.close().await;
+    assert!(alby.stop().success());
 }

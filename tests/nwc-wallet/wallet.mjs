@@ -48,6 +48,7 @@ const die = (msg) => {
   process.exit(2);
 };
 
+log(`starting (pid ${process.pid})`);
 if (Number(process.versions.node.split(".")[0]) < 22) {
   die(`@getalby/sdk 8 needs Node >= 22; this is ${process.version} (use scripts/nwc-wallet.sh --run)`);
 }
@@ -367,16 +368,20 @@ async function payInvoice(params) {
   if (d.amount_msat && d.amount_msat > balanceMsat - spentMsat) {
     return fail("INSUFFICIENT_BALANCE", `the test wallet has ${balanceMsat - spentMsat} msat, the invoice asks ${d.amount_msat}`);
   }
-  if (payments.get(d.hash)?.state === "pending") {
+  const before = payments.get(d.hash);
+  if (before?.state === "pending") {
     log(`pay_invoice ${eventId()}: ${d.hash} is already being paid`);
     return fail("PAYMENT_FAILED", "this invoice is already being paid");
   }
+  // Paid before: the backend decides (it refuses a paid invoice); the
+  // record of the earlier payment stays.
+  const restore = () => (before ? payments.set(d.hash, before) : payments.delete(d.hash));
   payments.set(d.hash, { state: "pending", invoice, amount_msat: d.amount_msat, created_at: nowSecs(), expires_at: d.expires_at });
   if (f.hold_pay_ms) {
     log(`pay_invoice ${eventId()}: holding ${f.hold_pay_ms} ms before paying (hold_pay_ms)`);
     await sleep(f.hold_pay_ms);
     if (f.drop_expired && expired(request.getStore())) {
-      payments.delete(d.hash);
+      restore();
       bump("dropped_expired");
       log(`pay_invoice ${eventId()}: expired while held: not paid, not answered (drop_expired)`);
       return new Promise(() => {});
@@ -390,7 +395,8 @@ async function payInvoice(params) {
     r = { ok: false, message: `the backend failed: ${e.message}` };
   }
   if (!r.ok) {
-    payments.set(d.hash, { ...payments.get(d.hash), state: "failed" });
+    if (before?.state === "settled") restore();
+    else payments.set(d.hash, { ...payments.get(d.hash), state: "failed" });
     log(`pay_invoice ${eventId()}: ${backend.name} refused: ${r.message}`);
     return fail("PAYMENT_FAILED", r.message);
   }

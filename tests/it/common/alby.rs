@@ -124,13 +124,13 @@ impl AlbyWallet {
             stderr,
         };
         // The wait blocks a thread, not the runtime that serves the relay.
-        let (first, wallet) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let (first, mut wallet) = tokio::task::spawn_blocking(move || {
             let first = wallet.next_line(START_TIMEOUT);
             (first, wallet)
         })
         .await
         .expect("join");
-        let mut wallet = wallet;
         let ready: Value = match first {
             Ok(line) => serde_json::from_str(&line).unwrap_or_else(|e| {
                 panic!(
@@ -138,10 +138,18 @@ impl AlbyWallet {
                     wallet.stderr()
                 )
             }),
-            Err(why) => panic!(
-                "Alby's wallet service did not come up ({why}); its stderr:\n{}",
-                wallet.stderr()
-            ),
+            Err(why) => {
+                let state = match wallet.child.try_wait() {
+                    Ok(Some(status)) => format!("it exited, {status}"),
+                    _ => "it is still running: a loaded machine?".to_string(),
+                };
+                panic!(
+                    "Alby's wallet service did not come up after {:?} ({why}; {state}); its \
+                     stderr:\n{}",
+                    started.elapsed(),
+                    wallet.stderr()
+                )
+            }
         };
         let field = |k: &str| ready[k].as_str().unwrap_or_default().to_string();
         wallet.uri = field("uri");
