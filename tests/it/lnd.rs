@@ -243,6 +243,9 @@ async fn lnd_backend_on_regtest() {
     // The product end to end, and against Lightning Labs' aperture and
     // lnget, on the same network.
     crate::regtest::interop_steps(&rt, &pay_macaroon, &invoice_macaroon).await;
+    // Alby's NWC wallet service paying with alice's lnd, our client on the
+    // other side.
+    crate::alby::nwc_steps_on_lnd(&rt).await;
 }
 
 async fn a_node_on_another_network_is_refused(rt: &Regtest, macaroon: &Path) {

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod alby;
 mod cli;
 mod client;
 mod dev_node;

@@ -3,7 +3,6 @@
 //! wallet side simulated here. (Alby's own wallet service is the next
 //! step; see docs/NWC-NOTES.md.)
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use l402_mcp::lightning::nwc::{
@@ -11,25 +10,12 @@ use l402_mcp::lightning::nwc::{
 };
 use nostr::nips::{nip04, nip44};
 use nostr::{Event, EventBuilder, Filter, Keys, Kind, Tag, TagKind};
-use nostr_relay_builder::LocalRelay;
-use nostr_relay_builder::builder::{RateLimit, RelayBuilder};
 use nostr_relay_pool::prelude::StreamExt;
 use nostr_relay_pool::relay::options::ReqExitPolicy;
 use nostr_relay_pool::{RelayOptions, RelayPool};
 use serde_json::{Value, json};
 
-async fn relay() -> (LocalRelay, String) {
-    let builder = RelayBuilder::default()
-        .addr(IpAddr::V4(Ipv4Addr::LOCALHOST))
-        .rate_limit(RateLimit {
-            max_reqs: 1000,
-            notes_per_minute: 100_000,
-        });
-    let relay = LocalRelay::new(builder);
-    relay.run().await.unwrap();
-    let url = relay.url().await.to_string();
-    (relay, url)
-}
+use crate::common::relay;
 
 fn uri(wallet: &Keys, client: &Keys, relays: &[&str]) -> NwcUri {
     let relays: Vec<String> = relays

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod alby;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -250,4 +252,22 @@ pub async fn serve_local(app: axum::Router) -> (String, tokio::sync::oneshot::Se
             .expect("test server serves");
     });
     (format!("http://{addr}"), tx)
+}
+
+/// A Nostr relay in this process (rust-nostr's relay builder) on
+/// 127.0.0.1, in memory (ephemeral events are broadcast, never stored),
+/// with its rate limit raised for tests; returns it (it stops when
+/// dropped) and its `ws://` URL.
+pub async fn relay() -> (nostr_relay_builder::LocalRelay, String) {
+    use nostr_relay_builder::builder::{RateLimit, RelayBuilder};
+    let builder = RelayBuilder::default()
+        .addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        .rate_limit(RateLimit {
+            max_reqs: 1000,
+            notes_per_minute: 100_000,
+        });
+    let relay = nostr_relay_builder::LocalRelay::new(builder);
+    relay.run().await.expect("the relay starts");
+    let url = relay.url().await.to_string();
+    (relay, url)
 }
