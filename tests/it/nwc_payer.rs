@@ -84,7 +84,13 @@ fn client(
 
 /// The connection string's secret, to look for where it must not be.
 fn secret_of(uri: &str) -> String {
-    uri.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_string()
+    uri.split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn single_use(path: &str, sats: u64) -> GatewayConfig {
@@ -125,13 +131,21 @@ async fn alby_pays_our_gateway_and_every_check_of_the_client_still_comes_first()
         .fetch(FetchRequest::get(format!("{}/v1/data", rig.gw.base)))
         .await
         .unwrap_err();
-    assert!(matches!(err, FetchError::Refused(Refusal::OverCap { .. })), "{err:?}");
-    let (poor, _d3) = client(payer.clone(), &rig.gw.base, |c| c.session_budget_msat = 50_000);
+    assert!(
+        matches!(err, FetchError::Refused(Refusal::OverCap { .. })),
+        "{err:?}"
+    );
+    let (poor, _d3) = client(payer.clone(), &rig.gw.base, |c| {
+        c.session_budget_msat = 50_000
+    });
     let err = poor
         .fetch(FetchRequest::get(format!("{}/v1/data", rig.gw.base)))
         .await
         .unwrap_err();
-    assert!(matches!(err, FetchError::Refused(Refusal::OverBudget { .. })), "{err:?}");
+    assert!(
+        matches!(err, FetchError::Refused(Refusal::OverBudget { .. })),
+        "{err:?}"
+    );
     let now = SystemTime::now();
     let (h, other) = ([0xab; 32], [0xcd; 32]);
     let forged = [
@@ -148,13 +162,19 @@ async fn alby_pays_our_gateway_and_every_check_of_the_client_still_comes_first()
             matches!(
                 err,
                 FetchError::Refused(
-                    Refusal::Amountless | Refusal::HashMismatch { .. } | Refusal::WrongNetwork { .. }
+                    Refusal::Amountless
+                        | Refusal::HashMismatch { .. }
+                        | Refusal::WrongNetwork { .. }
                 )
             ),
             "{err:?}"
         );
     }
-    assert_eq!(rig.alby.stat("pay_invoice"), 1, "nothing more reached the wallet");
+    assert_eq!(
+        rig.alby.stat("pay_invoice"),
+        1,
+        "nothing more reached the wallet"
+    );
     assert_eq!(rig.gw.node.settlements(), 1);
     payer.close().await;
 }
@@ -169,7 +189,11 @@ async fn each_wallet_error_is_a_sentence_and_what_it_leaves_is_right() {
     // (code, words the sentence must hold, budget still held after)
     let cases = [
         ("INSUFFICIENT_BALANCE", "top it up", false),
-        ("QUOTA_EXCEEDED", "own budget for this connection is spent", false),
+        (
+            "QUOTA_EXCEEDED",
+            "own budget for this connection is spent",
+            false,
+        ),
         ("RATE_LIMITED", "retry in a minute", false),
         ("RESTRICTED", "grant pay_invoice", false),
         ("UNAUTHORIZED", "new connection string", false),
@@ -181,20 +205,33 @@ async fn each_wallet_error_is_a_sentence_and_what_it_leaves_is_right() {
         ("NOT_FOUND", "knows no such payment", true),
     ];
     for (code, words, held) in cases {
-        rig.alby.set(json!({"fail_pay": code, "message": format!("{code} from the test")}));
+        rig.alby
+            .set(json!({"fail_pay": code, "message": format!("{code} from the test")}));
         let (c, _d) = client(payer.clone(), &rig.gw.base, |_| {});
         let err = c.fetch(FetchRequest::get(&url)).await.unwrap_err();
         let text = err.to_string();
         assert!(text.contains(code), "{code}: {text}");
         assert!(text.contains(words), "{code}: {text}");
-        assert!(text.contains(&format!("{code} from the test")), "{code}: {text}");
+        assert!(
+            text.contains(&format!("{code} from the test")),
+            "{code}: {text}"
+        );
         let budget = c.budget().unwrap();
         if held {
-            assert!(matches!(err, FetchError::PaymentUnknown { .. }), "{code}: {err:?}");
+            assert!(
+                matches!(err, FetchError::PaymentUnknown { .. }),
+                "{code}: {err:?}"
+            );
             assert_eq!(budget.reserved_msat, 31_000, "{code}");
         } else {
-            assert!(matches!(err, FetchError::PaymentFailed(_)), "{code}: {err:?}");
-            assert!(text.contains("nothing was paid") || code == "PAYMENT_FAILED", "{text}");
+            assert!(
+                matches!(err, FetchError::PaymentFailed(_)),
+                "{code}: {err:?}"
+            );
+            assert!(
+                text.contains("nothing was paid") || code == "PAYMENT_FAILED",
+                "{text}"
+            );
             assert_eq!((budget.reserved_msat, budget.spent_msat), (0, 0), "{code}");
         }
     }
@@ -213,7 +250,11 @@ async fn an_answer_lost_on_the_way_is_found_by_lookup_and_paid_once() {
     let url = format!("{}/v1/demo", rig.gw.base);
     let err = c.fetch(FetchRequest::get(&url)).await.unwrap_err();
     assert!(matches!(err, FetchError::PaymentUnknown { .. }), "{err:?}");
-    assert_eq!(rig.gw.node.settlements(), 1, "the wallet paid; its answer was lost");
+    assert_eq!(
+        rig.gw.node.settlements(),
+        1,
+        "the wallet paid; its answer was lost"
+    );
     assert_eq!(c.budget().unwrap().reserved_msat, 31_000);
 
     // The next fetch asks the wallet first, finds the payment, and uses
@@ -233,13 +274,20 @@ async fn an_answer_lost_on_the_way_is_found_by_lookup_and_paid_once() {
 /// `fetch` on the CLI with the wallet, a store in `data_dir`, JSON out.
 fn cli_fetch(uri: &str, data_dir: &std::path::Path, url: &str) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(["fetch", url, "--json", "--allow-private", "--network", "regtest"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--config", "/dev/null"])
-        .env("L402_NWC_URI", uri)
-        .env("L402_PAYMENT_TIMEOUT_SECS", "20")
-        .env_remove("RUST_LOG");
+    cmd.args([
+        "fetch",
+        url,
+        "--json",
+        "--allow-private",
+        "--network",
+        "regtest",
+    ])
+    .arg("--data-dir")
+    .arg(data_dir)
+    .args(["--config", "/dev/null"])
+    .env("L402_NWC_URI", uri)
+    .env("L402_PAYMENT_TIMEOUT_SECS", "20")
+    .env_remove("RUST_LOG");
     cmd
 }
 
@@ -258,7 +306,10 @@ async fn a_fetch_killed_while_the_wallet_pays_late_is_resolved_by_lookup_and_pai
     // Killed once the wallet has the request, before it pays.
     let started = Instant::now();
     while rig.alby.stat("pay_invoice") == 0 {
-        assert!(started.elapsed() < Duration::from_secs(15), "the request never came");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the request never came"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     child.kill().unwrap();
@@ -267,7 +318,10 @@ async fn a_fetch_killed_while_the_wallet_pays_late_is_resolved_by_lookup_and_pai
     // The wallet carries the request out after the process is gone.
     let started = Instant::now();
     while rig.gw.node.settlements() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(10), "the wallet never paid");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the wallet never paid"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     rig.alby.set(json!({"mode": "normal"}));
@@ -302,9 +356,13 @@ async fn a_wallet_on_another_network_or_unreachable_is_refused_at_start() {
     );
     // The CLI says so, with its own exit code and kind.
     let dir = tempfile::tempdir().unwrap();
-    let out = cli_fetch(&rig.alby.uri, dir.path(), &format!("{}/v1/demo", rig.gw.base))
-        .output()
-        .unwrap();
+    let out = cli_fetch(
+        &rig.alby.uri,
+        dir.path(),
+        &format!("{}/v1/demo", rig.gw.base),
+    )
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("the wallet is on mainnet"), "{stderr}");
@@ -316,10 +374,10 @@ async fn a_wallet_on_another_network_or_unreachable_is_refused_at_start() {
         .local_addr()
         .unwrap()
         .port();
-    let down = rig
-        .alby
-        .uri
-        .replace(&rig.relay.replace(':', "%3A").replace('/', "%2F"), &format!("ws%3A%2F%2F127.0.0.1%3A{port}"));
+    let down = rig.alby.uri.replace(
+        &rig.relay.replace(':', "%3A").replace('/', "%2F"),
+        &format!("ws%3A%2F%2F127.0.0.1%3A{port}"),
+    );
     assert_ne!(down, rig.alby.uri, "the relay was replaced");
     let started = Instant::now();
     let out = cli_fetch(&down, dir.path(), &format!("{}/v1/demo", rig.gw.base))
@@ -328,7 +386,11 @@ async fn a_wallet_on_another_network_or_unreachable_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains(&port.to_string()), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(!stderr.contains(&secret_of(&rig.alby.uri)), "{stderr}");
 }
 
@@ -346,7 +408,14 @@ async fn serve_with_nwc_pays_over_mcp_and_the_secret_never_reaches_a_log() {
     let lines = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(BIN)
             .arg("-vvv")
-            .args(["serve", "--nwc", &uri, "--allow-private", "--network", "regtest"])
+            .args([
+                "serve",
+                "--nwc",
+                &uri,
+                "--allow-private",
+                "--network",
+                "regtest",
+            ])
             .arg("--data-dir")
             .arg(&data)
             .args(["--config", "/dev/null"])
@@ -393,20 +462,78 @@ async fn serve_with_nwc_pays_over_mcp_and_the_secret_never_reaches_a_log() {
     let answer = |id: i64| lines.iter().find(|v| v["id"] == id).unwrap().clone();
     let fetched = answer(2);
     assert_eq!(fetched["result"]["isError"], false, "{fetched}");
-    assert_eq!(fetched["result"]["structuredContent"]["receipt"]["amount_msat"], 21_000);
+    assert_eq!(
+        fetched["result"]["structuredContent"]["receipt"]["amount_msat"],
+        21_000
+    );
     let spend = answer(3);
     let summary = &spend["result"]["structuredContent"];
     assert_eq!(summary["session"]["spent_msat"], 21_000, "{spend}");
-    assert_eq!(summary["wallet_balance_msat"], 5_000_000 - 21_000, "{spend}");
+    assert_eq!(
+        summary["wallet_balance_msat"],
+        5_000_000 - 21_000,
+        "{spend}"
+    );
     assert_eq!(rig.alby.stat("pay_invoice"), 1);
 
     let stderr = std::fs::read_to_string(&stderr_file).unwrap();
-    assert!(stderr.contains("Nostr Wallet Connect"), "the payer is logged:\n{stderr}");
-    assert!(stderr.len() > 2000, "-vvv logs plenty: {} bytes", stderr.len());
+    assert!(
+        stderr.contains("Nostr Wallet Connect"),
+        "the payer is logged:\n{stderr}"
+    );
+    assert!(
+        stderr.len() > 2000,
+        "-vvv logs plenty: {} bytes",
+        stderr.len()
+    );
     let secret = secret_of(&rig.alby.uri);
     assert!(!stderr.contains(&secret), "the secret is in the log");
-    assert!(!stderr.contains(&secret[..16]), "part of the secret is in the log");
+    assert!(
+        !stderr.contains(&secret[..16]),
+        "part of the secret is in the log"
+    );
     for v in &lines {
-        assert!(!v.to_string().contains(&secret), "the secret is in an MCP message");
+        assert!(
+            !v.to_string().contains(&secret),
+            "the secret is in an MCP message"
+        );
     }
+}
+
+#[test]
+fn a_wallet_file_others_can_read_is_warned_about_and_its_secret_never_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nwc.uri");
+    let secret = "71a8c14c1407c113601079c4302dab36460f0ccd0ad506f1f2dc73b5100e4f3c";
+    std::fs::write(
+        &file,
+        format!(
+            "nostr+walletconnect://b889ff5b1513b641e2a139f661a661364979c5beee91842f8f0ef42ab558e9d4\
+             ?relay=wss%3A%2F%2Frelay.example.com&secret={secret}\n"
+        ),
+    )
+    .unwrap();
+    let show = |mode: u32| {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = Command::new(BIN)
+            .args(["config", "show", "--config", "/dev/null", "--nwc-file"])
+            .arg(&file)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = show(0o644);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(stdout.contains("b889ff5b1513b641"), "{stdout}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    let (_, stderr) = show(0o600);
+    assert!(!stderr.contains("chmod"), "{stderr}");
 }
