@@ -293,7 +293,12 @@ fn cli_fetch(uri: &str, data_dir: &std::path::Path, url: &str) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_killed_while_the_wallet_pays_late_is_resolved_by_lookup_and_paid_once() {
-    let Some(rig) = rig(GatewayConfig::demo(), &["--hold-pay-ms", "3000"]).await else {
+    let Some(rig) = rig(
+        GatewayConfig::demo(),
+        &["--hold-pay-ms", "3000", "--balance-msat", "10000000"],
+    )
+    .await
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -333,6 +338,32 @@ async fn a_fetch_killed_while_the_wallet_pays_late_is_resolved_by_lookup_and_pai
     assert_eq!(v["receipt"]["paid"], false, "{v}");
     assert_eq!(rig.alby.stat("pay_invoice"), 1, "paid once");
     assert_eq!(rig.gw.node.settlements(), 1);
+
+    // `spend` shows the one payment, and the wallet's balance beside it.
+    let out = Command::new(BIN)
+        .args([
+            "spend",
+            "--json",
+            "--network",
+            "regtest",
+            "--config",
+            "/dev/null",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("L402_NWC_URI", &rig.alby.uri)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["session"]["spent_msat"], 21_000, "{v}");
+    assert_eq!(v["session"]["payments"], 1, "{v}");
+    assert_eq!(v["wallet_balance_msat"], 10_000_000 - 21_000, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
