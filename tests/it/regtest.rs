@@ -13,7 +13,10 @@
 //! 5. a kill (SIGKILL) while the payment is in flight (bob holds the HTLC of
 //!    a hold invoice behind a small L402 server in the test): a run while
 //!    it is still in flight refuses and sends nothing; once bob settles,
-//!    the next run finds it through TrackPaymentV2: one payment in all.
+//!    the next run finds it through TrackPaymentV2: one payment in all;
+//! 6. steps 1 and 2 again paying from a wallet over Nostr Wallet Connect
+//!    (Alby's own wallet service, paying with alice's lnd): the ledger
+//!    still matches `lncli listpayments`.
 //!
 //! They run inside `lnd::lnd_backend_on_regtest`, after its steps, on its
 //! network (one network for everything keeps the suite fast).
@@ -84,22 +87,49 @@ fn start_gateway(rt: &Regtest, invoice_macaroon: &Path, dir: &Path) -> Gateway {
 
 /// The client settings paying with alice's lnd (flags, not env), storing
 /// in `data`.
-fn client_flags(rt: &Regtest, pay_macaroon: &Path, data: &Path) -> Vec<String> {
-    vec![
+/// What our client pays with: alice's lnd over gRPC with a pay-only
+/// macaroon, or a wallet over Nostr Wallet Connect (Alby's wallet service
+/// paying through alice's lnd).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pays<'a> {
+    /// alice's lnd, with this macaroon.
+    Lnd(&'a Path),
+    /// The wallet this connection string names.
+    Nwc(&'a str),
+}
+
+impl Pays<'_> {
+    /// A name for the data directories of this payer's runs.
+    fn name(&self) -> &'static str {
+        match self {
+            Pays::Lnd(_) => "lnd",
+            Pays::Nwc(_) => "nwc",
+        }
+    }
+}
+
+fn client_flags(rt: &Regtest, pays: Pays<'_>, data: &Path) -> Vec<String> {
+    let mut flags: Vec<String> = match pays {
+        Pays::Lnd(pay_macaroon) => vec![
+            "--lnd-host".into(),
+            rt.var("L402_REGTEST_ALICE_GRPC_HOST").into(),
+            "--lnd-tls-cert".into(),
+            rt.var("L402_REGTEST_ALICE_TLS_CERT").into(),
+            "--lnd-macaroon".into(),
+            pay_macaroon.display().to_string(),
+        ],
+        Pays::Nwc(uri) => vec!["--nwc".into(), uri.into()],
+    };
+    flags.extend([
         "--allow-private".into(),
-        "--lnd-host".into(),
-        rt.var("L402_REGTEST_ALICE_GRPC_HOST").into(),
-        "--lnd-tls-cert".into(),
-        rt.var("L402_REGTEST_ALICE_TLS_CERT").into(),
-        "--lnd-macaroon".into(),
-        pay_macaroon.display().to_string(),
         "--network".into(),
         "regtest".into(),
         "--data-dir".into(),
         data.display().to_string(),
         "--config".into(),
         "/dev/null".into(),
-    ]
+    ]);
+    flags
 }
 
 fn our_command() -> Command {
@@ -121,17 +151,9 @@ fn our_command() -> Command {
 }
 
 /// `l402-mcp fetch URL` paying with alice.
-fn fetch(
-    rt: &Regtest,
-    pay_macaroon: &Path,
-    data: &Path,
-    url: &str,
-    env: &[(&str, &str)],
-) -> Output {
+fn fetch(rt: &Regtest, pays: Pays<'_>, data: &Path, url: &str, env: &[(&str, &str)]) -> Output {
     let mut c = our_command();
-    c.arg("fetch")
-        .args(client_flags(rt, pay_macaroon, data))
-        .arg(url);
+    c.arg("fetch").args(client_flags(rt, pays, data)).arg(url);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -216,10 +238,15 @@ pub(crate) async fn interop_steps(rt: &Regtest, pay_macaroon: &Path, invoice_mac
     // The steps run child processes and wait on them: off the runtime.
     tokio::task::block_in_place(|| {
         let t = Instant::now();
-        our_mcp_server_pays_our_gateway_and_the_ledger_matches_alice(rt, &pay, &base, &data);
+        our_mcp_server_pays_our_gateway_and_the_ledger_matches_alice(
+            rt,
+            Pays::Lnd(&pay),
+            &base,
+            &data,
+        );
         eprintln!("step 1 (MCP -> our gateway) {:?}", t.elapsed());
         let t = Instant::now();
-        our_cli_pays_aperture_and_reuses_the_token(rt, &pay, &data);
+        our_cli_pays_aperture_and_reuses_the_token(rt, Pays::Lnd(&pay), &data);
         eprintln!("step 2 (CLI -> aperture) {:?}", t.elapsed());
         let t = Instant::now();
         lnget_pays_our_gateway(rt, &base);
@@ -233,22 +260,58 @@ pub(crate) async fn interop_steps(rt: &Regtest, pay_macaroon: &Path, invoice_mac
         a_kill_while_the_payment_is_in_flight_is_resolved_after_it_settles(rt, &pay, &data);
         eprintln!("step 5 (killed in flight) {:?}", t.elapsed());
     });
+    // Step 6: the same through a wallet over Nostr Wallet Connect:
+    // Alby's wallet service, paying with alice's lnd.
+    let (_relay, relay) = crate::common::relay().await;
+    let rest = format!(
+        "lnd-rest=https://{}",
+        rt.var("L402_REGTEST_ALICE_REST_HOST")
+    );
+    let wallet = crate::common::alby::AlbyWallet::start(
+        &[&relay],
+        &[
+            "--pay-via",
+            &rest,
+            "--lnd-macaroon",
+            rt.var("L402_REGTEST_ALICE_ADMIN_MACAROON"),
+            "--lnd-tls-cert",
+            rt.var("L402_REGTEST_ALICE_TLS_CERT"),
+        ],
+    )
+    .await;
+    if let Some(wallet) = &wallet {
+        tokio::task::block_in_place(|| {
+            let t = Instant::now();
+            our_mcp_server_pays_our_gateway_and_the_ledger_matches_alice(
+                rt,
+                Pays::Nwc(&wallet.uri),
+                &base,
+                &data,
+            );
+            our_cli_pays_aperture_and_reuses_the_token(rt, Pays::Nwc(&wallet.uri), &data);
+            eprintln!(
+                "step 6 (NWC: MCP -> our gateway, CLI -> aperture) {:?}",
+                t.elapsed()
+            );
+        });
+        assert_eq!(wallet.stat("pay_invoice"), 2, "{}", wallet.stderr());
+    }
     drop(gateway);
 }
 
 /// Step 1: `serve` over stdio (raw JSON-RPC), `l402_fetch` twice.
-fn our_mcp_server_pays_our_gateway_and_the_ledger_matches_alice(
+pub(crate) fn our_mcp_server_pays_our_gateway_and_the_ledger_matches_alice(
     rt: &Regtest,
-    pay_macaroon: &Path,
+    pays: Pays<'_>,
     base: &str,
     dir: &Path,
 ) {
-    let data = dir.join("mcp");
+    let data = dir.join(format!("mcp-{}", pays.name()));
     let url = format!("{base}/v1/demo");
     let settled_before = settled_invoices(rt);
     let mut child = our_command()
         .arg("serve")
-        .args(client_flags(rt, pay_macaroon, &data))
+        .args(client_flags(rt, pays, &data))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -317,7 +380,7 @@ fn our_mcp_server_pays_our_gateway_and_the_ledger_matches_alice(
 
 /// Step 2: aperture's 402 carries both `LSAT` and `L402` challenges; our
 /// CLI pays one, gets the upstream's answer, and reuses the token.
-fn our_cli_pays_aperture_and_reuses_the_token(rt: &Regtest, pay_macaroon: &Path, dir: &Path) {
+pub(crate) fn our_cli_pays_aperture_and_reuses_the_token(rt: &Regtest, pays: Pays<'_>, dir: &Path) {
     let Some(paid_url) = rt.env_var("L402_REGTEST_APERTURE_PAID_URL") else {
         loud(
             "SKIPPED: our client -> aperture: the regtest network has no aperture \
@@ -346,9 +409,9 @@ fn our_cli_pays_aperture_and_reuses_the_token(rt: &Regtest, pay_macaroon: &Path,
         "{headers}"
     );
 
-    let data = dir.join("aperture");
+    let data = dir.join(format!("aperture-{}", pays.name()));
     let before = alice_payment_count(rt);
-    let first = fetch(rt, pay_macaroon, &data, &format!("{paid_url}/ours"), &[]);
+    let first = fetch(rt, pays, &data, &format!("{paid_url}/ours"), &[]);
     let stdout = String::from_utf8_lossy(&first.stdout);
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(first.status.success(), "{stderr}");
@@ -364,7 +427,7 @@ fn our_cli_pays_aperture_and_reuses_the_token(rt: &Regtest, pay_macaroon: &Path,
     settled_on_bob(rt, &records[0].payment_hash.to_hex());
     ledger_matches_alice(rt, &records[0]);
 
-    let second = fetch(rt, pay_macaroon, &data, &format!("{paid_url}/again"), &[]);
+    let second = fetch(rt, pays, &data, &format!("{paid_url}/again"), &[]);
     let stdout = String::from_utf8_lossy(&second.stdout);
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{stderr}");
@@ -427,7 +490,7 @@ fn a_crash_after_paying_is_resolved_by_tracking_and_nothing_is_paid_twice(
     let (payments, settled) = (alice_payment_count(rt), settled_invoices(rt));
     let crashed = fetch(
         rt,
-        pay_macaroon,
+        Pays::Lnd(pay_macaroon),
         &data,
         &url,
         &[("L402_MCP_ABORT_AT", "after_pay")],
@@ -446,7 +509,7 @@ fn a_crash_after_paying_is_resolved_by_tracking_and_nothing_is_paid_twice(
     assert!(records[0].state.is_unresolved(), "{records:?}");
     let hash = records[0].payment_hash.to_hex();
 
-    let again = fetch(rt, pay_macaroon, &data, &url, &[]);
+    let again = fetch(rt, Pays::Lnd(pay_macaroon), &data, &url, &[]);
     let stdout = String::from_utf8_lossy(&again.stdout);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
@@ -542,7 +605,7 @@ fn a_kill_while_the_payment_is_in_flight_is_resolved_after_it_settles(
 
     let mut child = our_command()
         .arg("fetch")
-        .args(client_flags(rt, pay_macaroon, &data))
+        .args(client_flags(rt, Pays::Lnd(pay_macaroon), &data))
         .arg(&url)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -575,7 +638,7 @@ fn a_kill_while_the_payment_is_in_flight_is_resolved_after_it_settles(
 
     // Run again while it is still in flight: lnd says in flight
     // (TrackPaymentV2), so the run refuses, sends nothing, and says why.
-    let during = fetch(rt, pay_macaroon, &data, &url, &[]);
+    let during = fetch(rt, Pays::Lnd(pay_macaroon), &data, &url, &[]);
     let stderr = String::from_utf8_lossy(&during.stderr);
     assert_eq!(during.status.code(), Some(2), "{stderr}");
     assert!(
@@ -589,7 +652,7 @@ fn a_kill_while_the_payment_is_in_flight_is_resolved_after_it_settles(
     assert_eq!(ledger(&data)[0].state, PaymentState::InFlight);
 
     rt.lncli("BOB", &["settleinvoice", &preimage.to_hex()]);
-    let again = fetch(rt, pay_macaroon, &data, &url, &[]);
+    let again = fetch(rt, Pays::Lnd(pay_macaroon), &data, &url, &[]);
     let stdout = String::from_utf8_lossy(&again.stdout);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
