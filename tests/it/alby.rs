@@ -444,6 +444,93 @@ pub(crate) async fn nwc_steps_on_lnd(rt: &crate::lnd::Regtest) {
         ),
         "{again:?}"
     );
+    // More than alice has: lnd fails the payment (PAYMENT_FAILED), and the
+    // lookup says failed.
+    let added = rt.lncli("BOB", &["addinvoice", "--amt", "900000"]);
+    let text = added["payment_request"].as_str().unwrap().to_string();
+    let too_much: Invoice = text.parse().unwrap();
+    let refused = call(Request::PayInvoice { invoice: text }).await;
+    assert!(
+        matches!(
+            &refused.error,
+            Some(WalletError {
+                code: ErrorCode::PaymentFailed,
+                message,
+            }) if message.contains("INSUFFICIENT_BALANCE")
+        ),
+        "{refused:?}"
+    );
+    let looked: LookupResult = call(Request::LookupInvoice {
+        payment_hash: too_much.payment_hash(),
+    })
+    .await
+    .into_result()
+    .unwrap();
+    assert_eq!(looked.state(), LookupState::Failed);
+
+    // A payment in flight (bob holds the HTLC of a hold invoice): another
+    // wallet service on the same lnd, which has no record of its own,
+    // reads lnd's IN_FLIGHT as pending; once bob settles, the first
+    // answers with the preimage and the second sees it settled.
+    let Some(other) = AlbyWallet::start(
+        &[&url],
+        &[
+            "--pay-via",
+            &rest,
+            "--lnd-macaroon",
+            rt.var("L402_REGTEST_ALICE_ADMIN_MACAROON"),
+            "--lnd-tls-cert",
+            rt.var("L402_REGTEST_ALICE_TLS_CERT"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let watcher = Wallet::connect(other.uri.parse().unwrap(), T)
+        .await
+        .unwrap();
+    let look = |hash| {
+        let watcher = &watcher;
+        async move {
+            watcher
+                .call(&Request::LookupInvoice { payment_hash: hash }, T)
+                .await
+                .unwrap()
+                .into_result::<LookupResult>()
+                .map(|l| l.state())
+        }
+    };
+    let held = Preimage::random();
+    let hash = held.payment_hash();
+    let added = rt.lncli("BOB", &["addholdinvoice", &hash.to_hex(), "--amt", "2000"]);
+    let text = added["payment_request"].as_str().unwrap().to_string();
+    let paying = call(Request::PayInvoice { invoice: text });
+    let settle = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match look(hash).await {
+                Ok(LookupState::Pending) => break,
+                other => assert!(Instant::now() < deadline, "never pending: {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        rt.lncli("BOB", &["settleinvoice", &held.to_hex()]);
+    };
+    let (paid_held, ()) = tokio::join!(paying, settle);
+    let paid_held: PayResult = paid_held.into_result().unwrap();
+    assert_eq!(paid_held.preimage, held.to_hex());
+    assert_eq!(
+        look(hash).await.unwrap(),
+        LookupState::Settled {
+            preimage: held.to_hex(),
+            fee_msat: 0
+        }
+    );
+    assert_eq!(other.stat("paid"), 0, "the watcher paid nothing");
+    watcher.close().await;
+    drop(other);
+
     // A hash lnd never paid: NOT_FOUND.
     let unknown = call(Request::LookupInvoice {
         payment_hash: PaymentHash([9; 32]),
@@ -460,8 +547,8 @@ pub(crate) async fn nwc_steps_on_lnd(rt: &crate::lnd::Regtest) {
         "{unknown:?}"
     );
     let stats = alby.stats();
-    assert_eq!(stats["paid"], 1, "{stats}");
-    assert_eq!(stats["pay_invoice"], 2, "{stats}");
+    assert_eq!(stats["paid"], 2, "{stats}");
+    assert_eq!(stats["pay_invoice"], 4, "{stats}");
     wallet.close().await;
     assert!(alby.stop().success());
 }
