@@ -1,7 +1,7 @@
 //! The NWC wallet connection (lightning::nwc::Wallet) through a real local
 //! Nostr relay (rust-nostr's relay builder, in process on 127.0.0.1), with a
-//! wallet side simulated here. (Alby's own wallet service is the next
-//! step; see docs/NWC-NOTES.md.)
+//! wallet side simulated here (Alby's own wallet service is in alby.rs
+//! and nwc_payer.rs).
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,6 @@ use l402_mcp::lightning::nwc::{
 };
 use nostr::nips::{nip04, nip44};
 use nostr::{Event, EventBuilder, Filter, Keys, Kind, Tag, TagKind};
-use nostr_relay_pool::prelude::StreamExt;
-use nostr_relay_pool::relay::options::ReqExitPolicy;
 use nostr_relay_pool::{RelayOptions, RelayPool};
 use serde_json::{Value, json};
 
@@ -36,28 +34,32 @@ fn uri(wallet: &Keys, client: &Keys, relays: &[&str]) -> NwcUri {
 /// each request with `answer` (or never, with `None`).
 async fn wallet_service(relay: &str, wallet: Keys, encryption: &str, answer: Option<Value>) {
     let pool = RelayPool::default();
-    pool.add_relay(relay, RelayOptions::default())
-        .await
-        .unwrap();
+    // Back within a second of a relay's restart.
+    let opts = RelayOptions::default().retry_interval(Duration::from_secs(1));
+    pool.add_relay(relay, opts).await.unwrap();
     pool.try_connect(Duration::from_secs(5)).await;
     let info = EventBuilder::new(Kind::WalletConnectInfo, "pay_invoice get_balance get_info")
         .tag(Tag::custom(TagKind::custom("encryption"), [encryption]))
         .sign_with_keys(&wallet)
         .unwrap();
     pool.send_event(&info).await.unwrap();
-    let requests = pool
-        .stream_events(
-            Filter::new()
-                .kind(Kind::WalletConnectRequest)
-                .pubkey(wallet.public_key()),
-            Duration::from_secs(60),
-            ReqExitPolicy::WaitDurationAfterEOSE(Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    // A lasting subscription (the pool makes it again after a reconnect;
+    // a streamed one it would not).
+    let mut notifications = pool.notifications();
+    pool.subscribe(
+        Filter::new()
+            .kind(Kind::WalletConnectRequest)
+            .pubkey(wallet.public_key()),
+        nostr_relay_pool::SubscribeOptions::default(),
+    )
+    .await
+    .unwrap();
     tokio::spawn(async move {
-        let mut requests = requests;
-        while let Some(request) = requests.next().await {
+        use nostr_relay_pool::RelayPoolNotification;
+        while let Ok(n) = notifications.recv().await {
+            let RelayPoolNotification::Event { event: request, .. } = n else {
+                continue;
+            };
             let Some(answer) = answer.clone() else {
                 continue;
             };
@@ -217,4 +219,83 @@ fn a_sealed_request_is_encrypted_tagged_and_only_the_wallets_answer_is_believed(
         uri.open(&a, &to_b),
         Err(NwcError::NotFromWallet(_))
     ));
+}
+
+/// A relay on `port`, so that it can be stopped and started again there.
+async fn relay_on(port: u16) -> nostr_relay_builder::LocalRelay {
+    use nostr_relay_builder::builder::{RateLimit, RelayBuilder};
+    let relay = nostr_relay_builder::LocalRelay::new(
+        RelayBuilder::default()
+            .addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+            .port(port)
+            .rate_limit(RateLimit {
+                max_reqs: 1000,
+                notes_per_minute: 100_000,
+            }),
+    );
+    relay.run().await.unwrap();
+    relay
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_goes_away_is_not_sent_to_and_is_used_again_once_back() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("ws://127.0.0.1:{port}");
+    let relay = relay_on(port).await;
+    let (wallet, client) = (Keys::generate(), Keys::generate());
+    wallet_service(
+        &url,
+        wallet.clone(),
+        "nip44_v2",
+        Some(json!({"balance": 5})),
+    )
+    .await;
+    let w = Wallet::connect(uri(&wallet, &client, &[&url]), Duration::from_secs(5))
+        .await
+        .unwrap();
+    w.call(&Request::GetBalance, Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    // Down: once the client has seen it go, a request is not sent at all
+    // (safe to retry; for a payment, nothing can have been paid).
+    relay.shutdown();
+    let started = Instant::now();
+    let err = loop {
+        let err = w
+            .call(&Request::GetBalance, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        if matches!(err, CallError::NotSent(_)) || started.elapsed() > Duration::from_secs(10) {
+            break err;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(matches!(err, CallError::NotSent(_)), "{err}");
+    assert!(err.to_string().contains("not connected"), "{err}");
+
+    // Back on the same port: the client reconnects with its backoff and
+    // the wallet answers again.
+    let _relay = relay_on(port).await;
+    let started = Instant::now();
+    loop {
+        match w.call(&Request::GetBalance, Duration::from_secs(2)).await {
+            Ok(reply) => {
+                assert_eq!(reply.into_result::<BalanceResult>().unwrap().balance, 5);
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "not back after {:?}: {e}",
+                    started.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    w.close().await;
 }
