@@ -136,7 +136,7 @@ async fn alby_pays_our_gateway_and_every_check_of_the_client_still_comes_first()
         "{err:?}"
     );
     let (poor, _d3) = client(payer.clone(), &rig.gw.base, |c| {
-        c.session_budget_msat = 50_000
+        c.session_budget_msat = 50_000;
     });
     let err = poor
         .fetch(FetchRequest::get(format!("{}/v1/data", rig.gw.base)))
