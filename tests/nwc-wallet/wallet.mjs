@@ -22,9 +22,8 @@
 // replay requests a relay stored).
 //
 // Stdin: one JSON object a line; its keys are applied together ("mode"
-// first), then
-// {"ok":true} (or {"ok":false,"error":...}) is printed; with "stats" the
-// answer is the counters instead. Keys: "mode":"normal" (clear every
+// first), then {"ok":true} (or {"ok":false,"error":...}) is printed; with
+// "stats" the answer is the counters instead. Keys: "mode":"normal" (clear every
 // fault), "fail_pay":CODE|null, "message":TEXT (fail_pay's message),
 // "answer_late_ms":N, "never_answer":bool, "hold_pay_ms":N,
 // "extra_fee_msat":N, "drop_expired":bool, "balance_msat":N,
