@@ -276,8 +276,8 @@ pub enum CallError {
     /// The request went out and no answer came in time: the wallet may
     /// still carry it out (the reference wallet ignores the expiration), so
     /// for a payment the outcome is unknown.
-    #[error("the wallet did not answer within {0} s")]
-    NoAnswer(u64),
+    #[error("the wallet did not answer within {:.1} s", .0.as_secs_f64())]
+    NoAnswer(Duration),
     /// The request or the reply could not be used.
     #[error(transparent)]
     Bad(#[from] NwcError),
@@ -319,8 +319,13 @@ impl Wallet {
         if !connected.failed.is_empty() {
             tracing::warn!(failed = %failures(&connected.failed), "some wallet relays are down; retrying them in the background");
         }
+        // From the relays that answered only: one that is down never sends
+        // its end of stored events, and would hold this for the whole
+        // timeout.
+        let up: Vec<nostr::RelayUrl> = connected.success.iter().cloned().collect();
         let info = pool
-            .fetch_events(
+            .fetch_events_from(
+                up,
                 Filter::new()
                     .author(uri.inner.public_key)
                     .kind(Kind::WalletConnectInfo)
@@ -376,27 +381,37 @@ impl Wallet {
         self.methods.iter().any(|m| m == method)
     }
 
-    /// Sends `request` and waits up to `timeout` for the wallet's answer.
-    /// The request expires when the wait does (NIP-40), so that a wallet
-    /// that honours the expiration never carries it out later.
+    /// Sends `request` and waits about `timeout` for the wallet's answer.
+    ///
+    /// The request carries a NIP-40 expiration so that a wallet that
+    /// honours it can start the request only while this call waits: the
+    /// expiration is a whole second, and a wallet takes an event as
+    /// expired only once that second has passed, so it is set a second
+    /// before the end of the wait (and the wait is stretched to a second
+    /// past it when `timeout` is too short for that).
     pub async fn call(&self, request: &Request, timeout: Duration) -> Result<Reply, CallError> {
-        let expires_at = Timestamp::now().as_secs() + timeout.as_secs().max(1);
+        let (expires_at, wait) = expiry(std::time::SystemTime::now(), timeout);
+        let deadline = tokio::time::Instant::now() + wait;
         let sealed = self.uri.seal(request, self.encryption, expires_at)?;
+        let up = self.connected().await;
+        if up.is_empty() {
+            return Err(CallError::NotSent(self.down_relays().await));
+        }
         // Listen before sending, so that a quick answer is not missed.
         let mut answers = self
             .pool
-            .stream_events(
+            .stream_events_from(
+                up.clone(),
                 Filter::new()
                     .author(self.uri.inner.public_key)
                     .kind(Kind::WalletConnectResponse)
                     .event(sealed.event.id),
-                timeout,
+                wait,
                 ReqExitPolicy::WaitForEvents(1),
             )
             .await
             .map_err(|e| CallError::NotSent(format!("cannot listen for the answer: {e}")))?;
-        self.send(&sealed.event).await?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        self.send(&sealed.event, &up, deadline).await?;
         loop {
             use nostr_relay_pool::prelude::StreamExt;
             let next = tokio::time::timeout_at(deadline, answers.next()).await;
@@ -409,58 +424,88 @@ impl Wallet {
                     }
                     Err(e) => return Err(e.into()),
                 },
-                Ok(None) | Err(_) => return Err(CallError::NoAnswer(timeout.as_secs())),
+                Ok(None) | Err(_) => return Err(CallError::NoAnswer(wait)),
             }
         }
     }
 
-    /// Publishes `event` to every relay. Ok when at least one relay took
-    /// it. When none did, the error tells whether it can have gone out:
-    /// [`CallError::NotSent`] only when no relay was connected or each
-    /// refused it (its `OK` false), [`CallError::Unconfirmed`] otherwise
-    /// (no `OK` in time, a connection dropped after the event was written). The pool's own `send_event` cannot be used for this: it is
-    /// Ok when no relay took the event, and its errors are text.
-    async fn send(&self, event: &Event) -> Result<(), CallError> {
+    /// The relays connected now.
+    async fn connected(&self) -> Vec<nostr::RelayUrl> {
+        let mut up: Vec<_> = self
+            .pool
+            .relays()
+            .await
+            .into_iter()
+            .filter(|(_, relay)| relay.is_connected())
+            .map(|(url, _)| url)
+            .collect();
+        up.sort();
+        up
+    }
+
+    /// Every relay, as "url: not connected", for an error.
+    async fn down_relays(&self) -> String {
+        let mut down: Vec<String> = self
+            .pool
+            .relays()
+            .await
+            .keys()
+            .map(|url| format!("{url}: not connected"))
+            .collect();
+        down.sort();
+        if down.is_empty() {
+            "the connection names no relay".into()
+        } else {
+            down.join("; ")
+        }
+    }
+
+    /// Publishes `event` to the relays `up` at once, and returns as soon
+    /// as one has taken it (its `OK`), at the latest at `deadline`. When
+    /// none did, the error tells whether it can have gone out:
+    /// [`CallError::NotSent`] only when each refused it (its `OK` false,
+    /// or writing disabled), [`CallError::Unconfirmed`] otherwise (no
+    /// `OK` in time, a connection dropped after the write). A relay not
+    /// connected is never tried: the event cannot go out through it, and
+    /// its `send_event` answers `NotConnected` both then and when the
+    /// connection drops after the write, so that error alone cannot tell.
+    /// (The pool's own `send_event` cannot be used: it is Ok when no relay
+    /// took the event, its errors are text, and it waits for the slowest
+    /// relay.)
+    async fn send(
+        &self,
+        event: &Event,
+        up: &[nostr::RelayUrl],
+        deadline: tokio::time::Instant,
+    ) -> Result<(), CallError> {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
         use nostr_relay_pool::relay::Error as RelayError;
         let relays = self.pool.relays().await;
-        let mut why = Vec::new();
-        // A relay not connected now is not tried: the event cannot go out
-        // through it. (Its `send_event` answers `NotConnected` both then
-        // and when the connection drops after the event was written, so
-        // that error alone cannot tell.)
-        let connected: Vec<_> = relays
+        let mut sends: FuturesUnordered<_> = up
             .iter()
-            .filter(|(url, relay)| {
-                let up = relay.is_connected();
-                if !up {
-                    why.push(format!("{url}: not connected"));
-                }
-                up
-            })
+            .filter_map(|url| relays.get(url).map(|relay| (url, relay)))
+            .map(|(url, relay)| async move { (url.to_string(), relay.send_event(event).await) })
             .collect();
-        let sends = connected
-            .iter()
-            .map(|(url, relay)| async move { (url.to_string(), relay.send_event(event).await) });
-        let results = futures_util::future::join_all(sends).await;
+        let mut why = Vec::new();
         let mut maybe_sent = false;
-        for (url, result) in results {
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    // Refused before or by the relay (its `OK` false): not
-                    // sent. Anything else may have gone out.
+        loop {
+            match tokio::time::timeout_at(deadline, sends.next()).await {
+                Ok(Some((_, Ok(_)))) => return Ok(()),
+                Ok(Some((url, Err(e)))) => {
                     maybe_sent |=
                         !matches!(e, RelayError::WriteDisabled | RelayError::RelayMessage(_));
                     why.push(format!("{url}: {e}"));
                 }
+                Ok(None) => break,
+                Err(_) => {
+                    maybe_sent = true;
+                    why.push("no relay confirmed it before the deadline".into());
+                    break;
+                }
             }
         }
         why.sort();
-        let why = if why.is_empty() {
-            "the connection names no relay".to_string()
-        } else {
-            why.join("; ")
-        };
+        let why = why.join("; ");
         Err(if maybe_sent {
             CallError::Unconfirmed(why)
         } else {
@@ -472,6 +517,23 @@ impl Wallet {
     pub async fn close(&self) {
         self.pool.shutdown().await;
     }
+}
+
+/// The NIP-40 expiration (unix seconds) of a request sent at `now` by a
+/// call that waits `timeout`, and how long the call then waits: the
+/// request expires at least a second before the wait ends (a wallet takes
+/// an event as expired only after its expiration second), and never in
+/// less than a second from now.
+fn expiry(now: std::time::SystemTime, timeout: Duration) -> (u64, Duration) {
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let end = now + timeout;
+    let expires_at = (end.as_secs().saturating_sub(1)).max(now.as_secs() + 1);
+    // The wallet may start it until expires_at + 1 s.
+    let last_start = Duration::from_secs(expires_at + 1);
+    let wait = timeout.max(last_start.saturating_sub(now));
+    (expires_at, wait)
 }
 
 fn failures(failed: &std::collections::HashMap<nostr::RelayUrl, String>) -> String {
@@ -822,6 +884,36 @@ mod tests {
         format!(
             "nostr+walletconnect://{WALLET}?relay=wss%3A%2F%2Frelay.example.com&relay=ws%3A%2F%2F127.0.0.1%3A7777&secret={SECRET}"
         )
+    }
+
+    #[test]
+    fn a_request_expires_so_that_a_wallet_can_start_it_only_while_the_call_waits() {
+        use std::time::UNIX_EPOCH;
+        for start_ms in [1_000_000u64, 1_000_400, 1_000_650, 1_000_999] {
+            for timeout_ms in [100u64, 500, 999, 1_000, 1_500, 2_000, 15_000, 55_000] {
+                let now = UNIX_EPOCH + Duration::from_millis(start_ms);
+                let timeout = Duration::from_millis(timeout_ms);
+                let (expires_at, wait) = expiry(now, timeout);
+                let (start, end) = (
+                    start_ms as f64 / 1e3,
+                    (start_ms as f64 + wait.as_millis() as f64) / 1e3,
+                );
+                let case = format!(
+                    "start {start}, timeout {timeout:?}: expires {expires_at}, waits {wait:?}"
+                );
+                // Not already expired when sent.
+                assert!(expires_at as f64 > start, "{case}");
+                // A wallet may start it until expires_at + 1: within the wait.
+                assert!((expires_at + 1) as f64 <= end + 1e-9, "{case}");
+                // The wait is the one asked for, stretched at most to 2 s.
+                assert!(
+                    wait >= timeout && wait <= timeout.max(Duration::from_secs(2)),
+                    "{case}"
+                );
+                // And the request does not expire long before the wait ends.
+                assert!((expires_at + 1) as f64 > end - 1.0 - 1e-9, "{case}");
+            }
+        }
     }
 
     #[test]

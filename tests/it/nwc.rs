@@ -165,7 +165,7 @@ async fn a_wallet_that_never_answers_is_an_unknown_outcome_within_the_timeout() 
         .call(&Request::GetBalance, Duration::from_secs(2))
         .await
         .unwrap_err();
-    assert_eq!(err, CallError::NoAnswer(2));
+    assert_eq!(err, CallError::NoAnswer(Duration::from_secs(2)));
     assert!(started.elapsed() < Duration::from_secs(4));
     w.close().await;
 }
