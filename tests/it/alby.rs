@@ -521,6 +521,19 @@ pub(crate) async fn nwc_steps_on_lnd(rt: &crate::lnd::Regtest) {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Pending at alice does not mean bob holds the HTLC yet: settle
+        // once his invoice is ACCEPTED ("invoice still open" otherwise).
+        loop {
+            let state = rt.lncli("BOB", &["lookupinvoice", &hash.to_hex()])["state"].clone();
+            if state == "ACCEPTED" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bob never held the HTLC: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         rt.lncli("BOB", &["settleinvoice", &held.to_hex()]);
     };
     let (paid_held, ()) = tokio::join!(paying, settle);
