@@ -199,28 +199,24 @@ pub fn open_store(settings: &Settings) -> Result<Arc<Store>, Failure> {
 /// payer is connected here, and refused when its node is on another
 /// network than the configured one.
 pub async fn make_payer(settings: &Settings) -> Result<Arc<dyn Payer>, Failure> {
+    // The backend (lnd, or the wallet) gives up a little before the client
+    // stops waiting, so that its own answer arrives in time.
+    let backend_payment_timeout = Duration::from_secs(settings.payment_timeout_secs.value)
+        .saturating_sub(PAYMENT_TIMEOUT_MARGIN)
+        .max(Duration::from_secs(1));
     match settings.payer() {
         Some(PayerChoice::Dev { node }) => DevPayer::new(node.as_str())
             .map(|p| Arc::new(p) as Arc<dyn Payer>)
             .map_err(|e| Failure::general("config", e.to_string())),
         Some(PayerChoice::Lnd(lnd)) => {
-            // lnd stops trying routes a little before the client stops
-            // waiting, so that its own answer arrives in time.
-            let payment_timeout = Duration::from_secs(settings.payment_timeout_secs.value)
-                .saturating_sub(PAYMENT_TIMEOUT_MARGIN)
-                .max(Duration::from_secs(1));
-            let node = connect_lnd(&lnd, payment_timeout).await?;
+            let node = connect_lnd(&lnd, backend_payment_timeout).await?;
             Ok(Arc::new(node))
         }
         Some(PayerChoice::Nwc { uri, network }) => {
             let uri = uri.load().map_err(|e| Failure::general("config", e))?;
-            // The wallet's answer is awaited a little less long than the
-            // client waits, so that its own verdict arrives in time.
             let timeouts = NwcTimeouts {
                 connect: Duration::from_secs(settings.request_timeout_secs.value.min(15)),
-                payment: Duration::from_secs(settings.payment_timeout_secs.value)
-                    .saturating_sub(PAYMENT_TIMEOUT_MARGIN)
-                    .max(Duration::from_secs(1)),
+                payment: backend_payment_timeout,
                 request: Duration::from_secs(settings.request_timeout_secs.value),
             };
             let payer = NwcPayer::connect(uri, network, timeouts)

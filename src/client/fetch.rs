@@ -479,15 +479,15 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 /// The receipt's sentence when the payer charged more routing fee than
-/// was reserved for it. A wallet over Nostr Wallet Connect takes no fee
-/// limit: the ledger records what it charged, and the budget left counts
-/// it, so what the person was told and what moved agree.
+/// was reserved for it (a payer that takes no fee limit can): the ledger
+/// records what was charged, and the budget left counts it, so what the
+/// person was told and what moved agree.
 fn fee_note(fee_msat: u64, reserved_msat: u64) -> Option<String> {
     (fee_msat > reserved_msat).then(|| {
         format!(
-            "the wallet charged a routing fee of {}, above the {} reserved for it (a Nostr \
-             Wallet Connect wallet takes no fee limit); the spend log records what it charged \
-             and the budget left counts it",
+            "the payer charged a routing fee of {}, above the {} reserved for it (a wallet \
+             over Nostr Wallet Connect takes no fee limit); the spend log records what was \
+             charged and the budget left counts it",
             Msat(fee_msat),
             Msat(reserved_msat)
         )

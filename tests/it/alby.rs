@@ -363,23 +363,7 @@ async fn the_fault_modes_do_what_they_say() {
 /// `lnd::lnd_backend_on_regtest` on its network.
 pub(crate) async fn nwc_steps_on_lnd(rt: &crate::lnd::Regtest) {
     let (_relay, url) = relay().await;
-    let rest = format!(
-        "lnd-rest=https://{}",
-        rt.var("L402_REGTEST_ALICE_REST_HOST")
-    );
-    let Some(alby) = AlbyWallet::start(
-        &[&url],
-        &[
-            "--pay-via",
-            &rest,
-            "--lnd-macaroon",
-            rt.var("L402_REGTEST_ALICE_ADMIN_MACAROON"),
-            "--lnd-tls-cert",
-            rt.var("L402_REGTEST_ALICE_TLS_CERT"),
-        ],
-    )
-    .await
-    else {
+    let Some(alby) = AlbyWallet::on_alice(&[&url], rt).await else {
         return;
     };
     let wallet = Wallet::connect(alby.uri.parse().unwrap(), T).await.unwrap();
@@ -478,19 +462,7 @@ pub(crate) async fn nwc_steps_on_lnd(rt: &crate::lnd::Regtest) {
     // wallet service on the same lnd, which has no record of its own,
     // reads lnd's IN_FLIGHT as pending; once bob settles, the first
     // answers with the preimage and the second sees it settled.
-    let Some(other) = AlbyWallet::start(
-        &[&url],
-        &[
-            "--pay-via",
-            &rest,
-            "--lnd-macaroon",
-            rt.var("L402_REGTEST_ALICE_ADMIN_MACAROON"),
-            "--lnd-tls-cert",
-            rt.var("L402_REGTEST_ALICE_TLS_CERT"),
-        ],
-    )
-    .await
-    else {
+    let Some(other) = AlbyWallet::on_alice(&[&url], rt).await else {
         return;
     };
     let watcher = Wallet::connect(other.uri.parse().unwrap(), T)

@@ -54,13 +54,13 @@ fn dev_client(gw: &TestGateway, adjust: impl FnOnce(&mut ClientConfig)) -> Fixtu
     client_with(payer, &gw.base, adjust)
 }
 
-fn demo_with_route(route: RouteConfig) -> GatewayConfig {
+pub(crate) fn demo_with_route(route: RouteConfig) -> GatewayConfig {
     let mut config = GatewayConfig::demo();
     config.routes.insert(0, route);
     config
 }
 
-fn single_use_get(path: &str, price_sats: u64) -> RouteConfig {
+pub(crate) fn single_use_get(path: &str, price_sats: u64) -> RouteConfig {
     GatewayConfig::from_toml(&format!(
         "[[routes]]\npath = \"{path}\"\nmethod = \"GET\"\nprice_sats = {price_sats}\n\
          demo = \"demo\"\ntoken = \"single-use\"\n"
@@ -1087,14 +1087,18 @@ impl Payer for DearWallet {
 async fn a_fee_above_the_reserve_is_recorded_said_in_the_receipt_and_counted() {
     let gw = TestGateway::start(demo_with_route(single_use_get("/v1/once", 21))).await;
     let url = format!("{}/v1/once", gw.base);
-    let payer = Arc::new(DearWallet {
-        dev: DevPayer::new(&gw.base).unwrap(),
-        extra_msat: 60_000,
-    });
-    let fx = client_with(payer, &gw.base, |c| {
-        c.session_budget_msat = 100_000;
-        c.fee_limit_msat = 1_000;
-    });
+    // A 100-sat budget, 1 sat reserved for fees, a wallet charging more.
+    let dear = |extra_msat| {
+        let payer = Arc::new(DearWallet {
+            dev: DevPayer::new(&gw.base).unwrap(),
+            extra_msat,
+        });
+        client_with(payer, &gw.base, |c| {
+            c.session_budget_msat = 100_000;
+            c.fee_limit_msat = 1_000;
+        })
+    };
+    let fx = dear(60_000);
     let resp = fx.client.fetch(FetchRequest::get(&url)).await.unwrap();
     assert_eq!(resp.status, 200);
     let receipt = resp.receipt.unwrap();
@@ -1121,14 +1125,7 @@ async fn a_fee_above_the_reserve_is_recorded_said_in_the_receipt_and_counted() {
 
     // A fee that overruns the budget itself: recorded as charged, and
     // nothing is left (never a negative or wrapped figure).
-    let payer = Arc::new(DearWallet {
-        dev: DevPayer::new(&gw.base).unwrap(),
-        extra_msat: 200_000,
-    });
-    let fx = client_with(payer, &gw.base, |c| {
-        c.session_budget_msat = 100_000;
-        c.fee_limit_msat = 1_000;
-    });
+    let fx = dear(200_000);
     let resp = fx.client.fetch(FetchRequest::get(&url)).await.unwrap();
     assert_eq!(resp.receipt.unwrap().budget_left_msat, 0);
     let budget = fx.client.budget().unwrap();

@@ -18,7 +18,7 @@ use l402_mcp::store::Store;
 use lightning_invoice::Currency;
 use serde_json::{Value, json};
 
-use crate::client::{challenge_header, challenge_server, invoice};
+use crate::client::{challenge_header, challenge_server, demo_with_route, invoice, single_use_get};
 use crate::common::TestGateway;
 use crate::common::alby::AlbyWallet;
 
@@ -91,19 +91,6 @@ fn secret_of(uri: &str) -> String {
         .next()
         .unwrap()
         .to_string()
-}
-
-fn single_use(path: &str, sats: u64) -> GatewayConfig {
-    let mut config = GatewayConfig::demo();
-    let route = GatewayConfig::from_toml(&format!(
-        "[[routes]]\npath = \"{path}\"\nmethod = \"GET\"\nprice_sats = {sats}\n\
-         demo = \"demo\"\ntoken = \"single-use\"\n"
-    ))
-    .unwrap()
-    .routes
-    .remove(0);
-    config.routes.insert(0, route);
-    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +168,7 @@ async fn alby_pays_our_gateway_and_every_check_of_the_client_still_comes_first()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_wallet_error_is_a_sentence_and_what_it_leaves_is_right() {
-    let Some(rig) = rig(single_use("/v1/once", 21), &[]).await else {
+    let Some(rig) = rig(demo_with_route(single_use_get("/v1/once", 21)), &[]).await else {
         return;
     };
     let payer = payer(&rig).await;

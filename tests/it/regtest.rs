@@ -263,22 +263,7 @@ pub(crate) async fn interop_steps(rt: &Regtest, pay_macaroon: &Path, invoice_mac
     // Step 6: the same through a wallet over Nostr Wallet Connect:
     // Alby's wallet service, paying with alice's lnd.
     let (_relay, relay) = crate::common::relay().await;
-    let rest = format!(
-        "lnd-rest=https://{}",
-        rt.var("L402_REGTEST_ALICE_REST_HOST")
-    );
-    let wallet = crate::common::alby::AlbyWallet::start(
-        &[&relay],
-        &[
-            "--pay-via",
-            &rest,
-            "--lnd-macaroon",
-            rt.var("L402_REGTEST_ALICE_ADMIN_MACAROON"),
-            "--lnd-tls-cert",
-            rt.var("L402_REGTEST_ALICE_TLS_CERT"),
-        ],
-    )
-    .await;
+    let wallet = crate::common::alby::AlbyWallet::on_alice(&[&relay], rt).await;
     if let Some(wallet) = &wallet {
         tokio::task::block_in_place(|| {
             let t = Instant::now();

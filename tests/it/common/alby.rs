@@ -83,6 +83,24 @@ pub fn installed() -> Option<PathBuf> {
 }
 
 impl AlbyWallet {
+    /// Starts the service on `relays` paying with alice's lnd on the
+    /// regtest network `rt` (the `lnd-rest` backend, her admin macaroon).
+    pub async fn on_alice(relays: &[&str], rt: &crate::lnd::Regtest) -> Option<AlbyWallet> {
+        let rest = format!(
+            "lnd-rest=https://{}",
+            rt.var("L402_REGTEST_ALICE_REST_HOST")
+        );
+        let args = [
+            "--pay-via",
+            &rest,
+            "--lnd-macaroon",
+            rt.var("L402_REGTEST_ALICE_ADMIN_MACAROON"),
+            "--lnd-tls-cert",
+            rt.var("L402_REGTEST_ALICE_TLS_CERT"),
+        ];
+        Self::start(relays, &args).await
+    }
+
     /// Starts the service on `relays` with `args` (wallet.mjs's flags, at
     /// least `--pay-via`), waiting up to 10 s for its first line; `None`
     /// when not installed (see the module). A service that does not come
