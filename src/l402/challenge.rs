@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use super::payment::{PAYMENT_SCHEME, PaymentChallenge, PaymentError};
 use super::{Macaroon, MacaroonError};
 
 /// Longest header value we parse (16 KiB). Real challenges are < 2 KiB.
@@ -138,6 +139,26 @@ impl Challenge {
         }
         Ok(found)
     }
+}
+
+/// Every `Payment` challenge across several header values, in order, any
+/// method or intent: one whose parameters are unusable is an error in its
+/// place (so a refusal can say what was wrong with it). A header value
+/// that does not parse at all holds none (as [`Challenge::parse_all`]
+/// skips it for L402).
+pub fn parse_payment_challenges<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Vec<Result<PaymentChallenge, PaymentError>> {
+    values
+        .into_iter()
+        .filter(|v| v.len() <= MAX_CHALLENGE_HEADER_LEN)
+        .filter_map(|v| parse_value(v).ok())
+        .flatten()
+        .filter(|c| c.scheme.eq_ignore_ascii_case(PAYMENT_SCHEME))
+        .map(|c| {
+            PaymentChallenge::from_params(c.params.into_iter().map(|(n, v)| (n, v.into_owned())))
+        })
+        .collect()
 }
 
 impl FromStr for Challenge {
@@ -538,6 +559,35 @@ mod tests {
             vec![("L402".into(), vec![p("a", r#"b"c\d"#), p("b", "x/y+z==")])]
         );
         assert_eq!(schemes(""), vec![]);
+    }
+
+    #[test]
+    fn payment_challenges_are_found_beside_l402_in_any_split() {
+        let charge = r#"Payment id="abc", realm="localhost:8081", method="lightning", intent="charge", request="eyJ9", expires="2026-03-25T20:15:00Z""#;
+        let session = r#"payment ID=s, realm=r, method=lightning, intent=session, request=eyJ9"#;
+        let other = r#"Payment id="t", realm="r", method="tempo", intent="charge", request="eyJ9""#;
+        let broken = r#"Payment id="b", realm="r", method="lightning", intent="charge""#;
+        let lsat = r#"LSAT macaroon="AgEEbHNhdA", invoice="lnbcrt1""#;
+        // As aperture sends them (one per header), and all in one value.
+        let joined = format!("{lsat}, {session}, {charge}, {other}, {broken}");
+        for values in [
+            vec![lsat, session, charge, other, broken],
+            vec![joined.as_str()],
+        ] {
+            let found = parse_payment_challenges(values.iter().copied());
+            assert_eq!(found.len(), 4, "{found:?}");
+            let s = found[0].as_ref().unwrap();
+            assert_eq!((s.id.as_str(), s.intent.as_str()), ("s", "session"));
+            assert!(!s.is_lightning_charge());
+            let c = found[1].as_ref().unwrap();
+            assert!(c.is_lightning_charge());
+            assert_eq!(c.expires.as_deref(), Some("2026-03-25T20:15:00Z"));
+            assert_eq!(c.request, "eyJ9");
+            assert!(!found[2].as_ref().unwrap().is_lightning_charge());
+            assert_eq!(found[3], Err(PaymentError::MissingParam("request")));
+        }
+        assert!(parse_payment_challenges([lsat]).is_empty());
+        assert!(parse_payment_challenges([r#"Payment id="a", id="b""#])[0].is_err());
     }
 
     #[test]

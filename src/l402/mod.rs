@@ -39,12 +39,15 @@ mod challenge;
 mod credential;
 mod identifier;
 mod macaroon;
+pub mod payment;
 mod verify;
 
 pub use caveat::{
     BASE_TIER, CONDITION_SERVICES, Caveat, CaveatError, SUFFIX_CAPABILITIES, SUFFIX_VALID_UNTIL,
 };
-pub use challenge::{Challenge, ChallengeError, MAX_CHALLENGE_HEADER_LEN, Scheme};
+pub use challenge::{
+    Challenge, ChallengeError, MAX_CHALLENGE_HEADER_LEN, Scheme, parse_payment_challenges,
+};
 pub use credential::{Credential, CredentialError};
 pub use identifier::{IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, TokenId};
 pub use macaroon::{MACAROON_LOCATION, Macaroon, MacaroonError};
