@@ -38,6 +38,7 @@
 //!     payment_hash: &hash,
 //!     amount_msat: 1_000_000,
 //!     fee_limit_msat: 10_000,
+//!     scheme: Default::default(),
 //! };
 //! let reservation = ledger.reserve(&ask)?;
 //! ledger.mark_in_flight(&reservation)?;
@@ -57,8 +58,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::lightning::{Msat, PaymentHash};
 use crate::store::{
-    Origin, PAYMENT_COLUMNS, PaymentRecord, PaymentState, Store, StoreError, msat_to_sql,
-    query_payments, time_to_sql,
+    Origin, PAYMENT_COLUMNS, PaymentRecord, PaymentState, Store, StoreError, TokenScheme,
+    msat_to_sql, query_payments, time_to_sql,
 };
 
 /// The length of the rolling window of the daily cap.
@@ -165,6 +166,8 @@ pub struct ReserveRequest<'a> {
     pub amount_msat: u64,
     /// The most the routing fee may be.
     pub fee_limit_msat: u64,
+    /// The scheme of the challenge being paid.
+    pub scheme: TokenScheme,
 }
 
 /// Budget held for one payment attempt, until committed, failed or released.
@@ -549,8 +552,8 @@ impl Ledger {
             // The hold.
             tx.execute(
                 "INSERT INTO payments (session, origin, url, payment_hash, amount_msat,
-                                       fee_limit_msat, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'reserved', ?7, ?7)",
+                                       fee_limit_msat, status, created_at, updated_at, scheme)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'reserved', ?7, ?7, ?8)",
                 params![
                     req.session,
                     req.origin.as_str(),
@@ -558,7 +561,8 @@ impl Ledger {
                     req.payment_hash.to_hex(),
                     amount,
                     fee_limit,
-                    time_to_sql(now)
+                    time_to_sql(now),
+                    req.scheme.as_str()
                 ],
             )?;
             let id = tx.last_insert_rowid();

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use l402_mcp::client::{
     Approval, ApprovalRequest, Approver, EXIT_NETWORK, EXIT_REFUSED, FetchRequest, L402Client,
-    Preview, Receipt, read_capped,
+    Preview, Receipt, TokenScheme, read_capped,
 };
 
 use super::output::{bytes, count, sats, sats_num, stdout_bytes, stdout_json, stdout_line};
@@ -193,6 +193,9 @@ async fn fetch_whole(
     if !ctx.quiet {
         if let Some(r) = &resp.receipt {
             say_err!("{}", receipt_line(r, resp.url.as_str(), session));
+        }
+        if let Some(problem) = resp.problem() {
+            say_err!("note: {problem}");
         }
         if resp.truncated {
             say_err!(
@@ -546,6 +549,12 @@ fn print_preview(p: &Preview) -> Result<(), Failure> {
             "would pay: {}",
             if p.would_pay { "yes" } else { "no" }
         ))?;
+        if let Some(scheme) = p.scheme {
+            stdout_line(&format!(
+                "scheme: {scheme} (preferred when a 402 offers both: {})",
+                p.prefer_scheme
+            ))?;
+        }
     }
     if p.cached_token {
         stdout_line(
@@ -601,8 +610,16 @@ fn receipt_line(r: &Receipt, url: &str, session: &str) -> String {
 
 fn receipt_words(r: &Receipt, url: &str, session: &str) -> String {
     if r.paid {
+        let scheme = match (r.scheme, &r.payment_receipt) {
+            (TokenScheme::L402, _) => String::new(),
+            (TokenScheme::Payment, None) => " with a Payment credential".into(),
+            (TokenScheme::Payment, Some(p)) => format!(
+                " with a Payment credential (receipt: {} at {})",
+                p.status, p.timestamp
+            ),
+        };
         format!(
-            "paid {} (+{} fee) for {url}; {} left in session {session}",
+            "paid {} (+{} fee) for {url}{scheme}; {} left in session {session}",
             sats(r.amount_msat),
             sats_num(r.fee_msat),
             sats(r.budget_left_msat)
@@ -624,6 +641,8 @@ fn receipt_json(r: &Receipt, session: &str) -> Value {
         "budget_left_msat": r.budget_left_msat,
         "session": session,
         "note": r.note,
+        "scheme": r.scheme,
+        "payment_receipt": r.payment_receipt,
     })
 }
 
@@ -773,6 +792,8 @@ mod tests {
             payment_hash: l402_mcp::lightning::PaymentHash([1; 32]),
             budget_left_msat: 4_979_000,
             note: None,
+            scheme: l402_mcp::store::TokenScheme::L402,
+            payment_receipt: None,
         };
         assert_eq!(
             receipt_line(&r, "http://h/v1/demo", "default"),

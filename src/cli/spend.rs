@@ -95,9 +95,10 @@ fn print_human(
         }
         for p in &payments[skip..] {
             stdout_line(&format!(
-                "  {}  {:<9}  {:>9} + {} fee  {}",
+                "  {}  {:<9}  {:<7}  {:>9} + {} fee  {}",
                 utc(p.created_at),
                 p.state.as_str(),
+                p.scheme.as_str(),
                 sats(p.amount_msat),
                 sats(p.fee_msat),
                 p.url
@@ -152,6 +153,7 @@ fn payment_json(p: &PaymentRecord) -> Value {
         "fee_msat": p.fee_msat,
         "fee_limit_msat": p.fee_limit_msat,
         "state": p.state.as_str(),
+        "scheme": p.scheme.as_str(),
         "error": p.error,
         "created_at": p.created_at,
         "updated_at": p.updated_at,

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use l402_mcp::client::{L402Client, TokenInfo, TokenStatus};
+use l402_mcp::client::{L402Client, TokenInfo, TokenScheme, TokenStatus};
 
 use super::output::{sats, stdout_json, stdout_line, utc};
 use super::stderr::{say_err, say_err_part};
@@ -119,14 +119,15 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
                 stdout_line(&format!("no tokens in {}", settings.store_path().display()))?;
             } else {
                 stdout_line(&format!(
-                    "{:>4}  {:<7}  {:>9}  {:<12}  {:<20}  ORIGIN",
-                    "ID", "STATUS", "PRICE", "SESSION", "BOUGHT"
+                    "{:>4}  {:<7}  {:<7}  {:>9}  {:<12}  {:<20}  ORIGIN",
+                    "ID", "STATUS", "SCHEME", "PRICE", "SESSION", "BOUGHT"
                 ))?;
                 for t in &tokens {
                     stdout_line(&format!(
-                        "{:>4}  {:<7}  {:>9}  {:<12}  {:<20}  {}",
+                        "{:>4}  {:<7}  {:<7}  {:>9}  {:<12}  {:<20}  {}",
                         t.id,
                         t.status.as_str(),
+                        t.scheme.as_str(),
                         sats(t.amount_msat),
                         t.session,
                         t.paid_at.map_or_else(|| "-".to_string(), utc),
@@ -144,7 +145,8 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
                 let time = |t: Option<u64>| t.map_or_else(|| "-".to_string(), utc);
                 for (k, v) in [
                     ("id", token.id.to_string()),
-                    ("status", describe(token.status).to_string()),
+                    ("status", describe(&token)),
+                    ("scheme", scheme_words(&token)),
                     ("origin", token.origin.to_string()),
                     ("price", sats(token.amount_msat)),
                     ("fee", sats(token.fee_msat)),
@@ -220,12 +222,34 @@ pub async fn run(args: TokensArgs, ctx: Ctx) -> Result<u8, Failure> {
     }
 }
 
-fn describe(s: TokenStatus) -> &'static str {
-    match s {
-        TokenStatus::Pending => "pending (payment outcome not known yet)",
-        TokenStatus::Paid => "paid (usable)",
-        TokenStatus::Stale => "stale (the server no longer accepts it)",
-        TokenStatus::Failed => "failed (the payment failed; nothing spent)",
+fn describe(t: &TokenInfo) -> String {
+    match (t.status, t.scheme) {
+        (TokenStatus::Pending, _) => "pending (payment outcome not known yet)",
+        (TokenStatus::Paid, TokenScheme::L402) => "paid (usable)",
+        (TokenStatus::Paid, TokenScheme::Payment) => {
+            "paid, not yet presented (usable once, at the path it was bought for)"
+        }
+        (TokenStatus::Stale, TokenScheme::L402) => "stale (the server no longer accepts it)",
+        (TokenStatus::Stale, TokenScheme::Payment) => {
+            "used (a Payment credential pays for one request)"
+        }
+        (TokenStatus::Failed, _) => "failed (the payment failed; nothing spent)",
+    }
+    .to_string()
+}
+
+fn scheme_words(t: &TokenInfo) -> String {
+    match t.scheme {
+        TokenScheme::L402 => "l402".into(),
+        TokenScheme::Payment => format!(
+            "payment (bought for {}{})",
+            t.bound_path.as_deref().unwrap_or("?"),
+            if t.receipt.is_some() {
+                "; the server sent a Payment-Receipt"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
@@ -241,5 +265,8 @@ fn token_json(t: &TokenInfo) -> Value {
         "created_at": t.created_at,
         "paid_at": t.paid_at,
         "last_used_at": t.last_used_at,
+        "scheme": t.scheme.as_str(),
+        "bound_path": t.bound_path,
+        "payment_receipt": t.receipt,
     })
 }

@@ -7,9 +7,11 @@ use std::time::SystemTime;
 use reqwest::Url;
 use reqwest::header::{self};
 
-use super::{Call, Check, FetchError, L402Client, Msat, Refusal};
-use crate::l402::{Challenge, Scheme};
-use crate::lightning::Invoice;
+use super::{Call, Check, FetchError, L402Client, Msat, PreferScheme, Refusal};
+use crate::l402::payment::{ChargeRequest, PAYMENT_SCHEME, PaymentChallenge, PaymentError};
+use crate::l402::{Challenge, ChallengeError, Credential, Scheme, parse_payment_challenges};
+use crate::lightning::{Invoice, PaymentHash, Preimage};
+use crate::store::{Origin, TokenScheme};
 
 /// The per-request cap in force: the operator's, or lower when the request
 /// asked for less. A request asking for more is remembered, so that a
@@ -29,12 +31,185 @@ impl Cap {
     }
 }
 
+/// One challenge of a 402 that this client can pay.
+#[derive(Debug, Clone)]
+pub(super) enum Offer {
+    /// An L402 (or LSAT) challenge: a macaroon and an invoice.
+    L402(Challenge),
+    /// A `Payment` challenge, `method="lightning"`, `intent="charge"`,
+    /// with its request decoded.
+    Payment {
+        challenge: PaymentChallenge,
+        request: ChargeRequest,
+    },
+}
+
+impl Offer {
+    /// The scheme a credential for it answers.
+    pub(super) fn scheme(&self) -> TokenScheme {
+        match self {
+            Offer::L402(_) => TokenScheme::L402,
+            Offer::Payment { .. } => TokenScheme::Payment,
+        }
+    }
+
+    /// The scheme as the server named it: `L402`, `LSAT` or `Payment`.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Offer::L402(c) => scheme_name(c.scheme),
+            Offer::Payment { .. } => PAYMENT_SCHEME,
+        }
+    }
+
+    /// The BOLT11 invoice it asks to be paid.
+    fn invoice_text(&self) -> &str {
+        match self {
+            Offer::L402(c) => &c.invoice,
+            Offer::Payment { request, .. } => &request.method_details.invoice,
+        }
+    }
+
+    /// The payment hash the invoice must have (the macaroon's; the
+    /// request's `paymentHash`, when it says), if it can be read.
+    fn bound_hash(&self) -> Option<PaymentHash> {
+        match self {
+            Offer::L402(c) => c.macaroon.identifier().ok().map(|id| id.payment_hash),
+            Offer::Payment { request, .. } => request
+                .method_details
+                .payment_hash
+                .as_deref()
+                .and_then(|h| h.parse().ok()),
+        }
+    }
+
+    /// The `Authorization` value answering it with `preimage`.
+    pub(super) fn credential(&self, preimage: &Preimage) -> String {
+        match self {
+            Offer::L402(c) => Credential::new(c.macaroon.clone(), preimage.clone()).to_string(),
+            Offer::Payment { challenge, .. } => challenge.credential(preimage),
+        }
+    }
+}
+
 /// A challenge that passed every check: what `pay` needs.
 #[derive(Debug)]
 pub(super) struct Checked {
-    pub challenge: Challenge,
+    pub offer: Offer,
     pub invoice: Invoice,
     pub amount_msat: u64,
+    /// The 402's challenges of the other scheme for the same invoice: if
+    /// the server refuses the credential paid for `offer`, one of these
+    /// costs nothing more to present.
+    pub same_invoice: Vec<Offer>,
+    /// The 402 offered the other scheme too, for another invoice.
+    pub other_invoice: bool,
+}
+
+/// Every check's verdict on a 402, and what it offers.
+pub(super) struct Evaluation {
+    pub checks: Vec<Check>,
+    /// The challenge to pay, when every check passed.
+    pub checked: Option<Checked>,
+    /// The scheme that would be paid, when a payable challenge is there.
+    pub scheme: Option<TokenScheme>,
+    /// The invoice's amount, when it decodes.
+    pub price_msat: Option<u64>,
+}
+
+/// What a 402 offers, read from all its `WWW-Authenticate` values.
+struct Offers {
+    l402: Result<Vec<Challenge>, ChallengeError>,
+    /// Every `Payment` challenge, any method or intent.
+    payment: Vec<Result<PaymentChallenge, PaymentError>>,
+}
+
+impl Offers {
+    fn parse(response: &reqwest::Response) -> Offers {
+        let values: Vec<&str> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Offers {
+            l402: Challenge::parse_all(values.iter().copied()),
+            payment: parse_payment_challenges(values.iter().copied()),
+        }
+    }
+
+    /// The payable `Payment` challenges, in order, requests decoded (one
+    /// whose request does not decode is not payable).
+    fn payable_payment(&self) -> Vec<Offer> {
+        self.payment
+            .iter()
+            .filter_map(|c| c.as_ref().ok())
+            .filter(|c| c.is_lightning_charge())
+            .filter_map(|c| {
+                c.charge().ok().map(|request| Offer::Payment {
+                    challenge: c.clone(),
+                    request,
+                })
+            })
+            .collect()
+    }
+
+    /// The challenge to pay: the preferred scheme's first, unless this
+    /// origin refused that scheme after it was paid (then the other's
+    /// first, when offered); else whichever is offered. Else the refusal
+    /// naming what was offered.
+    fn choose(
+        &self,
+        prefer: PreferScheme,
+        refused_here: Option<TokenScheme>,
+    ) -> Result<(Offer, Vec<Offer>), Refusal> {
+        let l402: Vec<Offer> = match &self.l402 {
+            Ok(all) => all.iter().cloned().map(Offer::L402).collect(),
+            Err(_) => Vec::new(),
+        };
+        let payment = self.payable_payment();
+        let mut order = match prefer {
+            PreferScheme::L402 => [TokenScheme::L402, TokenScheme::Payment],
+            PreferScheme::Payment => [TokenScheme::Payment, TokenScheme::L402],
+        };
+        if refused_here == Some(order[0]) {
+            order.reverse();
+        }
+        let of = |s: TokenScheme| match s {
+            TokenScheme::L402 => &l402,
+            TokenScheme::Payment => &payment,
+        };
+        if let Some(first) = order.iter().find_map(|s| of(*s).first()) {
+            let others = order
+                .iter()
+                .filter(|s| **s != first.scheme())
+                .flat_map(|s| of(*s).iter().cloned())
+                .collect();
+            return Ok((first.clone(), others));
+        }
+        if self.payment.is_empty() {
+            let e = match &self.l402 {
+                Err(e) => e.to_string(),
+                Ok(_) => "no challenge".into(),
+            };
+            return Err(Refusal::InvalidChallenge(e));
+        }
+        let mut offered: Vec<String> = Vec::new();
+        if let Err(ChallengeError::NoL402Challenge) = &self.l402 {
+        } else if let Err(e) = &self.l402 {
+            offered.push(format!("an unusable L402 challenge: {e}"));
+        }
+        for c in &self.payment {
+            offered.push(match c {
+                Ok(c) if c.is_lightning_charge() => match c.charge() {
+                    Ok(_) => "a Payment challenge".into(),
+                    Err(e) => format!("a Payment challenge whose {e}"),
+                },
+                Ok(c) => format!("Payment {}", c.kind()),
+                Err(e) => format!("an unusable Payment challenge ({e})"),
+            });
+        }
+        Err(Refusal::UnsupportedScheme(offered.join("; ")))
+    }
 }
 
 impl L402Client {
@@ -47,7 +222,9 @@ impl L402Client {
         cap: Cap,
         call: &Call,
     ) -> Result<Checked, FetchError> {
-        let (checks, checked) = self.evaluate(response, url, cap)?;
+        let Evaluation {
+            checks, checked, ..
+        } = self.evaluate(response, url, cap)?;
         for c in &checks {
             tracing::debug!(
                 "check {} {}: {}",
@@ -73,39 +250,72 @@ impl L402Client {
         response: &reqwest::Response,
         url: &Url,
         cap: Cap,
-    ) -> Result<(Vec<Check>, Option<Checked>), FetchError> {
+    ) -> Result<Evaluation, FetchError> {
         let mut checks = Vec::new();
-        let values: Vec<&str> = response
-            .headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let challenge = match Challenge::parse_all(values) {
-            Ok(mut all) => all.swap_remove(0),
-            Err(e) => {
-                checks.push(Check::fail(
-                    "challenge",
-                    Refusal::InvalidChallenge(e.to_string()),
-                ));
-                return Ok((checks, None));
+        let offers = Offers::parse(response);
+        let done = |checks, scheme, price_msat| Evaluation {
+            checks,
+            checked: None,
+            scheme,
+            price_msat,
+        };
+        let refused_here = match Origin::from_url(url) {
+            Ok(origin) => self.store.refused_scheme(&origin)?,
+            Err(_) => None,
+        };
+        let (offer, others) = match offers.choose(self.config.prefer_scheme, refused_here) {
+            Ok(chosen) => chosen,
+            Err(refusal) => {
+                checks.push(Check::fail("challenge", refusal));
+                return Ok(done(checks, None, None));
             }
         };
-        checks.push(Check::pass(
-            "challenge",
-            format!("{} challenge parsed", scheme_name(challenge.scheme)),
-        ));
 
-        let invoice: Invoice = match challenge.invoice.parse() {
+        let invoice: Invoice = match offer.invoice_text().parse() {
             Ok(i) => i,
             Err(e) => {
+                checks.push(Check::pass(
+                    "challenge",
+                    format!("{} challenge parsed", offer.name()),
+                ));
                 checks.push(Check::fail(
                     "invoice",
                     Refusal::InvalidInvoice(e.to_string()),
                 ));
-                return Ok((checks, None));
+                return Ok(done(checks, Some(offer.scheme()), None));
             }
         };
+        let hash = invoice.payment_hash();
+        let (same_invoice, other_invoice): (Vec<Offer>, Vec<Offer>) =
+            others.into_iter().partition(|o| {
+                o.invoice_text()
+                    .parse::<Invoice>()
+                    .is_ok_and(|i| i.payment_hash() == hash)
+            });
+        let why = match (refused_here, self.config.prefer_scheme) {
+            (Some(r), _)
+                if r != offer.scheme()
+                    && (!same_invoice.is_empty() || !other_invoice.is_empty()) =>
+            {
+                format!(" (this server refused a paid {r} credential before)")
+            }
+            (_, p) if !same_invoice.is_empty() || !other_invoice.is_empty() => {
+                format!(" (preferred scheme {p})")
+            }
+            _ => String::new(),
+        };
+        let also = match (same_invoice.first(), other_invoice.first()) {
+            (Some(o), _) => format!("; {} is offered too, for the same invoice", o.name()),
+            (None, Some(o)) => format!(
+                "; {} is offered too, for another invoice (only one is paid)",
+                o.name()
+            ),
+            _ => String::new(),
+        };
+        checks.push(Check::pass(
+            "challenge",
+            format!("{} challenge parsed{why}{also}", offer.name()),
+        ));
         checks.push(Check::pass(
             "invoice",
             "BOLT11 invoice decodes and its signature is valid",
@@ -156,22 +366,28 @@ impl L402Client {
             ));
         }
 
-        match challenge.macaroon.identifier() {
-            Ok(id) if id.payment_hash == invoice.payment_hash() => checks.push(Check::pass(
-                "payment_hash",
-                "the macaroon is bound to this invoice's payment hash",
-            )),
-            Ok(id) => checks.push(Check::fail(
-                "payment_hash",
-                Refusal::HashMismatch {
-                    invoice: invoice.payment_hash(),
-                    macaroon: id.payment_hash,
-                },
-            )),
-            Err(e) => checks.push(Check::fail(
-                "payment_hash",
-                Refusal::InvalidChallenge(format!("the macaroon identifier is unusable: {e}")),
-            )),
+        match &offer {
+            Offer::L402(challenge) => match challenge.macaroon.identifier() {
+                Ok(id) if id.payment_hash == hash => checks.push(Check::pass(
+                    "payment_hash",
+                    "the macaroon is bound to this invoice's payment hash",
+                )),
+                Ok(id) => checks.push(Check::fail(
+                    "payment_hash",
+                    Refusal::HashMismatch {
+                        invoice: hash,
+                        macaroon: id.payment_hash,
+                    },
+                )),
+                Err(e) => checks.push(Check::fail(
+                    "payment_hash",
+                    Refusal::InvalidChallenge(format!("the macaroon identifier is unusable: {e}")),
+                )),
+            },
+            Offer::Payment { challenge, request } => {
+                checks.push(self.request_check(request, &invoice, offer.bound_hash()));
+                checks.push(self.challenge_expiry_check(challenge, now));
+            }
         }
 
         let asked = amount.unwrap_or(0);
@@ -252,12 +468,116 @@ impl L402Client {
         }
 
         let all_ok = checks.iter().all(|c| c.ok);
+        let scheme = offer.scheme();
+        let price_msat = invoice.amount_msat();
         let checked = all_ok.then_some(Checked {
-            challenge,
+            offer,
             invoice,
             amount_msat: asked,
+            same_invoice,
+            other_invoice: !other_invoice.is_empty(),
         });
-        Ok((checks, checked))
+        Ok(Evaluation {
+            checks,
+            checked,
+            scheme: Some(scheme),
+            price_msat,
+        })
+    }
+
+    /// A `Payment` request's fields against its invoice: currency `sat`,
+    /// the amount in sats equal to the invoice's, `paymentHash` (when
+    /// given) the invoice's, `network` (when it names one) the invoice's.
+    fn request_check(
+        &self,
+        request: &ChargeRequest,
+        invoice: &Invoice,
+        bound: Option<PaymentHash>,
+    ) -> Check {
+        let mismatch = |why: String| Check::fail("request", Refusal::RequestMismatch(why));
+        if request.currency != "sat" {
+            return mismatch(format!(
+                "its currency is {:?}, not \"sat\"",
+                request.currency
+            ));
+        }
+        let sats = match request.amount_sats() {
+            Ok(s) => s,
+            Err(e) => return mismatch(e),
+        };
+        match invoice.amount_msat() {
+            Some(msat) if msat == sats * 1000 => {}
+            Some(msat) => {
+                return mismatch(format!(
+                    "it asks {} but the invoice is for {}",
+                    Msat(sats * 1000),
+                    Msat(msat)
+                ));
+            }
+            // Refused by the amount check already.
+            None => {}
+        }
+        match (&request.method_details.payment_hash, bound) {
+            (None, _) => {}
+            (Some(_), Some(h)) if h == invoice.payment_hash() => {}
+            (Some(given), _) => {
+                return mismatch(format!(
+                    "its paymentHash {given} is not the invoice's {}",
+                    invoice.payment_hash()
+                ));
+            }
+        }
+        if let Some(net) = &request.method_details.network
+            && let Ok(named) = net.parse::<crate::lightning::Network>()
+            && named != invoice.network()
+        {
+            return mismatch(format!(
+                "it names network {net} but the invoice is for {}",
+                invoice.network()
+            ));
+        }
+        Check::pass(
+            "request",
+            format!(
+                "the Payment request asks {} in sat, as its invoice, for the invoice's payment hash",
+                Msat(sats * 1000)
+            ),
+        )
+    }
+
+    /// A `Payment` challenge's `expires`: not past, and not before a
+    /// payment started now could complete (the payment timeout), since a
+    /// credential presented after it is refused and its payment lost.
+    fn challenge_expiry_check(&self, challenge: &PaymentChallenge, now: SystemTime) -> Check {
+        let expires = match challenge.expires_at() {
+            Ok(None) => {
+                return Check::pass("challenge_expiry", "the Payment challenge does not expire");
+            }
+            Ok(Some(t)) => t,
+            Err(e) => {
+                return Check::fail("challenge_expiry", Refusal::InvalidChallenge(e.to_string()));
+            }
+        };
+        let margin = self.config.payment_timeout;
+        match expires.duration_since(now) {
+            Err(past) => Check::fail(
+                "challenge_expiry",
+                Refusal::ChallengeExpiry(format!("expired {} s ago", past.duration().as_secs())),
+            ),
+            Ok(left) if left < margin => Check::fail(
+                "challenge_expiry",
+                Refusal::ChallengeExpiry(format!(
+                    "expires in {} s, sooner than a payment may take (the payment timeout is {} s), \
+                     and a credential presented after it is refused",
+                    left.as_secs(),
+                    margin.as_secs()
+                )),
+            ),
+            Ok(left) => Check::pass(
+                "challenge_expiry",
+                format!("the Payment challenge expires in {} s", left.as_secs()),
+            ),
+        }
     }
 
     pub(super) async fn approve(

@@ -14,6 +14,7 @@
 //! | fetch deadline | 180 s | a whole fetch: redirects, challenge, payment, retry |
 //! | payment timeout | 60 s | Lightning payments settle in seconds; after this the outcome is looked up |
 //! | redirects | 5 | as browsers, and each hop is checked again |
+//! | preferred scheme | `l402` | when a 402 offers both L402 and `Payment`, as lnget |
 
 use std::time::Duration;
 
@@ -81,6 +82,51 @@ pub struct ClientConfig {
     pub fetch_deadline: Duration,
     /// The User-Agent sent.
     pub user_agent: String,
+    /// Which scheme is paid when a server offers both L402 and `Payment`.
+    pub prefer_scheme: PreferScheme,
+}
+
+/// Which scheme is paid when a 402 offers both an L402 challenge and a
+/// `Payment` one (`method="lightning"`, `intent="charge"`). A server that
+/// refused the preferred one after it was paid gets the other from then
+/// on (the store remembers it per origin).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreferScheme {
+    /// L402 (or LSAT) first, as lnget's default.
+    #[default]
+    L402,
+    /// `Payment` first.
+    Payment,
+}
+
+impl PreferScheme {
+    /// The setting's value: `l402` or `payment`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PreferScheme::L402 => "l402",
+            PreferScheme::Payment => "payment",
+        }
+    }
+}
+
+impl std::fmt::Display for PreferScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PreferScheme {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "l402" => Ok(PreferScheme::L402),
+            "payment" => Ok(PreferScheme::Payment),
+            other => Err(format!(
+                "{other:?} is not a scheme this client can prefer; use l402 or payment"
+            )),
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -102,6 +148,7 @@ impl Default for ClientConfig {
             payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
             fetch_deadline: DEFAULT_FETCH_DEADLINE,
             user_agent: format!("l402-mcp/{}", env!("CARGO_PKG_VERSION")),
+            prefer_scheme: PreferScheme::default(),
         }
     }
 }

@@ -26,6 +26,22 @@ pub enum Refusal {
     /// The 402 carried no usable L402 challenge.
     #[error("the server asked for payment, but its challenge is unusable: {0}")]
     InvalidChallenge(String),
+    /// The 402 offers only challenges this client does not pay (another
+    /// `Payment` method or intent, or nothing it can read).
+    #[error(
+        "the server asked for payment, but offers no challenge this client pays ({0}); it pays \
+         L402 and Payment with method=\"lightning\", intent=\"charge\""
+    )]
+    UnsupportedScheme(String),
+    /// A `Payment` request's fields disagree with its invoice.
+    #[error(
+        "the server's Payment request does not match its invoice: {0}; paying it could buy \
+         nothing, so it is never paid"
+    )]
+    RequestMismatch(String),
+    /// A `Payment` challenge expired, or would before a payment completes.
+    #[error("the server's Payment challenge {0}; retry to get a fresh one")]
+    ChallengeExpiry(String),
     /// The invoice does not decode or its signature is wrong.
     #[error("the server's invoice is invalid: {0}")]
     InvalidInvoice(String),
@@ -308,6 +324,9 @@ impl Refusal {
         match self {
             Refusal::Url(_) => "url_refused",
             Refusal::InvalidChallenge(_) => "invalid_challenge",
+            Refusal::UnsupportedScheme(_) => "unsupported_scheme",
+            Refusal::RequestMismatch(_) => "request_mismatch",
+            Refusal::ChallengeExpiry(_) => "challenge_expired",
             Refusal::InvalidInvoice(_) => "invalid_invoice",
             Refusal::Amountless => "amountless_invoice",
             Refusal::Expired { .. } => "invoice_expired",

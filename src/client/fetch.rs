@@ -6,16 +6,17 @@ use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
-use super::checks::{Cap, scheme_name};
-use super::held::{BuyerHold, Held};
+use super::checks::{Cap, Checked};
+use super::held::{BuyerHold, Held, sensitive_header};
 use super::lock::lock_origin;
 use super::net::check_url;
 use super::{
     Call, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, Msat, RawResponse, Receipt, Refusal,
     network_error,
 };
+use crate::l402::payment::{PaymentReceipt, RECEIPT_HEADER};
 use crate::lightning::PaymentHash;
-use crate::store::Origin;
+use crate::store::{Origin, TokenScheme};
 
 /// What presenting cached tokens came to.
 pub(super) enum Attempt {
@@ -249,12 +250,12 @@ impl L402Client {
         tracing::info!(
             "{url} asks {} ({} challenge, invoice for {}, payment hash {}); every check passed",
             Msat(checked.amount_msat),
-            scheme_name(checked.challenge.scheme),
+            checked.offer.name(),
             checked.invoice.network(),
             checked.invoice.payment_hash()
         );
         drop(response);
-        let (token, paid) = self.pay(url, origin, checked, call).await?;
+        let (token, paid) = self.pay(url, origin, &checked, call).await?;
         // No await since the token was kept as held for its buyer.
         let hold = BuyerHold::new(token.clone(), self.store.clone());
 
@@ -262,17 +263,32 @@ impl L402Client {
         // request waiting for them presents the token only once its buyer
         // has (a single-use token would otherwise be taken from under the
         // request that paid for it). If this fails, the token stays paid
-        // and the next fetch reuses it.
+        // and the next fetch reuses it (a Payment credential: at this
+        // path, before its challenge expires).
         let retried = self.send(url, out, Some(&token)).await;
+        let mut scheme = token.scheme;
+        let mut note = None;
+        let retried = match retried {
+            Ok(r) if needs_payment(&r, true) => {
+                // Refused at the path it was bought for: it buys nothing.
+                self.forget_token(origin, &token.hash).await?;
+                let (r, used, sentence) = self.after_refusal(url, origin, out, &checked, r).await?;
+                scheme = used;
+                note = Some(sentence);
+                Ok(r)
+            }
+            other => other,
+        };
         hold.release().await;
         drop(file_lock);
         drop(guard);
         let retried = retried?;
-        if needs_payment(&retried, true) {
-            // Refused at the path it was bought for: it buys nothing.
-            self.forget_token(origin, &token.hash).await?;
-        } else {
-            self.presented(&token, path, retried.status());
+        let mut payment_receipt = None;
+        if !needs_payment(&retried, true) {
+            if scheme == token.scheme {
+                self.presented(&token, path, retried.status());
+            }
+            payment_receipt = self.keep_receipt(&token.hash, &retried).await;
         }
         *receipt = Some(Receipt {
             paid: true,
@@ -280,9 +296,119 @@ impl L402Client {
             fee_msat: paid.fee_msat,
             payment_hash: token.hash,
             budget_left_msat: self.budget().map(|b| b.left_msat).unwrap_or(0),
-            note: fee_note(paid.fee_msat, self.config.fee_limit_msat),
+            note: join_notes(note, fee_note(paid.fee_msat, self.config.fee_limit_msat)),
+            scheme,
+            payment_receipt,
         });
         Ok(retried)
+    }
+
+    /// The server answered the credential it was just paid for with a new
+    /// challenge. When the 402 it was bought from offered the other scheme
+    /// for the same invoice, that credential costs nothing more: present
+    /// it. Otherwise nothing more is paid now; when the other scheme was
+    /// offered for another invoice (aperture offers every scheme whatever
+    /// it accepts), this origin is paid with that one from then on.
+    /// Returns the answer, the scheme it answered, and the sentence for
+    /// the receipt.
+    async fn after_refusal(
+        &self,
+        url: &Url,
+        origin: &Origin,
+        out: &Outgoing,
+        checked: &Checked,
+        refused: reqwest::Response,
+    ) -> Result<(reqwest::Response, TokenScheme, String), FetchError> {
+        let hash = checked.invoice.payment_hash();
+        let name = checked.offer.name();
+        let paid = Msat(checked.amount_msat);
+        let store = self.store.clone();
+        let preimage = blocking(move || store.get_by_hash(&hash))
+            .await??
+            .and_then(|t| t.preimage().cloned());
+        if let (Some(preimage), Some(other)) = (preimage, checked.same_invoice.first()) {
+            let header = sensitive_header(&other.credential(&preimage)).ok_or_else(|| {
+                FetchError::Task("a credential is not a valid header value".into())
+            })?;
+            tracing::info!(
+                payment_hash = %hash,
+                "the server refused the {name} credential it was paid for; presenting the {} credential for the same invoice",
+                other.name()
+            );
+            let answer = self.send_with(url, out, Some(&header)).await?;
+            if !needs_payment(&answer, true) {
+                self.note_refused(origin, checked.offer.scheme(), hash)
+                    .await;
+                let sentence = format!(
+                    "the server refused the {name} credential this payment bought, and accepted \
+                     the {} credential for the same invoice instead (nothing more was paid)",
+                    other.name()
+                );
+                return Ok((answer, other.scheme(), sentence));
+            }
+            let sentence = format!(
+                "the server refused both the {name} and the {} credential for this payment of \
+                 {paid}: it bought nothing; nothing more was paid",
+                other.name()
+            );
+            return Ok((answer, checked.offer.scheme(), sentence));
+        }
+        let sentence = if checked.other_invoice {
+            self.note_refused(origin, checked.offer.scheme(), hash)
+                .await;
+            let other = match checked.offer.scheme() {
+                TokenScheme::L402 => "Payment",
+                TokenScheme::Payment => "L402",
+            };
+            format!(
+                "the server answered the {name} credential this payment of {paid} bought with a \
+                 new 402, though it also offered {other} for another invoice (a server that takes \
+                 only one scheme but offers both, as aperture does with authscheme mpp, looks \
+                 like this): the payment bought nothing, and nothing more was paid now; from now \
+                 on {origin} is paid with {other} when it offers both"
+            )
+        } else {
+            format!(
+                "the server answered the {name} credential this payment of {paid} bought with a \
+                 new 402: the payment bought nothing; nothing more was paid"
+            )
+        };
+        Ok((refused, checked.offer.scheme(), sentence))
+    }
+
+    async fn note_refused(&self, origin: &Origin, scheme: TokenScheme, hash: PaymentHash) {
+        let (store, o) = (self.store.clone(), origin.clone());
+        match blocking(move || store.note_refused_scheme(&o, scheme, &hash)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record the scheme a server refused"),
+            Err(e) => tracing::warn!(error = %e, "cannot record the scheme a server refused"),
+        }
+    }
+
+    /// Keeps the answer's `Payment-Receipt`, if any, with the payment.
+    async fn keep_receipt(
+        &self,
+        hash: &PaymentHash,
+        answer: &reqwest::Response,
+    ) -> Option<PaymentReceipt> {
+        let raw = answer
+            .headers()
+            .get(RECEIPT_HEADER)?
+            .to_str()
+            .ok()?
+            .to_string();
+        let decoded = match PaymentReceipt::decode(&raw) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "the server's Payment-Receipt is unreadable; kept as received");
+                None
+            }
+        };
+        let (store, h) = (self.store.clone(), *hash);
+        if let Ok(Err(e)) = blocking(move || store.set_receipt(&h, &raw)).await {
+            tracing::warn!(error = %e, "cannot keep the Payment-Receipt");
+        }
+        decoded
     }
 
     /// Presents the origin's untried tokens at the URL's path, best first:
@@ -323,6 +449,8 @@ impl L402Client {
             // spends nothing, so no database read on this path.
             budget_left_msat: self.budget_left_snapshot(),
             note: None,
+            scheme: token.scheme,
+            payment_receipt: None,
         }
     }
 
@@ -333,6 +461,16 @@ impl L402Client {
         out: &Outgoing,
         token: Option<&Held>,
     ) -> Result<reqwest::Response, FetchError> {
+        self.send_with(url, out, token.map(|t| &t.header)).await
+    }
+
+    /// Sends one request, with `credential` as its `Authorization` if given.
+    pub(super) async fn send_with(
+        &self,
+        url: &Url,
+        out: &Outgoing,
+        token: Option<&HeaderValue>,
+    ) -> Result<reqwest::Response, FetchError> {
         let client = if self.policy.origin_allowed(url) {
             &self.http_allowed
         } else {
@@ -342,7 +480,7 @@ impl L402Client {
             .request(out.method.clone(), url.clone())
             .headers(out.headers.clone());
         if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, t.header.clone());
+            req = req.header(header::AUTHORIZATION, t.clone());
         }
         if let Some(body) = &out.body {
             req = req.body(body.clone());
@@ -353,10 +491,9 @@ impl L402Client {
         tracing::debug!(
             "> {} {url}{}{}",
             out.method,
-            if token.is_some() {
-                " (with an L402 credential)"
-            } else {
-                ""
+            match token.and_then(|t| t.to_str().ok()?.split(' ').next()) {
+                Some(scheme) => format!(" (with a {scheme} credential)"),
+                None => String::new(),
             },
             out.body
                 .as_ref()
@@ -370,7 +507,7 @@ impl L402Client {
             if let Some(t) = token {
                 tracing::trace!(
                     "> authorization: {}",
-                    shown_header(&header::AUTHORIZATION, &t.header)
+                    shown_header(&header::AUTHORIZATION, t)
                 );
             }
         }
@@ -476,6 +613,14 @@ pub(super) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| FetchError::Task(format!("a store task: {e}")))
+}
+
+/// Two sentences for a receipt as one, either or both absent.
+fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}. Also, {b}")),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The receipt's sentence when the payer charged more routing fee than

@@ -13,8 +13,9 @@ use super::fetch::blocking;
 use super::pay::paying_here;
 use super::{FetchError, L402Client, Refusal};
 use crate::l402::Credential;
+use crate::l402::payment::PaymentChallenge;
 use crate::lightning::PaymentHash;
-use crate::store::{Origin, Store, Token};
+use crate::store::{Origin, Store, Token, TokenScheme};
 
 /// A usable token, with its `Authorization` value built once and the
 /// paths it was presented at (true: accepted there).
@@ -22,6 +23,12 @@ use crate::store::{Origin, Store, Token};
 pub(super) struct Held {
     pub hash: PaymentHash,
     pub(super) header: HeaderValue,
+    /// The scheme it answers.
+    pub(super) scheme: TokenScheme,
+    /// A `Payment` credential: presented only at this path, and only
+    /// before `expires_at` (Unix seconds), once.
+    bound_path: Option<String>,
+    expires_at: Option<u64>,
     /// When its use was last written to the store (unix seconds).
     last_noted: AtomicU64,
     paths: std::sync::Mutex<std::collections::HashMap<String, bool>>,
@@ -38,6 +45,9 @@ impl Held {
         Ok(Held {
             hash: token.info.payment_hash,
             header: credential_header(token)?,
+            scheme: token.info.scheme,
+            bound_path: token.info.bound_path.clone(),
+            expires_at: token.info.expires_at,
             last_noted: AtomicU64::new(0),
             paths: std::sync::Mutex::default(),
             for_buyer: std::sync::atomic::AtomicBool::new(
@@ -48,6 +58,18 @@ impl Held {
 
     fn lock_paths(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
         self.paths.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether it may be presented at `path` at `now` (Unix seconds): an
+    /// L402 token anywhere on its origin; a `Payment` credential only at
+    /// the path it was bought for, before its challenge expires.
+    fn fits(&self, path: &str, now: u64) -> bool {
+        match self.scheme {
+            TokenScheme::L402 => true,
+            TokenScheme::Payment => {
+                self.bound_path.as_deref() == Some(path) && self.expires_at.is_none_or(|t| t > now)
+            }
+        }
     }
 }
 
@@ -144,9 +166,12 @@ impl L402Client {
     ) -> Result<Vec<Arc<Held>>, FetchError> {
         const MAX_CANDIDATES: usize = 3;
         let list = self.origin_tokens(origin).await?;
+        let now = self.store.now();
         let verdict = |t: &Held| t.lock_paths().get(path).copied();
         let fresh = list.iter().filter(|t| {
-            !tried.contains(&t.hash) && (locked || !t.for_buyer.load(Ordering::Acquire))
+            !tried.contains(&t.hash)
+                && (locked || !t.for_buyer.load(Ordering::Acquire))
+                && t.fits(path, now)
         });
         let accepted = fresh.clone().filter(|t| verdict(t) == Some(true));
         let unknown = fresh.filter(|t| verdict(t).is_none());
@@ -208,7 +233,8 @@ impl L402Client {
         token: &Held,
         path: &str,
     ) -> Result<(), FetchError> {
-        if token.lock_paths().get(path) == Some(&true) {
+        // A Payment credential pays for one request: presented, it is done.
+        if token.lock_paths().get(path) == Some(&true) || token.scheme == TokenScheme::Payment {
             return self.forget_token(origin, &token.hash).await;
         }
         token.lock_paths().insert(path.to_string(), false);
@@ -237,6 +263,31 @@ impl L402Client {
     /// works (a new path is written to the store, off the request path),
     /// and note its use at most once a minute.
     pub(super) fn presented(&self, token: &Held, path: &str, status: StatusCode) {
+        if token.scheme == TokenScheme::Payment {
+            // One request, answered: the credential is spent.
+            let origin = self
+                .lock_tokens()
+                .iter()
+                .find(|(_, list)| list.iter().any(|t| t.hash == token.hash))
+                .map(|(o, _)| o.clone());
+            if let Some(o) = origin
+                && let Some(list) = self.lock_tokens().get_mut(&o)
+            {
+                list.retain(|t| t.hash != token.hash);
+            }
+            let (store, h, p) = (self.store.clone(), token.hash, path.to_string());
+            let accepted = status.as_u16() < 400;
+            tokio::task::spawn_blocking(move || {
+                let spent = store
+                    .record_path(&h, &p, accepted)
+                    .and_then(|()| store.mark_used(&h))
+                    .and_then(|()| store.mark_stale(&h));
+                if let Err(e) = spent {
+                    tracing::warn!(error = %e, payment_hash = %h, "cannot record a spent Payment credential");
+                }
+            });
+            return;
+        }
         let newly_accepted = status.as_u16() < 400 && {
             let mut paths = token.lock_paths();
             // The hot path (accepted here before) allocates nothing.
@@ -306,23 +357,33 @@ impl L402Client {
 }
 
 pub(super) fn credential_header(token: &Token) -> Result<HeaderValue, FetchError> {
-    let preimage = token.preimage().ok_or_else(|| FetchError::CorruptToken {
+    let corrupt = |reason: String| FetchError::CorruptToken {
         payment_hash: token.info.payment_hash,
-        reason: "a paid token without its preimage".into(),
-    })?;
-    let macaroon = token
-        .macaroon()
-        .parse()
-        .map_err(|e| FetchError::CorruptToken {
-            payment_hash: token.info.payment_hash,
-            reason: format!("its macaroon is invalid: {e}"),
-        })?;
-    let credential = Credential::new(macaroon, preimage.clone());
-    let mut value =
-        HeaderValue::from_str(&credential.to_string()).map_err(|_| FetchError::CorruptToken {
-            payment_hash: token.info.payment_hash,
-            reason: "its credential is not a valid header".into(),
-        })?;
+        reason,
+    };
+    let preimage = token
+        .preimage()
+        .ok_or_else(|| corrupt("a paid token without its preimage".into()))?;
+    let text = match token.info.scheme {
+        TokenScheme::L402 => {
+            let macaroon = token
+                .macaroon()
+                .parse()
+                .map_err(|e| corrupt(format!("its macaroon is invalid: {e}")))?;
+            Credential::new(macaroon, preimage.clone()).to_string()
+        }
+        TokenScheme::Payment => {
+            let challenge: PaymentChallenge = serde_json::from_str(token.macaroon())
+                .map_err(|e| corrupt(format!("its Payment challenge is unreadable: {e}")))?;
+            challenge.credential(preimage)
+        }
+    };
+    sensitive_header(&text).ok_or_else(|| corrupt("its credential is not a valid header".into()))
+}
+
+/// A header value marked sensitive (kept out of logs and HTTP/2 tables).
+pub(super) fn sensitive_header(text: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(text).ok()?;
     value.set_sensitive(true);
-    Ok(value)
+    Some(value)
 }

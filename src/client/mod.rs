@@ -39,6 +39,7 @@ mod lock;
 mod net;
 mod pay;
 mod preview;
+mod problem;
 mod report;
 
 pub use crate::lightning::Msat;
@@ -48,18 +49,20 @@ pub use config::{
     ClientConfig, DEFAULT_FEE_LIMIT_MSAT, DEFAULT_FETCH_DEADLINE, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_COST_MSAT, DEFAULT_PAYMENT_TIMEOUT, DEFAULT_PAYMENTS_PER_MINUTE,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION, DEFAULT_SESSION_BUDGET_MSAT, MAX_REDIRECTS,
+    PreferScheme,
 };
 pub use error::{
     EXIT_GENERAL, EXIT_NETWORK, EXIT_PAYMENT_FAILED, EXIT_REFUSED, FetchError, Refusal,
 };
 pub use net::UrlPolicyError;
 pub use pay::{ABORT_STEPS, EXPIRED_MARGIN, wait_for_payments};
+pub use problem::problem_sentence;
 pub use report::{Cleared, SpendReport, TokenRef};
 // What the reports hold, as the faces render it, and what a face hands
 // the client when it builds one (its store, its server's pool).
 pub use crate::budget::{BudgetPool, OriginSpend, SpendTotals};
 pub use crate::store::{
-    Origin, PaymentRecord, PaymentState, Store, StoreError, TokenInfo, TokenStatus,
+    Origin, PaymentRecord, PaymentState, Store, StoreError, TokenInfo, TokenScheme, TokenStatus,
 };
 
 use std::collections::HashMap;
@@ -124,8 +127,14 @@ pub struct Receipt {
     /// What is left of the session's budget.
     pub budget_left_msat: u64,
     /// Something the person paying should know of this payment (a fee
-    /// above the one reserved), as a sentence.
+    /// above the one reserved, a credential the server refused), as a
+    /// sentence.
     pub note: Option<String>,
+    /// The scheme of the credential presented: `l402` or `payment`.
+    pub scheme: TokenScheme,
+    /// The server's `Payment-Receipt` for a `Payment` credential, decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_receipt: Option<crate::l402::payment::PaymentReceipt>,
 }
 
 fn ser_hash<S: serde::Serializer>(h: &PaymentHash, s: S) -> Result<S::Ok, S::Error> {
@@ -171,6 +180,11 @@ impl FetchResponse {
         self.headers
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
+    }
+
+    /// Our sentence for an `application/problem+json` answer, if it is one.
+    pub fn problem(&self) -> Option<String> {
+        problem_sentence(&self.headers, &self.body)
     }
 }
 
@@ -229,6 +243,11 @@ pub struct Preview {
     pub cached_token: bool,
     /// The session's budget standing.
     pub budget: BudgetView,
+    /// The scheme a fetch would pay (`l402` or `payment`), when the 402
+    /// offers one this client pays.
+    pub scheme: Option<TokenScheme>,
+    /// The operator's preference when a 402 offers both.
+    pub prefer_scheme: PreferScheme,
 }
 
 /// A session's budget, in msat.

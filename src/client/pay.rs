@@ -16,7 +16,7 @@ use reqwest::Url;
 
 use std::sync::Arc;
 
-use super::checks::Checked;
+use super::checks::{Checked, Offer};
 use super::fetch::blocking;
 use super::held::Held;
 use super::{
@@ -254,7 +254,7 @@ impl L402Client {
         &self,
         url: &Url,
         origin: &Origin,
-        checked: Checked,
+        checked: &Checked,
         call: &Call,
     ) -> Result<(Arc<Held>, Paid), FetchError> {
         let hash = checked.invoice.payment_hash();
@@ -309,6 +309,7 @@ impl L402Client {
         let amount = checked.amount_msat;
         let ledger = self.ledger.clone();
         let (session, o, u) = (self.config.session.clone(), origin.clone(), url.to_string());
+        let scheme = checked.offer.scheme();
         let reservation = blocking(move || {
             ledger.reserve(&ReserveRequest {
                 session: &session,
@@ -317,6 +318,7 @@ impl L402Client {
                 payment_hash: &hash,
                 amount_msat: amount,
                 fee_limit_msat: fee_limit,
+                scheme,
             })
         })
         .await?
@@ -326,7 +328,21 @@ impl L402Client {
         // Write the token as pending before paying.
         let store = self.store.clone();
         let (o, session) = (origin.clone(), self.config.session.clone());
-        let macaroon = checked.challenge.macaroon.to_base64();
+        // What the credential is built from: the macaroon, or the Payment
+        // challenge to echo (then bound to this path, until it expires).
+        let (macaroon, bound_path, expires_at) = match &checked.offer {
+            Offer::L402(c) => (c.macaroon.to_base64(), None, None),
+            Offer::Payment { challenge, .. } => (
+                serde_json::to_string(challenge).map_err(|e| FetchError::Task(e.to_string()))?,
+                Some(url.path().to_string()),
+                challenge
+                    .expires_at()
+                    .ok()
+                    .flatten()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+            ),
+        };
         let invoice_text = checked.invoice.to_string();
         let inserted = blocking(move || {
             store.insert_pending(&NewToken {
@@ -336,6 +352,9 @@ impl L402Client {
                 invoice: &invoice_text,
                 amount_msat: amount,
                 session: &session,
+                scheme,
+                bound_path: bound_path.as_deref(),
+                expires_at,
             })
         })
         .await?;

@@ -1,14 +1,12 @@
 //! `preview`: what fetching a URL would cost and what every check says;
 //! nothing paid, nothing reserved.
 
-use reqwest::header::{self, HeaderMap};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 
-use super::checks::Cap;
+use super::checks::{Cap, Evaluation};
 use super::fetch::{Asking, Outgoing, parse_url};
 use super::{BudgetView, Check, FetchError, L402Client, Preview, Refusal};
-use crate::l402::Challenge;
-use crate::lightning::Invoice;
 use crate::store::Origin;
 
 impl L402Client {
@@ -50,10 +48,16 @@ impl L402Client {
                 would_pay: false,
                 cached_token,
                 budget,
+                scheme: None,
+                prefer_scheme: self.config.prefer_scheme,
             });
         }
-        let (mut checks, checked) =
-            self.evaluate(&response, &url, Cap::new(self.config.max_cost_msat, None))?;
+        let Evaluation {
+            mut checks,
+            checked,
+            scheme,
+            price_msat,
+        } = self.evaluate(&response, &url, Cap::new(self.config.max_cost_msat, None))?;
         checks.push(Check::pass(
             "rate",
             format!(
@@ -61,13 +65,8 @@ impl L402Client {
                 self.config.payments_per_minute
             ),
         ));
-        let price_msat = checked.as_ref().map(|c| c.amount_msat).or_else(|| {
-            // Report the price even when a check failed, if it decodes.
-            let values = response.headers().get_all(header::WWW_AUTHENTICATE);
-            let values: Vec<&str> = values.iter().filter_map(|v| v.to_str().ok()).collect();
-            let ch = Challenge::parse_all(values).ok()?.into_iter().next()?;
-            ch.invoice.parse::<Invoice>().ok()?.amount_msat()
-        });
+        // The price even when a check failed, if the invoice decodes.
+        let price_msat = checked.as_ref().map(|c| c.amount_msat).or(price_msat);
         let description = checked.as_ref().and_then(|c| c.invoice.description());
         let mut would_pay = checks.iter().all(|c| c.ok);
         if let (Some(threshold), Some(price)) = (self.config.approve_above_msat, price_msat)
@@ -93,6 +92,8 @@ impl L402Client {
             would_pay,
             cached_token,
             budget,
+            scheme,
+            prefer_scheme: self.config.prefer_scheme,
         })
     }
 }

@@ -11,7 +11,7 @@ use super::format::utc;
 use super::schema::*;
 use crate::client::{
     BudgetView, ClientConfig, FetchError, FetchResponse, Msat, Preview, Receipt, SpendReport,
-    TokenInfo,
+    TokenInfo, TokenScheme,
 };
 
 // -------------------------------------------------------------------------
@@ -64,6 +64,14 @@ pub(super) fn receipt_output(r: &Receipt, session: &str) -> ReceiptOutput {
         budget_left_msat: r.budget_left_msat,
         session: session.to_string(),
         note: r.note.clone(),
+        scheme: r.scheme.as_str().to_string(),
+        payment_receipt: r.payment_receipt.as_ref().map(|p| PaymentReceiptOutput {
+            status: p.status.clone(),
+            method: p.method.clone(),
+            timestamp: p.timestamp.clone(),
+            reference: p.reference.clone(),
+            challenge_id: p.challenge_id.clone(),
+        }),
     }
 }
 
@@ -127,9 +135,13 @@ pub(super) fn fetch_result(resp: FetchResponse, session: &str) -> CallToolResult
     );
     match &resp.receipt {
         Some(r) if r.paid => text.push_str(&format!(
-            " Paid {} (+{} fee) for a new token (payment hash {}); {} left in session {session}.",
+            " Paid {} (+{} fee) for {} (payment hash {}); {} left in session {session}.",
             Msat(r.amount_msat),
             Msat(r.fee_msat),
+            match r.scheme {
+                TokenScheme::L402 => "a new token",
+                TokenScheme::Payment => "this one request (a Payment credential)",
+            },
             r.payment_hash,
             Msat(r.budget_left_msat)
         )),
@@ -138,6 +150,12 @@ pub(super) fn fetch_result(resp: FetchResponse, session: &str) -> CallToolResult
             Msat(r.budget_left_msat)
         )),
         None => text.push_str(" No payment was asked."),
+    }
+    if let Some(note) = resp.receipt.as_ref().and_then(|r| r.note.as_deref()) {
+        text.push_str(&format!(" Note: {note}."));
+    }
+    if let Some(problem) = resp.problem() {
+        text.push_str(&format!(" The answer is an error report: {problem}."));
     }
     let content_type = content_type.as_deref().unwrap_or("");
     match out.body_encoding {
@@ -186,6 +204,8 @@ pub(super) fn preview_result(p: &Preview, limits: LimitsOutput) -> CallToolResul
         cached_token: p.cached_token,
         budget: BudgetOutput::from(&p.budget),
         limits,
+        scheme: p.scheme.map(|s| s.as_str().to_string()),
+        prefer_scheme: p.prefer_scheme.as_str().to_string(),
     };
     let left = Msat(p.budget.left_msat);
     let mut text = if !p.payment_required {
@@ -199,7 +219,12 @@ pub(super) fn preview_result(p: &Preview, limits: LimitsOutput) -> CallToolResul
             |m| Msat(m).to_string(),
         );
         let verdict = if p.would_pay {
-            "l402_fetch would pay it".to_string()
+            match p.scheme {
+                Some(TokenScheme::Payment) => {
+                    "l402_fetch would pay it with a Payment credential (one request)".to_string()
+                }
+                _ => "l402_fetch would pay it".to_string(),
+            }
         } else {
             match p.checks.iter().find(|c| !c.ok) {
                 Some(c) => format!("l402_fetch would refuse to pay: {}", c.detail),
@@ -243,6 +268,7 @@ pub(super) fn tokens_result(tokens: &[TokenInfo]) -> CallToolResult {
                 id: t.id,
                 origin: t.origin.to_string(),
                 status: t.status.as_str().to_string(),
+                scheme: t.scheme.as_str().to_string(),
                 amount_msat: t.amount_msat,
                 fee_msat: t.fee_msat,
                 payment_hash: t.payment_hash.to_hex(),
@@ -292,6 +318,7 @@ pub(super) fn spend_result(
                 url: p.url.clone(),
                 origin: p.origin.clone(),
                 state: p.state.as_str().to_string(),
+                scheme: p.scheme.as_str().to_string(),
                 amount_msat: p.amount_msat,
                 fee_msat: p.fee_msat,
                 payment_hash: p.payment_hash.to_hex(),
@@ -351,9 +378,10 @@ pub(super) fn spend_result(
     }
     for p in &s.payments {
         text.push_str(&format!(
-            "\n  {} {} {} (+{} fee) {}",
+            "\n  {} {} {} {} (+{} fee) {}",
             utc(p.created_at),
             p.state.as_str(),
+            p.scheme.as_str(),
             Msat(p.amount_msat),
             Msat(p.fee_msat),
             p.url
@@ -400,6 +428,8 @@ mod tests {
             checks: Vec::new(),
             would_pay: true,
             cached_token: false,
+            scheme: None,
+            prefer_scheme: Default::default(),
             budget: BudgetView {
                 session: "s".into(),
                 budget_msat: 1_000_000,

@@ -81,8 +81,28 @@ pub struct ReceiptOutput {
     /// The budget session that paid.
     pub session: String,
     /// Something the person paying should know of this payment (a fee
-    /// above the one reserved), or null.
+    /// above the one reserved, a credential the server refused), or null.
     pub note: Option<String>,
+    /// The scheme of the credential presented: "l402" (a token that may be
+    /// reused) or "payment" (a Payment charge credential: one request).
+    pub scheme: String,
+    /// The server's Payment-Receipt for a Payment credential, or null.
+    pub payment_receipt: Option<PaymentReceiptOutput>,
+}
+
+/// A server's `Payment-Receipt`, decoded.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct PaymentReceiptOutput {
+    /// "success".
+    pub status: String,
+    /// The payment method, "lightning".
+    pub method: String,
+    /// When, as the server says (RFC 3339).
+    pub timestamp: String,
+    /// The payment hash the server received (never the preimage).
+    pub reference: String,
+    /// The challenge the payment answered, when the server says.
+    pub challenge_id: Option<String>,
 }
 
 /// `l402_fetch`'s result.
@@ -198,6 +218,11 @@ pub struct PreviewOutput {
     pub budget: BudgetOutput,
     /// The operator's limits.
     pub limits: LimitsOutput,
+    /// The scheme l402_fetch would pay: "l402" or "payment" (a Payment
+    /// charge credential, one request), or null when none is payable.
+    pub scheme: Option<String>,
+    /// The operator's preference when a 402 offers both: "l402" or "payment".
+    pub prefer_scheme: String,
 }
 
 /// One token, without its secrets.
@@ -207,8 +232,11 @@ pub struct TokenOutput {
     pub id: i64,
     /// The origin it is for (scheme://host:port).
     pub origin: String,
-    /// paid, pending, stale or failed.
+    /// paid, pending, stale or failed (a Payment credential is stale once
+    /// used: it pays for one request).
     pub status: String,
+    /// "l402" or "payment".
+    pub scheme: String,
     /// The price paid, msat.
     pub amount_msat: u64,
     /// The routing fee paid, msat.
@@ -241,6 +269,8 @@ pub struct PaymentOutput {
     pub origin: String,
     /// reserved, in_flight, succeeded, failed or released.
     pub state: String,
+    /// The scheme paid: "l402" or "payment".
+    pub scheme: String,
     /// The invoice amount, msat.
     pub amount_msat: u64,
     /// The routing fee paid, msat.

@@ -31,7 +31,7 @@ pub use origin::{Origin, OriginError};
 pub(crate) use payments::{PAYMENT_COLUMNS, query_payments};
 pub use payments::{PaymentRecord, PaymentState};
 pub use schema::SCHEMA_VERSION;
-pub use tokens::{NewToken, Token, TokenInfo, TokenPaths, TokenStatus};
+pub use tokens::{NewToken, Token, TokenInfo, TokenPaths, TokenScheme, TokenStatus};
 
 use std::fmt;
 use std::path::Path;

@@ -96,6 +96,8 @@ pub struct PaymentRecord {
     pub created_at: u64,
     /// When the state last changed.
     pub updated_at: u64,
+    /// The scheme of the challenge paid: `l402` or `payment`.
+    pub scheme: super::TokenScheme,
 }
 
 impl PaymentRecord {
@@ -114,7 +116,7 @@ impl PaymentRecord {
 
 /// The columns [`payment_from_row`] reads, in order.
 pub(crate) const PAYMENT_COLUMNS: &str = "id, session, origin, url, payment_hash, amount_msat, \
-     fee_msat, fee_limit_msat, status, error, created_at, updated_at";
+     fee_msat, fee_limit_msat, status, error, created_at, updated_at, scheme";
 
 /// Reads a row selected with [`PAYMENT_COLUMNS`]. The outer error is
 /// SQLite's, the inner one a value this program cannot read.
@@ -128,6 +130,7 @@ pub(crate) fn payment_from_row(
         (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
     let error: Option<String> = row.get(9)?;
     let (created_at, updated_at): (i64, i64) = (row.get(10)?, row.get(11)?);
+    let scheme: String = row.get(12)?;
     Ok((|| {
         Ok(PaymentRecord {
             id,
@@ -145,6 +148,7 @@ pub(crate) fn payment_from_row(
             error,
             created_at: time_from_sql(created_at),
             updated_at: time_from_sql(updated_at),
+            scheme: scheme.parse()?,
         })
     })())
 }

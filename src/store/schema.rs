@@ -82,6 +82,29 @@ const MIGRATIONS: &[&str] = &[
     -- a single-use token from under the request that paid for it.
     ALTER TABLE tokens ADD COLUMN held_until INTEGER;
     "#,
+    // 4: the `Payment` HTTP scheme beside L402. A Payment credential pays
+    // for one request: it is kept like a token (pending before paying,
+    // paid after), but presented only at the path it was bought for,
+    // before its challenge expires, and once (then `stale`). For such a
+    // row `macaroon` holds the challenge as JSON (what the credential
+    // echoes), and `receipt` the server's Payment-Receipt. And per origin
+    // the scheme a server refused after it was paid, so that the client
+    // pays the other one there from then on.
+    r#"
+    ALTER TABLE tokens ADD COLUMN scheme TEXT NOT NULL DEFAULT 'l402'
+        CHECK (scheme IN ('l402', 'payment'));
+    ALTER TABLE tokens ADD COLUMN bound_path TEXT;
+    ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+    ALTER TABLE tokens ADD COLUMN receipt TEXT;
+    ALTER TABLE payments ADD COLUMN scheme TEXT NOT NULL DEFAULT 'l402'
+        CHECK (scheme IN ('l402', 'payment'));
+    CREATE TABLE origin_schemes (
+        origin     TEXT PRIMARY KEY NOT NULL,
+        refused    TEXT NOT NULL CHECK (refused IN ('l402', 'payment')),
+        paid_hash  TEXT NOT NULL CHECK (length(paid_hash) = 64),
+        at         INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this program writes.

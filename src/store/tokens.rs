@@ -67,6 +67,48 @@ impl FromStr for TokenStatus {
     }
 }
 
+/// Which HTTP scheme a token answers: an L402 token (reusable, as its
+/// server allows) or a `Payment` charge credential (one request).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScheme {
+    /// `L402` (or `LSAT`): a macaroon and its preimage.
+    #[default]
+    L402,
+    /// `Payment`, Lightning `charge`: the challenge echoed and the preimage.
+    Payment,
+}
+
+impl TokenScheme {
+    /// The name stored in the database (and shown).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenScheme::L402 => "l402",
+            TokenScheme::Payment => "payment",
+        }
+    }
+}
+
+impl fmt::Display for TokenScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TokenScheme {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "l402" => Ok(TokenScheme::L402),
+            "payment" => Ok(TokenScheme::Payment),
+            other => Err(StoreError::Corrupt {
+                what: "token scheme",
+                detail: format!("{other:?}"),
+            }),
+        }
+    }
+}
+
 /// What [`Store::insert_pending`] records before an invoice is paid. Its
 /// `Debug` leaves out the macaroon.
 #[derive(Clone, Copy)]
@@ -75,8 +117,9 @@ pub struct NewToken<'a> {
     pub origin: &'a Origin,
     /// The invoice's payment hash (equal to the macaroon identifier's).
     pub payment_hash: &'a PaymentHash,
-    /// The macaroon, base64, as the server sent it. Not secret on its own
-    /// (useless without the preimage), but treated as such once paid.
+    /// The macaroon, base64, as the server sent it (for a `Payment`
+    /// credential, the challenge as JSON). Not secret on its own (useless
+    /// without the preimage), but treated as such once paid.
     pub macaroon: &'a str,
     /// The BOLT11 invoice being paid.
     pub invoice: &'a str,
@@ -84,6 +127,12 @@ pub struct NewToken<'a> {
     pub amount_msat: u64,
     /// The session paying.
     pub session: &'a str,
+    /// The scheme it answers.
+    pub scheme: TokenScheme,
+    /// A `Payment` credential is presented only at this path.
+    pub bound_path: Option<&'a str>,
+    /// A `Payment` credential is refused after this time (Unix seconds).
+    pub expires_at: Option<u64>,
 }
 
 impl fmt::Debug for NewToken<'_> {
@@ -95,6 +144,9 @@ impl fmt::Debug for NewToken<'_> {
             .field("invoice", &self.invoice)
             .field("amount_msat", &self.amount_msat)
             .field("session", &self.session)
+            .field("scheme", &self.scheme)
+            .field("bound_path", &self.bound_path)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -129,6 +181,14 @@ pub struct TokenInfo {
     /// presented by the request that paid for it (see
     /// [`Store::mark_paid_for_buyer`]).
     pub held_until: Option<u64>,
+    /// The scheme it answers.
+    pub scheme: TokenScheme,
+    /// A `Payment` credential: the path it was bought for.
+    pub bound_path: Option<String>,
+    /// A `Payment` credential: when its challenge expires (Unix seconds).
+    pub expires_at: Option<u64>,
+    /// A `Payment` credential: the server's Payment-Receipt, as received.
+    pub receipt: Option<String>,
 }
 
 /// A token with its secrets: the macaroon and, once paid, the preimage
@@ -172,7 +232,8 @@ impl fmt::Debug for Token {
 
 /// The columns [`token_from_row`] reads, in order.
 const TOKEN_COLUMNS: &str = "id, origin, payment_hash, amount_msat, fee_msat, status, session, \
-     created_at, paid_at, last_used_at, macaroon, invoice, preimage, held_until";
+     created_at, paid_at, last_used_at, macaroon, invoice, preimage, held_until, scheme, \
+     bound_path, expires_at, receipt";
 
 /// A row as SQLite hands it over, before the checks that make it a [`Token`].
 struct RawToken {
@@ -190,6 +251,10 @@ struct RawToken {
     invoice: String,
     preimage: Option<Zeroizing<String>>,
     held_until: Option<i64>,
+    scheme: String,
+    bound_path: Option<String>,
+    expires_at: Option<i64>,
+    receipt: Option<String>,
 }
 
 fn raw_token(row: &Row<'_>) -> rusqlite::Result<RawToken> {
@@ -208,6 +273,10 @@ fn raw_token(row: &Row<'_>) -> rusqlite::Result<RawToken> {
         invoice: row.get(11)?,
         preimage: row.get::<_, Option<String>>(12)?.map(Zeroizing::new),
         held_until: row.get(13)?,
+        scheme: row.get(14)?,
+        bound_path: row.get(15)?,
+        expires_at: row.get(16)?,
+        receipt: row.get(17)?,
     })
 }
 
@@ -233,6 +302,10 @@ impl TryFrom<RawToken> for Token {
             paid_at: raw.paid_at.map(time_from_sql),
             last_used_at: raw.last_used_at.map(time_from_sql),
             held_until: raw.held_until.map(time_from_sql),
+            scheme: raw.scheme.parse()?,
+            bound_path: raw.bound_path,
+            expires_at: raw.expires_at.map(time_from_sql),
+            receipt: raw.receipt,
         };
         let preimage = match raw.preimage {
             None => None,
@@ -289,7 +362,8 @@ impl Store {
             }
             tx.execute(
                 "INSERT INTO tokens (origin, payment_hash, macaroon, invoice, amount_msat, \
-                 status, session, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+                 status, session, created_at, scheme, bound_path, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10)",
                 params![
                     token.origin.as_str(),
                     hash,
@@ -297,7 +371,10 @@ impl Store {
                     token.invoice,
                     amount,
                     token.session,
-                    time_to_sql(now)
+                    time_to_sql(now),
+                    token.scheme.as_str(),
+                    token.bound_path,
+                    token.expires_at.map(time_to_sql)
                 ],
             )?;
             Ok(tx.last_insert_rowid())
@@ -546,6 +623,66 @@ impl Store {
                 "DELETE FROM tokens WHERE payment_hash = ?1",
                 [hash.to_hex()],
             )? > 0)
+        })
+    }
+
+    /// Keeps the `Payment-Receipt` a server answered a credential with.
+    pub fn set_receipt(&self, hash: &PaymentHash, receipt: &str) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            let n = tx.execute(
+                "UPDATE tokens SET receipt = ?2 WHERE payment_hash = ?1",
+                params![hash.to_hex(), receipt],
+            )?;
+            if n == 0 {
+                return Err(StoreError::TokenNotFound(*hash));
+            }
+            Ok(())
+        })
+    }
+
+    /// The scheme `origin` refused after it was paid, if any (see
+    /// [`Store::note_refused_scheme`]).
+    pub fn refused_scheme(&self, origin: &Origin) -> Result<Option<TokenScheme>, StoreError> {
+        let found: Option<String> = self.read(|conn| {
+            conn.query_row(
+                "SELECT refused FROM origin_schemes WHERE origin = ?1",
+                [origin.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        found.map(|s| s.parse()).transpose()
+    }
+
+    /// Records that `origin` answered a credential of `scheme`, paid with
+    /// `hash`, with a new challenge: from then on the client pays the
+    /// other scheme there when both are offered.
+    pub fn note_refused_scheme(
+        &self,
+        origin: &Origin,
+        scheme: TokenScheme,
+        hash: &PaymentHash,
+    ) -> Result<(), StoreError> {
+        self.write(|tx, now| {
+            tx.execute(
+                "INSERT INTO origin_schemes (origin, refused, paid_hash, at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (origin) DO UPDATE SET refused = excluded.refused, \
+                 paid_hash = excluded.paid_hash, at = excluded.at",
+                params![origin.as_str(), scheme.as_str(), hash.to_hex(), time_to_sql(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forgets what [`Store::note_refused_scheme`] recorded for `origin`
+    /// (a credential of that scheme was accepted there since).
+    pub fn clear_refused_scheme(&self, origin: &Origin) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.execute(
+                "DELETE FROM origin_schemes WHERE origin = ?1",
+                [origin.as_str()],
+            )?;
+            Ok(())
         })
     }
 

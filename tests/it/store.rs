@@ -10,7 +10,7 @@ use l402_mcp::budget::{BudgetError, Ledger, Reservation, ReserveRequest, SpendTo
 use l402_mcp::lightning::{PaymentHash, Preimage};
 use l402_mcp::store::{
     ManualClock, NewToken, Origin, OriginError, PaymentState, SCHEMA_VERSION, Store, StoreError,
-    TokenStatus,
+    TokenScheme, TokenStatus,
 };
 
 const T0: u64 = 1_750_000_000;
@@ -48,6 +48,9 @@ fn pending<'a>(origin: &'a Origin, hash: &'a PaymentHash, macaroon: &'a str) -> 
         invoice: "lnbcrt10u1ptest",
         amount_msat: 1_000_000,
         session: "s1",
+        scheme: TokenScheme::L402,
+        bound_path: None,
+        expires_at: None,
     }
 }
 
@@ -65,6 +68,7 @@ fn ask<'a>(
         payment_hash: hash,
         amount_msat: amount,
         fee_limit_msat: fee_limit,
+        scheme: TokenScheme::L402,
     }
 }
 
@@ -88,19 +92,19 @@ fn store_is_send_sync_and_shareable() {
 fn schema_is_created_and_reopened_at_the_current_version() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
-    assert_eq!(SCHEMA_VERSION, 3);
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(store.schema_version().unwrap(), 4);
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     drop(store);
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -113,7 +117,16 @@ fn schema_is_created_and_reopened_at_the_current_version() {
         .collect::<Result<_, _>>()
         .unwrap();
     tables.sort();
-    assert_eq!(tables, ["payments", "sessions", "token_paths", "tokens"]);
+    assert_eq!(
+        tables,
+        [
+            "origin_schemes",
+            "payments",
+            "sessions",
+            "token_paths",
+            "tokens"
+        ]
+    );
 }
 
 #[test]
@@ -132,14 +145,14 @@ fn store_from_a_newer_program_is_refused_untouched() {
             supported,
         } => {
             assert_eq!(p, &path.display().to_string());
-            assert_eq!((*found, *supported), (7, 3));
+            assert_eq!((*found, *supported), (7, 4));
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
         format!(
-            "the token store at {} has schema version 7, but this program knows only up to 3: \
+            "the token store at {} has schema version 7, but this program knows only up to 4: \
              it was written by a newer l402-mcp; upgrade, or use another store",
             path.display()
         )
@@ -1124,6 +1137,9 @@ fn a_version_1_store_is_migrated_keeping_its_tokens() {
             invoice: "lnbcrt1",
             amount_msat: 1000,
             session: "s",
+            scheme: TokenScheme::L402,
+            bound_path: None,
+            expires_at: None,
         })
         .unwrap();
     store.mark_paid(&hash, &preimage, 0).unwrap();
@@ -1131,7 +1147,10 @@ fn a_version_1_store_is_migrated_keeping_its_tokens() {
     // Roll the file back to version 1, as an older release left it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE token_paths; DROP INDEX sessions_by_pool; \
+        "DROP TABLE origin_schemes; ALTER TABLE payments DROP COLUMN scheme; \
+         ALTER TABLE tokens DROP COLUMN scheme; ALTER TABLE tokens DROP COLUMN bound_path; \
+         ALTER TABLE tokens DROP COLUMN expires_at; ALTER TABLE tokens DROP COLUMN receipt; \
+         DROP TABLE token_paths; DROP INDEX sessions_by_pool; \
          ALTER TABLE sessions DROP COLUMN pool; ALTER TABLE tokens DROP COLUMN held_until; \
          PRAGMA user_version = 1;",
     )

@@ -52,7 +52,7 @@ use l402_mcp::lightning::nwc::NwcUri;
 use l402_mcp::client::{
     ClientConfig, DEFAULT_FEE_LIMIT_MSAT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_COST_MSAT,
     DEFAULT_PAYMENT_TIMEOUT, DEFAULT_PAYMENTS_PER_MINUTE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION,
-    DEFAULT_SESSION_BUDGET_MSAT,
+    DEFAULT_SESSION_BUDGET_MSAT, PreferScheme,
 };
 
 /// The environment variable naming the config file.
@@ -707,6 +707,17 @@ const PER_MINUTE: Kind<u32> = Kind {
     text: |v| Some(v.to_string()),
 };
 
+const SCHEME: Kind<PreferScheme> = Kind {
+    toml: Toml::String,
+    secret: false,
+    parse: |s, _| {
+        s.parse::<PreferScheme>()
+            .map_err(|_| "is not a scheme this client pays: l402 or payment".to_string())
+    },
+    check: |_| Ok(()),
+    text: |v| Some(v.to_string()),
+};
+
 const SECONDS: Kind<u64> = Kind {
     toml: Toml::Integer,
     secret: false,
@@ -877,6 +888,15 @@ settings! {
         .default_doc("the session budget")
         .unset_shows(|s| format!("{} (the session budget)", s.budget_sats.value))
         .example("5000");
+
+    /// Which scheme is paid when a server's 402 offers both L402 and
+    /// Payment (method lightning, intent charge): l402 (as lnget) or
+    /// payment. A server that refused the preferred one after it was paid
+    /// gets the other from then on.
+    prefer_scheme: PreferScheme = Spec::new("L402_PREFER_SCHEME", SCHEME, PreferScheme::default)
+        .flag("--prefer-scheme", "l402|payment")
+        .about("when a 402 offers both L402 and Payment")
+        .example("payment");
 
     /// Allow private, loopback and link-local addresses (the dev node's own
     /// origin is always allowed).
@@ -1084,6 +1104,7 @@ impl Settings {
             max_body_bytes: usize::try_from(self.max_body_bytes.value).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(self.request_timeout_secs.value),
             payment_timeout: Duration::from_secs(self.payment_timeout_secs.value),
+            prefer_scheme: self.prefer_scheme.value,
             ..ClientConfig::default()
         };
         if let Some(node) = &self.dev_node.value {
