@@ -195,7 +195,7 @@ impl L402Client {
         let response = self.send(url, out, first.as_deref()).await?;
         if !needs_payment(&response, first.is_some()) {
             if let Some(t) = &first {
-                self.presented(t, path, response.status());
+                self.answered(t, path, response.status()).await;
                 *receipt = Some(self.reused_receipt(t));
             }
             return Ok(response);
@@ -286,7 +286,7 @@ impl L402Client {
         let mut payment_receipt = None;
         if !needs_payment(&retried, true) {
             if scheme == token.scheme {
-                self.presented(&token, path, retried.status());
+                self.answered(&token, path, retried.status()).await;
             }
             payment_receipt = self.keep_receipt(&token.hash, &retried).await;
         }
@@ -429,7 +429,7 @@ impl L402Client {
             tried.push(t.hash);
             let response = self.send(url, out, Some(&t)).await?;
             if !needs_payment(&response, true) {
-                self.presented(&t, path, response.status());
+                self.answered(&t, path, response.status()).await;
                 *receipt = Some(self.reused_receipt(&t));
                 return Ok(Attempt::Served(response));
             }

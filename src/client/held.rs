@@ -259,35 +259,36 @@ impl L402Client {
         Ok(())
     }
 
+    /// A token was presented at `path` and answered (not with a new
+    /// challenge). A `Payment` credential is then spent: forgotten here and
+    /// marked used in the store before the fetch returns, so that no other
+    /// request or process presents it again. Any other token: see
+    /// [`presented`](Self::presented).
+    pub(super) async fn answered(&self, token: &Held, path: &str, status: StatusCode) {
+        if token.scheme != TokenScheme::Payment {
+            return self.presented(token, path, status);
+        }
+        for list in self.lock_tokens().values_mut() {
+            list.retain(|t| t.hash != token.hash);
+        }
+        let (store, h, p) = (self.store.clone(), token.hash, path.to_string());
+        let accepted = status.as_u16() < 400;
+        let spent = blocking(move || {
+            store
+                .record_path(&h, &p, accepted)
+                .and_then(|()| store.mark_used(&h))
+                .and_then(|()| store.mark_stale(&h))
+        })
+        .await;
+        if !matches!(spent, Ok(Ok(()))) {
+            tracing::warn!(payment_hash = %token.hash, "cannot record a spent Payment credential");
+        }
+    }
+
     /// A token was presented at `path` and not refused: remember where it
     /// works (a new path is written to the store, off the request path),
     /// and note its use at most once a minute.
     pub(super) fn presented(&self, token: &Held, path: &str, status: StatusCode) {
-        if token.scheme == TokenScheme::Payment {
-            // One request, answered: the credential is spent.
-            let origin = self
-                .lock_tokens()
-                .iter()
-                .find(|(_, list)| list.iter().any(|t| t.hash == token.hash))
-                .map(|(o, _)| o.clone());
-            if let Some(o) = origin
-                && let Some(list) = self.lock_tokens().get_mut(&o)
-            {
-                list.retain(|t| t.hash != token.hash);
-            }
-            let (store, h, p) = (self.store.clone(), token.hash, path.to_string());
-            let accepted = status.as_u16() < 400;
-            tokio::task::spawn_blocking(move || {
-                let spent = store
-                    .record_path(&h, &p, accepted)
-                    .and_then(|()| store.mark_used(&h))
-                    .and_then(|()| store.mark_stale(&h));
-                if let Err(e) = spent {
-                    tracing::warn!(error = %e, payment_hash = %h, "cannot record a spent Payment credential");
-                }
-            });
-            return;
-        }
         let newly_accepted = status.as_u16() < 400 && {
             let mut paths = token.lock_paths();
             // The hot path (accepted here before) allocates nothing.

@@ -72,9 +72,9 @@ pub(crate) fn single_use_get(path: &str, price_sats: u64) -> RouteConfig {
 
 /// A payer that counts calls and pays invoices whose preimage it was told.
 #[derive(Debug, Default)]
-struct CountingPayer {
+pub(crate) struct CountingPayer {
     network: Option<Network>,
-    calls: AtomicUsize,
+    pub(crate) calls: AtomicUsize,
     preimages: std::sync::Mutex<Vec<Preimage>>,
 }
 

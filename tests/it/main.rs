@@ -8,6 +8,7 @@ mod common;
 mod alby;
 mod cli;
 mod client;
+mod client_payment;
 mod dev_node;
 mod gateway;
 mod l402_vectors;
