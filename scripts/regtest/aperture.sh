@@ -5,8 +5,11 @@
 #
 #   scripts/regtest/aperture.sh [--dir DIR] [--price SATS]
 #
-# One priced service, "quote": every path under /quote costs SATS (default
-# 100) and is proxied to the upstream; other paths answer 404 from aperture.
+# Priced services, each proxied to the upstream, SATS each (default 100):
+# "quote" (every path under /quote; authscheme left unset), and, for the
+# `Payment` scheme (enablempp is on), "mpp" under /mpp (authscheme mpp:
+# aperture still offers LSAT and L402 there, then refuses them) and "both"
+# under /both (authscheme l402+mpp). Other paths answer 404 from aperture.
 # Appends APERTURE_* variables to DIR/env.sh.
 set -euo pipefail
 
@@ -75,6 +78,22 @@ services:
     protocol: http
     price: $PRICE
     timeout: 86400
+  - name: "mpp"
+    hostregexp: '.*'
+    pathregexp: '^/mpp.*$'
+    address: "127.0.0.1:$UPSTREAM_PORT"
+    protocol: http
+    price: $PRICE
+    timeout: 86400
+    authscheme: "mpp"
+  - name: "both"
+    hostregexp: '.*'
+    pathregexp: '^/both.*$'
+    address: "127.0.0.1:$UPSTREAM_PORT"
+    protocol: http
+    price: $PRICE
+    timeout: 86400
+    authscheme: "l402+mpp"
 EOF
 
 rt_start aperture "$RT_DIR/logs/aperture.log" "$BIN/aperture" \
@@ -82,6 +101,7 @@ rt_start aperture "$RT_DIR/logs/aperture.log" "$BIN/aperture" \
     --listenaddr="127.0.0.1:$APERTURE_PORT" --insecure \
     --dbbackend=sqlite --sqlite.dbfile="$AP_DIR/aperture.db" \
     --authenticator.network=regtest \
+    --authenticator.enablempp --authenticator.mpprealm=aperture-regtest \
     --authenticator.lndhost="$L402_REGTEST_BOB_GRPC_HOST" \
     --authenticator.tlspath="$L402_REGTEST_BOB_TLS_CERT" \
     --authenticator.macdir="$L402_REGTEST_BOB_MACAROON_DIR" \
@@ -99,6 +119,8 @@ cat >>"$RT_DIR/env.sh" <<EOF
 # aperture (L402 gateway) in front of upstream.py, invoices from bob's lnd
 export L402_REGTEST_APERTURE_URL=$APERTURE_URL
 export L402_REGTEST_APERTURE_PAID_URL=$APERTURE_URL/quote
+export L402_REGTEST_APERTURE_MPP_URL=$APERTURE_URL/mpp
+export L402_REGTEST_APERTURE_BOTH_URL=$APERTURE_URL/both
 export L402_REGTEST_APERTURE_PRICE_SATS=$PRICE
 export L402_REGTEST_APERTURE_DIR="$AP_DIR"
 export L402_REGTEST_UPSTREAM_URL=http://127.0.0.1:$UPSTREAM_PORT

@@ -16,7 +16,12 @@
 //!    the next run finds it through TrackPaymentV2: one payment in all;
 //! 6. steps 1 and 2 again paying from a wallet over Nostr Wallet Connect
 //!    (Alby's own wallet service, paying with alice's lnd): the ledger
-//!    still matches `lncli listpayments`.
+//!    still matches `lncli listpayments`;
+//! 7. our CLI and aperture's `Payment` scheme: `authscheme: mpp` (which
+//!    still offers LSAT and L402, for another invoice, then refuses them)
+//!    costs one L402 payment at most, then is paid with Payment; with
+//!    `--prefer-scheme payment` nothing is lost; `l402+mpp` is paid by
+//!    the preference (one L402 payment reused, or one Payment per request).
 //!
 //! They run inside `lnd::lnd_backend_on_regtest`, after its steps, on its
 //! network (one network for everything keeps the suite fast).
@@ -281,7 +286,147 @@ pub(crate) async fn interop_steps(rt: &Regtest, pay_macaroon: &Path, invoice_mac
         });
         assert_eq!(wallet.stat("pay_invoice"), 2, "{}", wallet.stderr());
     }
+    tokio::task::block_in_place(|| {
+        let t = Instant::now();
+        our_cli_and_aperture_s_payment_scheme(rt, Pays::Lnd(&pay), &data);
+        eprintln!("step 7 (CLI -> aperture, Payment scheme) {:?}", t.elapsed());
+    });
     drop(gateway);
+}
+
+/// What a 402 of `url` offers: its L402 challenges' and its Payment
+/// challenges' payment hashes (hex), as curl sees the headers.
+fn offered_hashes(url: &str) -> (Vec<String>, Vec<String>) {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", url])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let values: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("www-authenticate")
+                .then_some(value.trim())
+        })
+        .collect();
+    let l402 = l402_mcp::l402::Challenge::parse_all(values.iter().copied())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            c.invoice
+                .parse::<l402_mcp::lightning::Invoice>()
+                .expect("aperture's L402 invoice decodes")
+                .payment_hash()
+                .to_hex()
+        })
+        .collect();
+    let payment = l402_mcp::l402::parse_payment_challenges(values.iter().copied())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|c| c.is_lightning_charge())
+        .map(|c| {
+            c.charge()
+                .expect("aperture's charge request decodes")
+                .method_details
+                .invoice
+                .parse::<l402_mcp::lightning::Invoice>()
+                .expect("aperture's Payment invoice decodes")
+                .payment_hash()
+                .to_hex()
+        })
+        .collect();
+    (l402, payment)
+}
+
+/// Step 7: our CLI against aperture's `Payment` scheme.
+fn our_cli_and_aperture_s_payment_scheme(rt: &Regtest, pays: Pays<'_>, dir: &Path) {
+    let (Some(mpp), Some(both)) = (
+        rt.env_var("L402_REGTEST_APERTURE_MPP_URL"),
+        rt.env_var("L402_REGTEST_APERTURE_BOTH_URL"),
+    ) else {
+        loud(
+            "SKIPPED: our client -> aperture's Payment scheme: the regtest network has no \
+             aperture with enablempp (scripts/regtest/aperture.sh starts one)",
+        );
+        return;
+    };
+    let price: u64 = rt
+        .var("L402_REGTEST_APERTURE_PRICE_SATS")
+        .parse()
+        .expect("price");
+    // The trap, as aperture v0.5.0 sets it: with authscheme mpp it offers
+    // LSAT and L402 (one invoice) and Payment (another invoice).
+    let (l402, payment) = offered_hashes(&format!("{mpp}/look"));
+    assert_eq!(l402.len(), 2, "LSAT and L402: {l402:?}");
+    assert_eq!(l402[0], l402[1]);
+    assert_eq!(payment.len(), 1, "{payment:?}");
+    assert_ne!(
+        l402[0], payment[0],
+        "aperture now uses one invoice for both"
+    );
+
+    let schemes = |data: &Path| -> Vec<String> {
+        ledger(data)
+            .iter()
+            .filter(|r| r.state == PaymentState::Succeeded)
+            .map(|r| r.scheme.as_str().to_string())
+            .collect()
+    };
+    // Preferring L402 (the default): the first fetch pays L402 and is
+    // refused; from then on the origin is paid with Payment.
+    let data = dir.join("aperture-mpp-default");
+    let before = alice_payment_count(rt);
+    let first = fetch(rt, pays, &data, &format!("{mpp}/one"), &[]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bought nothing") && stderr.contains("paid with Payment"),
+        "{stderr}"
+    );
+    for path in ["two", "three"] {
+        let next = fetch(rt, pays, &data, &format!("{mpp}/{path}"), &[]);
+        let stdout = String::from_utf8_lossy(&next.stdout);
+        let stderr = String::from_utf8_lossy(&next.stderr);
+        assert!(next.status.success(), "{stderr}");
+        assert!(stdout.contains(&format!("/mpp/{path}")), "{stdout}");
+        assert!(
+            stderr.contains("with a Payment credential (receipt: success"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(schemes(&data), ["l402", "payment", "payment"]);
+    assert_eq!(alice_payment_count(rt), before + 3);
+    for r in ledger(&data) {
+        assert_eq!(r.amount_msat, price * 1000);
+        ledger_matches_alice(rt, &r);
+    }
+
+    // Preferring Payment: nothing lost.
+    let data = dir.join("aperture-mpp-payment");
+    let prefer = [("L402_PREFER_SCHEME", "payment")];
+    let first = fetch(rt, pays, &data, &format!("{mpp}/one"), &prefer);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(schemes(&data), ["payment"]);
+
+    // l402+mpp takes both: L402 preferred is one payment reused...
+    let data = dir.join("aperture-both-l402");
+    for path in ["one", "two"] {
+        let r = fetch(rt, pays, &data, &format!("{both}/{path}"), &[]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    assert_eq!(schemes(&data), ["l402"]);
+    // ...and Payment preferred is one payment per request.
+    let data = dir.join("aperture-both-payment");
+    for path in ["one", "two"] {
+        let r = fetch(rt, pays, &data, &format!("{both}/{path}"), &prefer);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    assert_eq!(schemes(&data), ["payment", "payment"]);
 }
 
 /// Step 1: `serve` over stdio (raw JSON-RPC), `l402_fetch` twice.
