@@ -387,6 +387,18 @@ mod tests {
             let err = verify(&key, route, &credential, 1_000).unwrap_err();
             assert_eq!(err.kind, ProblemType::InvalidChallenge, "{err:?}");
         }
+        // The route's price changed since: refused (whichever way).
+        for price in [2, 1_000] {
+            let repriced = RouteConfig {
+                price_sats: price,
+                ..cheap.clone()
+            };
+            let err = verify(&key, &repriced, &credential, 1_000).unwrap_err();
+            assert!(
+                err.detail.contains(&format!("costs {price} sat")),
+                "{err:?}"
+            );
+        }
         let err = verify(&key, cheap, &credential, 1_001).unwrap_err();
         assert!(err.detail.contains("expired"), "{err:?}");
         let other_key = challenge_key(&RootKey([2; 32]));

@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod dev_node;
 mod gateway;
+mod gateway_payment;
 mod l402_vectors;
 mod listen;
 mod lnd;
