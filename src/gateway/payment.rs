@@ -408,7 +408,7 @@ mod tests {
                 .kind,
             ProblemType::InvalidChallenge
         );
-        let mut wrong = credential.clone();
+        let mut wrong = credential;
         wrong.payload.preimage = Preimage::random().to_hex();
         assert_eq!(
             verify(&key, cheap, &wrong, 1_000).unwrap_err().kind,

@@ -536,7 +536,7 @@ mod tests {
                 &changed
             ));
         }
-        let mut described = c.clone();
+        let mut described = c;
         described.description = Some("anything".into());
         assert!(verify_challenge_id(
             b"test-server-secret-key-32-bytes!",
