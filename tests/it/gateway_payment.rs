@@ -723,3 +723,67 @@ fn a_payment_route_needs_a_network_the_scheme_can_name() {
             .unwrap();
     Gateway::new(l402_only, RootKey::random(), Arc::new(TestnetInvoicer)).unwrap();
 }
+
+#[tokio::test]
+async fn a_credential_bought_before_the_route_was_repriced_is_refused() {
+    use axum::body::Body;
+    use l402_mcp::lightning::dev::DevNode;
+    use tower::ServiceExt;
+
+    // Two gateways with one root key (a restart with a new config): the
+    // challenge verifies under both, the price only under the first.
+    let node = Arc::new(DevNode::new());
+    let priced = |sats: u64| {
+        let config = GatewayConfig::from_toml(&format!(
+            "[[routes]]\npath = \"/x\"\nprice_sats = {sats}\ndemo = \"demo\"\nscheme = \"payment\"\n"
+        ))
+        .unwrap();
+        Arc::new(Gateway::new(config, RootKey([4; 32]), node.clone()).unwrap())
+    };
+    let get = |gw: Arc<Gateway>, auth: Option<String>| async move {
+        let mut req = axum::http::Request::get("/x");
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        gw.router()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    };
+    let resp = get(priced(1), None).await;
+    let values: Vec<String> = resp
+        .headers()
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let c = payment_challenge(&values);
+    let paid = node
+        .settle(&c.charge().unwrap().method_details.invoice)
+        .unwrap();
+    let credential = c.credential(&paid.preimage);
+
+    for sats in [2, 1000] {
+        let resp = get(priced(sats), Some(credential.clone())).await;
+        assert_eq!(resp.status(), StatusCode::PAYMENT_REQUIRED);
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body["type"], "https://paymentauth.org/problems/invalid-challenge",
+            "{body}"
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("this route costs {sats} sat")),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        get(priced(1), Some(credential)).await.status(),
+        StatusCode::OK
+    );
+}
