@@ -314,17 +314,31 @@ pub(super) fn verify(
 }
 
 /// Adds the receipt of a paid 2xx answer: `Payment-Receipt` and
-/// `Cache-Control: private` (a receipt is this client's only). Nothing on
-/// any other status.
+/// `Cache-Control: private` (a paid answer and its receipt are this
+/// client's only; an upstream's `no-store` or `private`, which say as
+/// much or more, is kept). Nothing on any other status (the draft: a
+/// receipt only with success).
 pub(super) fn add_receipt(resp: &mut Response, accepted: &Accepted, now: u64) {
     if !resp.status().is_success() {
         return;
     }
     let receipt = PaymentReceipt::success(&accepted.hash, &accepted.challenge_id, unix_time(now));
-    if let Ok(v) = HeaderValue::from_str(&receipt.encode()) {
-        resp.headers_mut().insert(RECEIPT_HEADER, v);
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    let Ok(value) = HeaderValue::from_str(&receipt.encode()) else {
+        return;
+    };
+    let headers = resp.headers_mut();
+    headers.insert(RECEIPT_HEADER, value);
+    let strict = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| {
+            let d = d.trim();
+            d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("private")
+        });
+    if !strict {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     }
 }
 
@@ -419,6 +433,44 @@ mod tests {
             verify(&key, cheap, &wrong, 1_000).unwrap_err().kind,
             ProblemType::MalformedCredential
         );
+    }
+
+    #[test]
+    fn the_receipt_goes_on_2xx_only_and_keeps_a_stricter_cache_control() {
+        let accepted = Accepted {
+            hash: PaymentHash([5; 32]),
+            challenge_id: "cid".into(),
+            expires_unix: 0,
+        };
+        let answer = |status: u16, cache: Option<&'static str>| {
+            let mut resp = Response::new(axum::body::Body::empty());
+            *resp.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+            if let Some(c) = cache {
+                resp.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static(c));
+            }
+            add_receipt(&mut resp, &accepted, 1_774_469_700);
+            resp
+        };
+        let resp = answer(200, Some("public, max-age=60"));
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "private");
+        let r = PaymentReceipt::decode(resp.headers()[RECEIPT_HEADER].to_str().unwrap()).unwrap();
+        assert_eq!(r.reference, PaymentHash([5; 32]).to_hex());
+        assert_eq!(r.challenge_id.as_deref(), Some("cid"));
+        assert_eq!(r.timestamp, "2026-03-25T20:15:00Z");
+        assert_eq!(
+            answer(201, Some("no-store")).headers()[header::CACHE_CONTROL],
+            "no-store"
+        );
+        assert_eq!(
+            answer(204, None).headers()[header::CACHE_CONTROL],
+            "private"
+        );
+        for status in [301, 404, 500] {
+            let resp = answer(status, Some("public"));
+            assert!(resp.headers().get(RECEIPT_HEADER).is_none());
+            assert_eq!(resp.headers()[header::CACHE_CONTROL], "public");
+        }
     }
 
     #[test]
