@@ -12,6 +12,7 @@
 //! upstream = "http://127.0.0.1:9000"   # proxy there, like aperture
 //! token = "reusable"       # or "single-use"
 //! valid_for_secs = 3600
+//! scheme = "l402"          # or "payment", or "both"
 //! ```
 //!
 //! | setting | default | why |
@@ -26,6 +27,7 @@
 //! | `limits.header_read_timeout_secs` | 10 | from a connection's start or its previous answer to a request's last header byte, so also the keep-alive idle timeout; a trickling client lets go |
 //! | `limits.max_connections` | 512 | open connections; one more gets 503 and is closed (stays under a default `ulimit -n` of 1024) |
 //! | route `valid_for_secs` | 3600 (reusable), 86400 (single-use) | a bought token stays useful for a session of work |
+//! | route `scheme` | `l402` | which HTTP authentication scheme sells the route (aperture's `authscheme`): `l402` (LSAT and L402 challenges, macaroon tokens), `payment` (the `Payment` scheme, Lightning `charge`: one paid request per credential), or `both`. A 402 offers only the challenges the route accepts; on `both` one invoice serves all of them |
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -201,6 +203,67 @@ pub enum TokenPolicy {
     SingleUse,
 }
 
+/// Which HTTP authentication scheme sells a route (aperture's per-service
+/// `authscheme`, spelled `l402 | payment | both` here).
+///
+/// A 402 carries exactly the challenges of the schemes the route accepts
+/// (aperture offers every scheme's challenge whatever the service takes,
+/// then refuses the credential a client bought). On [`Both`](Self::Both)
+/// the L402 macaroon and the `Payment` request are bound to ONE invoice
+/// (aperture mints one per scheme), so a client that paid it may present
+/// either credential, and never pays twice for picking the "wrong" one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(try_from = "String")]
+pub enum AuthScheme {
+    /// `L402` (and the legacy `LSAT`): a macaroon bound to the invoice, a
+    /// token reusable or single-use as the route's `token` says.
+    #[default]
+    L402,
+    /// `Payment` (draft-httpauth-payment, `method="lightning"`,
+    /// `intent="charge"`): each credential buys one request, whatever the
+    /// route's `token` says.
+    Payment,
+    /// Both, sharing one invoice.
+    Both,
+}
+
+impl AuthScheme {
+    /// True when L402/LSAT credentials are accepted.
+    pub fn takes_l402(self) -> bool {
+        matches!(self, AuthScheme::L402 | AuthScheme::Both)
+    }
+
+    /// True when `Payment` credentials are accepted.
+    pub fn takes_payment(self) -> bool {
+        matches!(self, AuthScheme::Payment | AuthScheme::Both)
+    }
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthScheme::L402 => "l402",
+            AuthScheme::Payment => "payment",
+            AuthScheme::Both => "both",
+        }
+    }
+}
+
+impl TryFrom<String> for AuthScheme {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "l402" => Ok(AuthScheme::L402),
+            "payment" => Ok(AuthScheme::Payment),
+            "both" => Ok(AuthScheme::Both),
+            other => Err(format!(
+                "route scheme {other:?} is not one of \"l402\", \"payment\" or \"both\" \
+                 (aperture's \"mpp\" is \"payment\" here, and \"l402+mpp\" is \"both\")"
+            )),
+        }
+    }
+}
+
 /// Built-in content the gateway can serve without an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -247,6 +310,9 @@ pub struct RouteConfig {
     /// Seconds a token stays valid after minting.
     #[serde(default)]
     pub valid_for_secs: Option<u64>,
+    /// Which authentication scheme sells the route.
+    #[serde(default)]
+    pub scheme: AuthScheme,
     /// Serve built-in content.
     #[serde(default)]
     pub demo: Option<DemoContent>,
@@ -313,6 +379,7 @@ impl GatewayConfig {
                 capability: None,
                 token,
                 valid_for_secs: None,
+                scheme: AuthScheme::L402,
                 demo: Some(demo),
                 upstream: None,
                 description: Some(description.to_string()),
@@ -443,6 +510,13 @@ impl GatewayConfig {
             }
             if r.free && r.price_sats != 0 {
                 return bad(format!("{at}: a free route has no price"));
+            }
+            if r.free && r.scheme != AuthScheme::L402 {
+                return bad(format!(
+                    "{at}: a free route takes no credential, so it has no scheme; remove \
+                     scheme = {:?}",
+                    r.scheme.as_str()
+                ));
             }
             if !r.free && r.price_sats == 0 {
                 return bad(format!("{at}: set price_sats, or free = true"));
@@ -669,6 +743,42 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("does not exist"), "{text}");
         assert!(!text.contains("os error"), "{text}");
+    }
+
+    #[test]
+    fn the_route_scheme_defaults_to_l402_and_an_unknown_one_is_a_sentence() {
+        let route = |extra: &str| {
+            format!("[[routes]]\npath = \"/a\"\nprice_sats = 5\ndemo = \"demo\"\n{extra}\n")
+        };
+        let c = GatewayConfig::from_toml(&route("")).unwrap();
+        assert_eq!(c.routes[0].scheme, AuthScheme::L402);
+        for (text, want) in [
+            ("l402", AuthScheme::L402),
+            ("payment", AuthScheme::Payment),
+            ("both", AuthScheme::Both),
+        ] {
+            let c = GatewayConfig::from_toml(&route(&format!("scheme = \"{text}\""))).unwrap();
+            assert_eq!(c.routes[0].scheme, want);
+            assert_eq!(want.as_str(), text);
+        }
+        assert!(AuthScheme::Both.takes_l402() && AuthScheme::Both.takes_payment());
+        assert!(!AuthScheme::Payment.takes_l402() && !AuthScheme::L402.takes_payment());
+        for bad in ["mpp", "Payment", "l402+mpp", ""] {
+            let err = GatewayConfig::from_toml(&route(&format!("scheme = \"{bad}\"")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("route scheme {bad:?} is not one of"))
+                    && err.contains("\"payment\""),
+                "{bad}: {err}"
+            );
+        }
+        let err = GatewayConfig::from_toml(
+            "[[routes]]\npath = \"/a\"\nfree = true\ndemo = \"demo\"\nscheme = \"payment\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("a free route takes no credential"), "{err}");
     }
 
     #[test]

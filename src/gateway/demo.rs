@@ -135,6 +135,7 @@ fn index(gw: &Gateway, req: &Request) -> Response {
                 "price_sats": r.price_sats,
                 "free": r.free,
                 "token": match r.token { TokenPolicy::Reusable => "reusable", TokenPolicy::SingleUse => "single-use" },
+                "scheme": if r.free { None } else { Some(r.scheme.as_str()) },
                 "valid_for_secs": if r.free { None } else { Some(r.valid_for()) },
                 "description": r.description,
             })

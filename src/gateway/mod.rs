@@ -9,16 +9,22 @@
 //! serves the built-in demo content or proxies to the route's upstream.
 //! Invoices come from an [`Invoicer`]: the embedded dev node
 //! ([`crate::lightning::dev`]) or, later, LND.
+//!
+//! A route may instead (or also) take the `Payment` scheme
+//! (`scheme = "payment" | "both"`, see [`AuthScheme`]): a challenge bound
+//! to the route by an HMAC id, a credential that buys one request, and a
+//! `Payment-Receipt` on the answer.
 
 mod config;
 mod demo;
+mod payment;
 mod paywall;
 mod proxy;
 mod spent;
 mod verified;
 
 pub use config::{
-    ConfigError, DEFAULT_LISTEN, DemoContent, GatewayConfig, LimitsConfig, PathMatch,
+    AuthScheme, ConfigError, DEFAULT_LISTEN, DemoContent, GatewayConfig, LimitsConfig, PathMatch,
     RateLimitConfig, RouteConfig, TokenPolicy,
 };
 pub use spent::{MemorySpentSet, SPENT_SET_FILE, SpentSet, SpentSetError, SqliteSpentSet};
@@ -80,6 +86,12 @@ fn system_clock() -> u64 {
 pub struct Gateway {
     config: GatewayConfig,
     root_key: RootKey,
+    /// The key `Payment` challenge ids are bound under (derived from the
+    /// root key, never the root key itself).
+    payment_key: [u8; 32],
+    /// The invoicer's network as the `Payment` scheme names it (`None`:
+    /// one it cannot name, and then no route may take `Payment`).
+    payment_network: Option<&'static str>,
     invoicer: Arc<dyn Invoicer>,
     spent: Arc<dyn SpentSet>,
     verified: verified::VerifiedCache,
@@ -108,6 +120,21 @@ impl Gateway {
         invoicer: Arc<dyn Invoicer>,
     ) -> Result<Self, GatewayError> {
         config.validate()?;
+        let network = invoicer.network();
+        let payment_network = payment::network_name(network);
+        if payment_network.is_none()
+            && let Some(r) = config.routes.iter().find(|r| r.scheme.takes_payment())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "route {} {}: scheme = {:?} needs a mainnet, regtest or signet node, and \
+                 the invoices come from {network}, which the Payment scheme cannot name; \
+                 use scheme = \"l402\"",
+                r.method,
+                r.path,
+                r.scheme.as_str()
+            ))
+            .into());
+        }
         let per_minute =
             NonZeroU32::new(config.rate_limit.challenges_per_minute).ok_or_else(|| {
                 ConfigError::Invalid("challenges_per_minute must be at least 1".into())
@@ -123,6 +150,8 @@ impl Gateway {
             .map_err(|e| GatewayError::Http(e.to_string()))?;
         Ok(Gateway {
             config,
+            payment_key: payment::challenge_key(&root_key),
+            payment_network,
             root_key,
             invoicer,
             spent: Arc::new(MemorySpentSet::default()),

@@ -1,4 +1,5 @@
-//! The paywall: route matching, challenges, credential checks.
+//! The paywall: route matching, challenges, credential checks (L402 here,
+//! `Payment` with [`super::payment`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,12 +15,15 @@ use governor::clock::{Clock as _, DefaultClock};
 use serde_json::json;
 
 use super::config::{RouteConfig, TokenPolicy};
+use super::payment::{self, Problem, ProblemType};
 use super::verified::Verified;
 use super::{Gateway, SpentSet, demo, proxy};
+use crate::l402::payment::{PAYMENT_SCHEME, PaymentCredential, PaymentError};
 use crate::l402::{
     CONDITION_SERVICES, Caveat, Challenge, Credential, Identifier, SUFFIX_CAPABILITIES,
     SUFFIX_VALID_UNTIL, Scheme, VerifyContext, check_caveats, mint, verify_signature,
 };
+use crate::lightning::{Invoice, PaymentHash};
 
 /// The one sentence every refused credential gets: which check failed is
 /// for the operator's log, not for the client.
@@ -153,6 +157,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     // A credential, if any: checked statelessly, then the spent-set.
     // An Authorization value that is not even visible ASCII is malformed,
     // not absent.
+    let ip = client_ip(&req);
     let values: Result<Vec<&str>, _> = req
         .headers()
         .get_all(header::AUTHORIZATION)
@@ -161,8 +166,47 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         .collect();
     let Ok(values) = values else {
         tracing::info!(%path, "non-ASCII Authorization header");
+        if route.scheme.takes_payment() {
+            let problem = Problem::new(
+                ProblemType::MalformedCredential,
+                "The Authorization header is not visible ASCII, so it holds no credential. \
+                 Pay the invoice of the fresh challenge in this response and present its \
+                 credential.",
+            );
+            return fresh_challenge(&gw, route, ip, deadline, Some(problem)).await;
+        }
         return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
     };
+
+    // Which scheme the client speaks decides the path; a credential of a
+    // scheme the route does not take is refused with a sentence naming
+    // the one it does.
+    let offered = Offered::of(&values);
+    if route.scheme.takes_payment() && offered.payment {
+        let credential = PaymentCredential::from_header_values(values.iter().copied());
+        return pay_by_payment(&gw, route, &path, req, ip, credential, deadline).await;
+    }
+    if !route.scheme.takes_l402() {
+        let problem = offered.l402.then(|| {
+            tracing::info!(%path, "L402 credential on a Payment-only route");
+            Problem::new(
+                ProblemType::PaymentRequired,
+                "This route takes the Payment scheme (method=\"lightning\", intent=\"charge\"), \
+                 not L402. Pay the invoice of the Payment challenge in this response and \
+                 present `Authorization: Payment <credential>`.",
+            )
+        });
+        return fresh_challenge(&gw, route, ip, deadline, problem).await;
+    }
+    if offered.payment && !offered.l402 {
+        tracing::info!(%path, "Payment credential on an L402-only route");
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "This route takes the L402 scheme (`Authorization: L402 <macaroon>:<preimage hex>`), \
+             not Payment. Request it without Authorization to get an L402 challenge.",
+        );
+    }
+
     let service = route.service_name();
     let ctx = VerifyContext {
         service: &service,
@@ -171,12 +215,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     };
     let verified = match authenticate(&gw, &values) {
         Ok(Some(v)) => v,
-        Ok(None) => {
-            let ip = client_ip(&req);
-            return tokio::time::timeout_at(deadline, challenge(&gw, route, ip))
-                .await
-                .unwrap_or_else(|_| timed_out(&gw));
-        }
+        Ok(None) => return fresh_challenge(&gw, route, ip, deadline, None).await,
         Err(reason) => {
             tracing::info!(%path, %reason, "credential refused");
             return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
@@ -200,36 +239,231 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         };
     }
 
-    // Single-use: built-in content is made first (its own checks, such as
-    // an empty prompt, refuse before anything is claimed); then the token
-    // is claimed, atomically; a forwarded request keeps the claim when the
-    // upstream answered and releases it when it did not.
+    // Single-use: spent in the spent-set under its payment hash, the key a
+    // `Payment` credential for the same invoice (on a `both` route) uses
+    // too, so one payment buys one request whichever credential carries it.
+    let forget_after = gw.now() + route.valid_for();
+    match serve_once(
+        &gw,
+        route,
+        &path,
+        req,
+        deadline,
+        &id.payment_hash,
+        forget_after,
+    )
+    .await
+    {
+        Ok(resp) => resp,
+        Err(Once::Refused(resp)) => resp,
+        Err(Once::Used) => {
+            tracing::info!(payment_hash = %id.payment_hash, "single-use token reused");
+            let sentence = if route.scheme.takes_payment() {
+                "This single-use L402 token (or the Payment credential for the same invoice) \
+                 was already used. Request the route without Authorization to buy another."
+            } else {
+                "This single-use L402 token was already used. \
+                 Request the route without Authorization to buy another."
+            };
+            json_error(StatusCode::UNAUTHORIZED, sentence)
+        }
+        Err(Once::Unavailable) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway cannot check single-use tokens right now; the token was not \
+             used. Retry later.",
+        ),
+    }
+}
+
+/// Which schemes the `Authorization` values speak (by their first word,
+/// case-insensitively; other schemes count as none).
+#[derive(Debug, Clone, Copy, Default)]
+struct Offered {
+    l402: bool,
+    payment: bool,
+}
+
+impl Offered {
+    fn of(values: &[&str]) -> Self {
+        let mut offered = Offered::default();
+        for value in values {
+            let scheme = value.trim_start().split([' ', '\t']).next().unwrap_or("");
+            if scheme.eq_ignore_ascii_case(PAYMENT_SCHEME) {
+                offered.payment = true;
+            } else if scheme.eq_ignore_ascii_case("L402") || scheme.eq_ignore_ascii_case("LSAT") {
+                offered.l402 = true;
+            }
+        }
+        offered
+    }
+}
+
+/// The `Payment` path: the credential checked statelessly
+/// ([`payment::verify`]), then spent once in the spent-set under its
+/// payment hash, and the answer's receipt. Every refusal is a 402 with a
+/// problem document and a fresh challenge. Neither the preimage nor the
+/// credential is ever logged.
+async fn pay_by_payment(
+    gw: &Gateway,
+    route: &RouteConfig,
+    path: &str,
+    req: Request,
+    ip: IpAddr,
+    credential: Result<Option<PaymentCredential>, PaymentError>,
+    deadline: tokio::time::Instant,
+) -> Response {
+    let credential = match credential {
+        Ok(Some(c)) => c,
+        Ok(None) | Err(_) => {
+            // The decoder's message may quote the token: not for the log.
+            tracing::info!(%path, "malformed Payment credential");
+            let problem = Problem::new(
+                ProblemType::MalformedCredential,
+                "The Payment credential does not decode. It must be `Payment ` followed by \
+                 base64url (no padding) of {\"challenge\":{…the challenge as issued…},\
+                 \"payload\":{\"preimage\":\"<64 hex>\"}}. Pay the invoice of the fresh \
+                 challenge in this response and present its credential.",
+            );
+            return fresh_challenge(gw, route, ip, deadline, Some(problem)).await;
+        }
+    };
+    let now = gw.now();
+    let accepted = match payment::verify(&gw.payment_key, route, &credential, now) {
+        Ok(a) => a,
+        Err(problem) => {
+            tracing::info!(
+                %path,
+                challenge_id = %credential.challenge.id,
+                problem = problem.kind.slug(),
+                detail = %problem.detail,
+                "Payment credential refused"
+            );
+            return fresh_challenge(gw, route, ip, deadline, Some(problem)).await;
+        }
+    };
+    // Remembered at least until the challenge expires (after which it is
+    // refused anyway); on a `both` route also as long as the L402 token for
+    // the same invoice could be presented, so that the other credential
+    // stays refused as long as it could be used.
+    let mut forget_after = accepted.expires_unix + 1;
+    if route.scheme.takes_l402() {
+        forget_after = forget_after.max(now + route.valid_for());
+    }
+    match serve_once(gw, route, path, req, deadline, &accepted.hash, forget_after).await {
+        Ok(mut resp) => {
+            tracing::debug!(
+                %path,
+                payment_hash = %accepted.hash,
+                challenge_id = %accepted.challenge_id,
+                "Payment credential spent"
+            );
+            payment::add_receipt(&mut resp, &accepted, gw.now());
+            resp
+        }
+        Err(Once::Refused(resp)) => resp,
+        Err(Once::Used) => {
+            tracing::info!(
+                payment_hash = %accepted.hash,
+                challenge_id = %accepted.challenge_id,
+                "Payment credential reused"
+            );
+            let also = if route.scheme.takes_l402() {
+                " (here, an L402 token for the same invoice counts as the same payment)"
+            } else {
+                ""
+            };
+            let problem = Problem::new(
+                ProblemType::InvalidChallenge,
+                format!(
+                    "The credential's challenge was already used: a Payment credential buys \
+                     one request{also}. Pay the invoice of the fresh challenge in this \
+                     response and present its credential."
+                ),
+            );
+            fresh_challenge(gw, route, ip, deadline, Some(problem)).await
+        }
+        Err(Once::Unavailable) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway cannot check whether the Payment credential was used right now; \
+             it was not used. Retry later.",
+        ),
+    }
+}
+
+/// A fresh 402 (with `problem`, if a credential was refused) under the
+/// request's deadline.
+async fn fresh_challenge(
+    gw: &Gateway,
+    route: &RouteConfig,
+    ip: IpAddr,
+    deadline: tokio::time::Instant,
+    problem: Option<Problem>,
+) -> Response {
+    tokio::time::timeout_at(deadline, challenge(gw, route, ip, problem))
+        .await
+        .unwrap_or_else(|_| timed_out(gw))
+}
+
+/// Why a request for one answer got none.
+enum Once {
+    /// The gateway's own refusal (a bad prompt, the upstream down, the
+    /// deadline): nothing was spent.
+    Refused(Response),
+    /// The payment hash is spent already.
+    Used,
+    /// The spent-set failed: refused, fail closed, nothing spent.
+    Unavailable,
+}
+
+/// Serves one request for the payment `hash`, spent in the spent-set.
+/// Built-in content is made first (its own checks, such as an empty
+/// prompt, refuse before anything is claimed); then the hash is claimed,
+/// atomically; a forwarded request keeps the claim when the upstream
+/// answered and releases it when it did not.
+async fn serve_once(
+    gw: &Gateway,
+    route: &RouteConfig,
+    path: &str,
+    req: Request,
+    deadline: tokio::time::Instant,
+    hash: &PaymentHash,
+    forget_after: u64,
+) -> Result<Response, Once> {
     let ready = match &route.demo {
-        Some(content) => match within(&gw, deadline, demo::serve(&gw, *content, req)).await {
+        Some(content) => match within(gw, deadline, demo::serve(gw, *content, req)).await {
             Ok(resp) => Ready::Made(resp),
-            Err(refusal) => return refusal,
+            Err(refusal) => return Err(Once::Refused(refusal)),
         },
         None => Ready::Forward(req),
     };
-    let claim = match within(&gw, deadline, claim(&gw, &id.payment_hash, route)).await {
-        Ok(Ok(claim)) => claim,
-        Ok(Err(refusal)) | Err(refusal) => return refusal,
+    let claim = match tokio::time::timeout_at(deadline, gw.spent.claim(hash, forget_after)).await {
+        Err(_) => return Err(Once::Refused(timed_out(gw))),
+        Ok(Ok(true)) => Claim {
+            spent: gw.spent.clone(),
+            hash: *hash,
+            settled: false,
+        },
+        Ok(Ok(false)) => return Err(Once::Used),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "spent-set failed; refusing the single-use request");
+            return Err(Once::Unavailable);
+        }
     };
-    tracing::debug!(%path, payment_hash = %id.payment_hash, "single-use credential claimed");
+    tracing::debug!(%path, payment_hash = %hash, "single-use credential claimed");
     match ready {
         Ready::Made(resp) => {
             claim.keep();
-            resp
+            Ok(resp)
         }
-        Ready::Forward(req) => match serve_route(&gw, route, &path, req, deadline).await {
+        Ready::Forward(req) => match serve_route(gw, route, path, req, deadline).await {
             Ok(answered) => {
                 claim.keep();
-                answered
+                Ok(answered)
             }
             Err(refusal) => {
-                tracing::info!(%path, payment_hash = %id.payment_hash, "no answer; claim released");
+                tracing::info!(%path, payment_hash = %hash, "no answer; claim released");
                 claim.release().await;
-                refusal
+                Err(Once::Refused(refusal))
             }
         },
     }
@@ -250,39 +484,6 @@ async fn within<T>(
     match tokio::time::timeout_at(deadline, fut).await {
         Ok(done) => done,
         Err(_) => Err(timed_out(gw)),
-    }
-}
-
-/// Claims a single-use token in the spent-set: the claim, or the answer
-/// that refuses the request (already used: 401; the spent-set failed: 503,
-/// fail closed).
-async fn claim(
-    gw: &Gateway,
-    hash: &crate::lightning::PaymentHash,
-    route: &RouteConfig,
-) -> Result<Result<Claim, Response>, Response> {
-    match gw.spent.claim(hash, gw.now() + route.valid_for()).await {
-        Ok(true) => Ok(Ok(Claim {
-            spent: gw.spent.clone(),
-            hash: *hash,
-            settled: false,
-        })),
-        Ok(false) => {
-            tracing::info!(payment_hash = %hash, "single-use token reused");
-            Ok(Err(json_error(
-                StatusCode::UNAUTHORIZED,
-                "This single-use L402 token was already used. \
-                 Request the route without Authorization to buy another.",
-            )))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "spent-set failed; refusing the single-use token");
-            Ok(Err(json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The gateway cannot check single-use tokens right now; the token was not \
-                 used. Retry later.",
-            )))
-        }
     }
 }
 
@@ -465,9 +666,27 @@ async fn serve_route(
     }
 }
 
-/// Answers 402 with a fresh invoice and a macaroon bound to it, rate-limited
-/// per client IP (each challenge costs the node an invoice).
-async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
+/// Answers 402 with a fresh invoice and the challenges of the schemes the
+/// route takes, rate-limited per client IP (each challenge costs the node
+/// an invoice):
+///
+/// - `l402`: `LSAT` and `L402` (a macaroon bound to the invoice), a JSON
+///   body, as before;
+/// - `payment`: one `Payment` challenge, an RFC 9457 problem document
+///   (`problem`'s type and sentence, else `payment-required`) and
+///   `Cache-Control: no-store`;
+/// - `both`: all three, in that order (lnget looks for L402 in the first
+///   header only), and the problem document. ONE invoice serves them: the
+///   macaroon's payment hash is the request's `paymentHash`, so a client
+///   that paid it may present either credential (aperture mints one
+///   invoice per scheme, and a client that pays the other scheme's invoice
+///   loses the money).
+async fn challenge(
+    gw: &Gateway,
+    route: &RouteConfig,
+    ip: IpAddr,
+    problem: Option<Problem>,
+) -> Response {
     if let Err(not_until) = gw.limiter.check_key(&ip) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -493,6 +712,7 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
     );
     let memo = memo.trim_start();
     let expiry = Duration::from_secs(gw.config.invoice_expiry_secs);
+    let now = gw.now();
     let issued = match gw
         .invoicer
         .create_invoice(route.price_sats * 1000, memo, expiry)
@@ -508,72 +728,153 @@ async fn challenge(gw: &Gateway, route: &RouteConfig, ip: IpAddr) -> Response {
         }
     };
 
-    let id = Identifier::new(issued.payment_hash);
-    let now = gw.now();
-    // Always an explicit capabilities caveat (empty when the route names
-    // none), so that one a holder adds can only narrow it: without it, a
-    // holder's `<service>_capabilities=premium` would be the first and
-    // would grant what was never bought.
-    let mut caveats = vec![
-        Caveat::new(CONDITION_SERVICES, format!("{service}:0")),
-        Caveat::capabilities(&service, route.capability.as_deref()),
-    ];
-    let valid_until = now + route.valid_for();
-    caveats.push(Caveat::new(
-        format!("{service}_valid_until"),
-        valid_until.to_string(),
-    ));
-    let macaroon = mint(&gw.root_key, &id, &caveats);
-
-    // aperture's order: LSAT first (old clients read only the first), then L402.
-    let lsat = Challenge {
-        scheme: Scheme::Lsat,
-        macaroon: macaroon.clone(),
-        invoice: issued.bolt11.clone(),
-        version: None,
-    };
-    let l402 = Challenge {
-        scheme: Scheme::L402,
-        ..lsat.clone()
-    };
     let mut headers = HeaderMap::new();
-    for ch in [&lsat, &l402] {
-        match HeaderValue::from_str(&ch.to_string()) {
+    let cannot_encode = || {
+        json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Cannot encode the challenge.",
+        )
+    };
+    let mut extra = serde_json::Map::new();
+    extra.insert("price_sats".into(), route.price_sats.into());
+    extra.insert("invoice".into(), issued.bolt11.clone().into());
+    extra.insert("payment_hash".into(), issued.payment_hash.to_hex().into());
+    extra.insert("service".into(), service.clone().into());
+    extra.insert(
+        "invoice_expires_in_secs".into(),
+        gw.config.invoice_expiry_secs.into(),
+    );
+
+    let mut macaroon_b64 = None;
+    if route.scheme.takes_l402() {
+        let id = Identifier::new(issued.payment_hash);
+        // Always an explicit capabilities caveat (empty when the route names
+        // none), so that one a holder adds can only narrow it: without it, a
+        // holder's `<service>_capabilities=premium` would be the first and
+        // would grant what was never bought.
+        let mut caveats = vec![
+            Caveat::new(CONDITION_SERVICES, format!("{service}:0")),
+            Caveat::capabilities(&service, route.capability.as_deref()),
+        ];
+        let valid_until = now + route.valid_for();
+        caveats.push(Caveat::new(
+            format!("{service}_valid_until"),
+            valid_until.to_string(),
+        ));
+        let macaroon = mint(&gw.root_key, &id, &caveats);
+
+        // aperture's order: LSAT first (old clients read only the first), then L402.
+        let lsat = Challenge {
+            scheme: Scheme::Lsat,
+            macaroon: macaroon.clone(),
+            invoice: issued.bolt11.clone(),
+            version: None,
+        };
+        let l402 = Challenge {
+            scheme: Scheme::L402,
+            ..lsat.clone()
+        };
+        for ch in [&lsat, &l402] {
+            match HeaderValue::from_str(&ch.to_string()) {
+                Ok(v) => {
+                    headers.append(header::WWW_AUTHENTICATE, v);
+                }
+                Err(_) => return cannot_encode(),
+            }
+        }
+        macaroon_b64 = Some(macaroon.to_base64());
+        extra.insert("macaroon".into(), macaroon.to_base64().into());
+        extra.insert(
+            "token".into(),
+            match route.token {
+                TokenPolicy::Reusable => "reusable",
+                TokenPolicy::SingleUse => "single-use",
+            }
+            .into(),
+        );
+        extra.insert("valid_until".into(), valid_until.into());
+    }
+
+    let mut payment_challenge = None;
+    if route.scheme.takes_payment() {
+        // Never later than the invoice stops being payable.
+        let mut expires = now + gw.config.invoice_expiry_secs;
+        if let Ok(invoice) = issued.bolt11.parse::<Invoice>() {
+            expires = expires.min(invoice.expires_at_unix());
+        }
+        let Some(network) = gw.payment_network else {
+            // Gateway::new refuses such a configuration.
+            return cannot_encode();
+        };
+        let c = payment::issue(&gw.payment_key, route, &issued, network, expires);
+        match HeaderValue::from_str(&c.to_string()) {
             Ok(v) => {
                 headers.append(header::WWW_AUTHENTICATE, v);
             }
-            Err(_) => {
-                return json_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Cannot encode the challenge.",
-                );
-            }
+            Err(_) => return cannot_encode(),
         }
+        extra.insert("expires".into(), c.expires.clone().into());
+        payment_challenge = Some(c);
     }
+
     tracing::info!(
         service = %service,
         price_sats = route.price_sats,
         payment_hash = %issued.payment_hash,
+        scheme = route.scheme.as_str(),
+        challenge_id = payment_challenge.as_ref().map(|c| c.id.as_str()),
         "issued a payment challenge"
     );
-    let body = json!({
-        "error": "Payment required.",
-        "message": format!(
-            "Pay the invoice ({} sats), then repeat the request with the header \
-             `Authorization: L402 <macaroon>:<preimage hex>`.",
-            route.price_sats
-        ),
-        "price_sats": route.price_sats,
-        "invoice": issued.bolt11,
-        "macaroon": macaroon.to_base64(),
-        "payment_hash": issued.payment_hash.to_hex(),
-        "service": service,
-        "token": match route.token { TokenPolicy::Reusable => "reusable", TokenPolicy::SingleUse => "single-use" },
-        "valid_until": valid_until,
-        "invoice_expires_in_secs": gw.config.invoice_expiry_secs,
-        "authorization_format": "L402 <macaroon>:<preimage hex>",
+
+    if payment_challenge.is_none() {
+        let Some(macaroon) = macaroon_b64 else {
+            return cannot_encode();
+        };
+        let body = json!({
+            "error": "Payment required.",
+            "message": format!(
+                "Pay the invoice ({} sats), then repeat the request with the header \
+                 `Authorization: L402 <macaroon>:<preimage hex>`.",
+                route.price_sats
+            ),
+            "price_sats": route.price_sats,
+            "invoice": issued.bolt11,
+            "macaroon": macaroon,
+            "payment_hash": issued.payment_hash.to_hex(),
+            "service": service,
+            "token": match route.token { TokenPolicy::Reusable => "reusable", TokenPolicy::SingleUse => "single-use" },
+            "valid_until": extra.get("valid_until"),
+            "invoice_expires_in_secs": gw.config.invoice_expiry_secs,
+            "authorization_format": "L402 <macaroon>:<preimage hex>",
+        });
+        return (StatusCode::PAYMENT_REQUIRED, headers, axum::Json(body)).into_response();
+    }
+
+    let mut formats = vec!["Payment <base64url credential>"];
+    if route.scheme.takes_l402() {
+        formats.push("L402 <macaroon>:<preimage hex>");
+    }
+    extra.insert("authorization_formats".into(), json!(formats));
+    let problem = problem.unwrap_or_else(|| {
+        let how = if route.scheme.takes_l402() {
+            "The LSAT, L402 and Payment challenges carry the same invoice: pay it once, then \
+             repeat the request with `Authorization: Payment <credential>` or \
+             `Authorization: L402 <macaroon>:<preimage hex>`."
+        } else {
+            "Pay the invoice of the Payment challenge, then repeat the request with \
+             `Authorization: Payment <credential>`."
+        };
+        Problem::new(
+            ProblemType::PaymentRequired,
+            format!("This route costs {} sat. {how}", route.price_sats),
+        )
     });
-    (StatusCode::PAYMENT_REQUIRED, headers, axum::Json(body)).into_response()
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (StatusCode::PAYMENT_REQUIRED, headers, problem.body(extra)).into_response()
 }
 
 /// Reads a request body (already capped by [`edge_checks`]); a longer one

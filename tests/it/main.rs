@@ -11,6 +11,7 @@ mod client;
 mod client_payment;
 mod dev_node;
 mod gateway;
+mod gateway_payment;
 mod l402_vectors;
 mod listen;
 mod lnd;
