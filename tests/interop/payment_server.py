@@ -311,7 +311,8 @@ class Handler(BaseHTTPRequestHandler):
     peer: Peer  # set on the class before serving
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
-        sys.stderr.write("payment_server: " + (format % args) + "\n")
+        port = self.server.server_address[1]
+        sys.stderr.write(f"payment_server :{port}: {format % args}\n")
 
     def send(self, status, body: bytes, content_type: str, headers=()):
         self.send_response(status)
