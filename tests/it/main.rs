@@ -19,6 +19,7 @@ mod macaroon_interop;
 mod mcp;
 mod nwc;
 mod nwc_payer;
+mod payment_interop;
 mod registration;
 mod regtest;
 mod store;
