@@ -103,23 +103,40 @@ fn start_wallet(env: &HashMap<String, String>, relay: &str) -> (Wallet, String) 
     (wallet, ready["uri"].as_str().unwrap().to_string())
 }
 
-fn client(payer: Arc<dyn Payer>, origin: &str, dir: &Path) -> (L402Client, Arc<Store>) {
-    let store = Arc::new(Store::open(dir.join("store.sqlite")).unwrap());
-    let config = ClientConfig {
-        allowed_origins: vec![origin.to_string()],
-        session_budget_msat: u64::MAX / 4,
-        payments_per_minute: u32::MAX,
-        ..Default::default()
-    };
-    (
-        L402Client::new(config, payer, store.clone()).unwrap(),
-        store,
-    )
+/// One side of the comparison: a payer, its store, the origin allowed.
+struct Side {
+    payer: Arc<dyn Payer>,
+    store: Arc<Store>,
+    origin: String,
 }
 
-/// One paid fetch from scratch, in ms.
-async fn paid_fetch(client: &L402Client, store: &Store, url: &str) -> f64 {
-    store.clear_tokens().unwrap();
+impl Side {
+    fn new(payer: Arc<dyn Payer>, origin: &str, dir: &Path) -> Side {
+        Side {
+            payer,
+            store: Arc::new(Store::open(dir.join("store.sqlite")).unwrap()),
+            origin: origin.to_string(),
+        }
+    }
+
+    /// A client with no token in memory (the store's are cleared), as a
+    /// new process would start: each fetch then buys.
+    fn fresh_client(&self) -> L402Client {
+        self.store.clear_tokens().unwrap();
+        let config = ClientConfig {
+            allowed_origins: vec![self.origin.clone()],
+            session_budget_msat: u64::MAX / 4,
+            payments_per_minute: u32::MAX,
+            ..Default::default()
+        };
+        L402Client::new(config, self.payer.clone(), self.store.clone()).unwrap()
+    }
+}
+
+/// One paid fetch from scratch, in ms (the client is made before the
+/// clock starts).
+async fn paid_fetch(side: &Side, url: &str) -> f64 {
+    let client = side.fresh_client();
     let t0 = Instant::now();
     let r = client.fetch(FetchRequest::get(url)).await.unwrap();
     let ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -208,22 +225,22 @@ fn main() {
             .unwrap(),
         );
         let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (by_lnd, lnd_store) = client(Arc::new(lnd), &origin, dirs.0.path());
-        let (by_nwc, nwc_store) = client(nwc.clone(), &origin, dirs.1.path());
+        let by_lnd = Side::new(Arc::new(lnd), &origin, dirs.0.path());
+        let by_nwc = Side::new(nwc.clone(), &origin, dirs.1.path());
 
         // A warm-up of each (connections, routes, the wallet's first pay).
-        paid_fetch(&by_lnd, &lnd_store, &url).await;
-        paid_fetch(&by_nwc, &nwc_store, &url).await;
+        paid_fetch(&by_lnd, &url).await;
+        paid_fetch(&by_nwc, &url).await;
         nwc.balance().await.unwrap();
 
         let (mut lnd_ms, mut nwc_ms, mut trip_ms) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..runs {
             if round % 2 == 0 {
-                lnd_ms.push(paid_fetch(&by_lnd, &lnd_store, &url).await);
-                nwc_ms.push(paid_fetch(&by_nwc, &nwc_store, &url).await);
+                lnd_ms.push(paid_fetch(&by_lnd, &url).await);
+                nwc_ms.push(paid_fetch(&by_nwc, &url).await);
             } else {
-                nwc_ms.push(paid_fetch(&by_nwc, &nwc_store, &url).await);
-                lnd_ms.push(paid_fetch(&by_lnd, &lnd_store, &url).await);
+                nwc_ms.push(paid_fetch(&by_nwc, &url).await);
+                lnd_ms.push(paid_fetch(&by_lnd, &url).await);
             }
             let t0 = Instant::now();
             let balance = nwc.balance().await.unwrap();

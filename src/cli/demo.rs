@@ -197,7 +197,8 @@ async fn steps(
     ))?;
 
     let url = format!("{base}/v1/demo");
-    let calls: [(&str, &str, Value); 5] = [
+    let charge = format!("{base}/v1/charge");
+    let calls: [(&str, &str, Value); 6] = [
         (
             "preview_cost",
             "what does it cost? (pays nothing)",
@@ -212,6 +213,11 @@ async fn steps(
             "l402_fetch",
             "fetch it again: the token is reused, nothing paid",
             json!({ "url": url }),
+        ),
+        (
+            "l402_fetch",
+            "a route sold with the Payment scheme: one charge pays for this one request",
+            json!({ "url": charge }),
         ),
         ("list_tokens", "what was bought", json!({})),
         (

@@ -270,6 +270,8 @@ impl TryFrom<String> for AuthScheme {
 pub enum DemoContent {
     /// A short paid message.
     Demo,
+    /// A short paid message for a `Payment` route.
+    Charge,
     /// A small deterministic data set.
     Data,
     /// A deterministic reply built from a posted prompt.
@@ -401,6 +403,18 @@ impl GatewayConfig {
                     "A short paid message.",
                 ),
                 route("/v1/data", "GET", 100, Data, Reusable, "A small data set."),
+                RouteConfig {
+                    scheme: AuthScheme::Payment,
+                    ..route(
+                        "/v1/charge",
+                        "GET",
+                        5,
+                        Charge,
+                        Reusable,
+                        "A short paid message, sold with the Payment scheme (one Lightning \
+                         charge per request).",
+                    )
+                },
                 route(
                     "/v1/generate",
                     "POST",
@@ -634,7 +648,7 @@ mod tests {
     #[test]
     fn empty_file_gets_demo_routes() {
         let c = GatewayConfig::from_toml("").unwrap();
-        assert_eq!(c.routes.len(), 5);
+        assert_eq!(c.routes.len(), 6);
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
     }
 

@@ -30,6 +30,12 @@ pub(super) async fn serve(
             "paid": true,
         }))
         .into_response(),
+        DemoContent::Charge => axum::Json(json!({
+            "message": "Hello from behind the paywall. This answer was paid with the Payment \
+                        scheme: one Lightning charge of 5 sats for this one request.",
+            "paid": true,
+        }))
+        .into_response(),
         DemoContent::Data => axum::Json(data()).into_response(),
         DemoContent::Generate => return generate(gw, req).await,
     })

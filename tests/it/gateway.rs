@@ -120,6 +120,7 @@ async fn free_paths_need_no_payment() {
         [
             ("/v1/demo", 21),
             ("/v1/data", 100),
+            ("/v1/charge", 5),
             ("/v1/generate", 250),
             ("/health", 0),
             ("/", 0)

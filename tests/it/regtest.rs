@@ -7,7 +7,9 @@
 //! 2. our CLI pays Lightning Labs' aperture (LSAT + L402 challenge) and
 //!    reuses the token;
 //! 3. lnget (Lightning Labs' client, paying with alice's lnd) pays our
-//!    gateway: SKIPPED loudly where lnget was not built;
+//!    gateway: SKIPPED loudly where lnget was not built; and with
+//!    `--prefer-scheme payment` pays our gateway's `Payment` route, once
+//!    per request, and our gateway refuses its credential replayed;
 //! 4. a crash right after SendPaymentV2 succeeded: the next run resolves the
 //!    payment through TrackPaymentV2 and nothing is paid twice;
 //! 5. a kill (SIGKILL) while the payment is in flight (bob holds the HTLC of
@@ -255,6 +257,7 @@ pub(crate) async fn interop_steps(rt: &Regtest, pay_macaroon: &Path, invoice_mac
         eprintln!("step 2 (CLI -> aperture) {:?}", t.elapsed());
         let t = Instant::now();
         lnget_pays_our_gateway(rt, &base);
+        lnget_pays_our_payment_route_and_a_replay_is_refused(rt, &base);
         eprintln!("step 3 (lnget -> our gateway) {:?}", t.elapsed());
         let t = Instant::now();
         a_crash_after_paying_is_resolved_by_tracking_and_nothing_is_paid_twice(
@@ -604,6 +607,106 @@ fn lnget_pays_our_gateway(rt: &Regtest, base: &str) {
     assert!(second.status.success(), "lnget again: {stdout}");
     assert!(stdout.contains("\"paid\":true"), "{stdout}");
     assert_eq!(alice_payment_count(rt), payments + 1, "lnget paid again");
+}
+
+/// A reverse proxy in front of `upstream` that keeps every `Payment`
+/// credential it forwards (lnget prints none): its base URL, what it
+/// kept, and its stop switch.
+fn recording_proxy(
+    upstream: &str,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::response::Response;
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let state = (upstream.to_string(), kept.clone(), reqwest::Client::new());
+    type S = (
+        String,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        reqwest::Client,
+    );
+    async fn forward(State((upstream, kept, http)): State<S>, req: Request) -> Response {
+        let url = format!("{upstream}{}", req.uri());
+        let mut out = http.request(req.method().clone(), url);
+        for (name, value) in req.headers() {
+            if name == axum::http::header::HOST {
+                continue;
+            }
+            if name == axum::http::header::AUTHORIZATION
+                && let Ok(v) = value.to_str()
+                && v.starts_with("Payment ")
+            {
+                kept.lock().unwrap().push(v.to_string());
+            }
+            out = out.header(name, value);
+        }
+        let answer = out.send().await.expect("our gateway answers the proxy");
+        let mut resp = Response::builder().status(answer.status());
+        for (name, value) in answer.headers() {
+            resp = resp.header(name, value);
+        }
+        resp.body(Body::from(answer.bytes().await.unwrap_or_default()))
+            .unwrap()
+    }
+    let app = axum::Router::new().fallback(forward).with_state(state);
+    let handle = tokio::runtime::Handle::current();
+    let (base, stop) = handle.block_on(crate::common::serve_local(app));
+    (base, kept, stop)
+}
+
+/// Step 3b: lnget, preferring the `Payment` scheme, pays our gateway's
+/// Payment route (one payment per request: a charge credential is not
+/// cached), and our gateway refuses lnget's credential when it comes again.
+fn lnget_pays_our_payment_route_and_a_replay_is_refused(rt: &Regtest, base: &str) {
+    let lnget = rt.env_var("L402_REGTEST_LNGET").map(PathBuf::from);
+    let Some(lnget) = lnget.filter(|p| p.is_file()) else {
+        assert!(
+            !crate::lnd::under_ci(),
+            "lnget -> our Payment route: lnget was not built"
+        );
+        loud("SKIPPED: lnget -> our Payment route: lnget was not built");
+        return;
+    };
+    let (proxy, kept, stop) = recording_proxy(base);
+    let url = format!("{proxy}/v1/charge");
+    let (payments, settled) = (alice_payment_count(rt), settled_invoices(rt));
+    for n in 1..=2 {
+        let out = Command::new(&lnget)
+            .args(["-q", "--prefer-scheme", "payment", &url])
+            .output()
+            .expect("lnget runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "lnget: {stdout} {stderr}");
+        assert!(
+            stdout.contains("paid with the Payment") && stdout.contains("\"paid\":true"),
+            "lnget: {stdout} {stderr}"
+        );
+        assert_eq!(alice_payment_count(rt), payments + n);
+        assert_eq!(settled_invoices(rt), settled + n);
+    }
+    let credentials = kept.lock().unwrap().clone();
+    assert_eq!(
+        credentials.len(),
+        2,
+        "lnget's Payment credentials: {credentials:?}"
+    );
+    // Replayed, the first is refused: a charge credential pays for one request.
+    let replay = Command::new("curl")
+        .args(["-s", "-D", "-", "-H"])
+        .arg(format!("Authorization: {}", credentials[0]))
+        .arg(format!("{base}/v1/charge"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&replay.stdout).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 402"), "{text}");
+    assert!(text.contains("problems/invalid-challenge"), "{text}");
+    assert_eq!(alice_payment_count(rt), payments + 2);
+    drop(stop);
 }
 
 /// Step 4: `fetch` dies (abort, as kill -9) right after SendPaymentV2
