@@ -11,7 +11,7 @@ use super::format::utc;
 use super::schema::*;
 use crate::client::{
     BudgetView, ClientConfig, FetchError, FetchResponse, Msat, Preview, Receipt, SpendReport,
-    TokenInfo, TokenScheme,
+    TokenInfo, TokenScheme, TokenStatus,
 };
 
 // -------------------------------------------------------------------------
@@ -288,7 +288,14 @@ pub(super) fn tokens_result(tokens: &[TokenInfo]) -> CallToolResult {
         text.push_str(&format!(
             "\n  #{} {} {} for {} (+{} fee), bought {}{}",
             t.id,
-            o.status,
+            match (t.scheme, t.status) {
+                (TokenScheme::Payment, TokenStatus::Stale) => {
+                    "used Payment credential (one request) from".to_string()
+                }
+                (TokenScheme::Payment, _) =>
+                    format!("{} Payment credential (one request) from", o.status),
+                _ => o.status.clone(),
+            },
             o.origin,
             Msat(t.amount_msat),
             Msat(t.fee_msat),
