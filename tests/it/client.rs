@@ -870,7 +870,7 @@ async fn a_closed_port_is_a_network_error() {
 /// Pays through the dev node but reports every payment's outcome as
 /// unknown, as a payer whose connection dropped after sending would.
 #[derive(Debug)]
-struct ForgetfulPayer(DevPayer);
+pub(crate) struct ForgetfulPayer(pub(crate) DevPayer);
 
 #[async_trait]
 impl Payer for ForgetfulPayer {

@@ -582,3 +582,37 @@ async fn a_paid_payment_whose_server_answers_402_again_is_said_and_not_retried()
     );
     assert_eq!(paid(&r), [TokenScheme::Payment]);
 }
+
+#[tokio::test]
+async fn an_unknown_payment_outcome_is_resolved_and_its_credential_presented_not_paid_again() {
+    // Our gateway's demo Payment route; the payer pays, then loses the answer.
+    let gw = crate::common::TestGateway::start(l402_mcp::gateway::GatewayConfig::demo()).await;
+    let payer = Arc::new(crate::client::ForgetfulPayer(
+        DevPayer::new(&gw.base).unwrap(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("s.sqlite")).unwrap());
+    let config = ClientConfig {
+        allowed_origins: vec![gw.base.clone()],
+        ..Default::default()
+    };
+    let client = L402Client::new(config, payer, store.clone()).unwrap();
+    let url = format!("{}/v1/charge", gw.base);
+    let err = client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    assert!(matches!(err, FetchError::PaymentUnknown { .. }), "{err:?}");
+    let pending = store.list_pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].info.scheme, TokenScheme::Payment);
+    // The next fetch asks the backend, finds it paid, and presents the
+    // credential it bought, at its path: no second payment.
+    let next = client.fetch(FetchRequest::get(&url)).await.unwrap();
+    assert_eq!(next.status, 200, "{next:?}");
+    let receipt = next.receipt.unwrap();
+    assert!(!receipt.paid, "{receipt:?}");
+    assert_eq!(receipt.scheme, TokenScheme::Payment);
+    assert_eq!(gw.node.settlements(), 1);
+    // Used now: another request pays (and this payer loses that answer too).
+    let err = client.fetch(FetchRequest::get(&url)).await.unwrap_err();
+    assert!(matches!(err, FetchError::PaymentUnknown { .. }), "{err:?}");
+    assert_eq!(gw.node.settlements(), 2);
+}
