@@ -163,7 +163,7 @@ impl L402Tools {
         annotations(
             title = "Fetch a URL, paying over Lightning if asked",
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = true
         )

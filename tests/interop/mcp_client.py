@@ -114,6 +114,9 @@ async def connect_and_list(client):
         check(t.description and len(t.description) > 80, f"{t.name}: description too thin")
         check(t.annotations is not None, f"{t.name}: no annotations")
         check(bool(t.annotations.read_only_hint) == (t.name in READ_ONLY), f"{t.name}: readOnlyHint {t.annotations.read_only_hint}")
+        # l402_fetch spends money and can send DELETE/PUT/PATCH: a client
+        # asks before a destructive tool, so it must say so.
+        check(bool(t.annotations.destructive_hint) == (t.name == "l402_fetch"), f"{t.name}: destructiveHint {t.annotations.destructive_hint}")
     props = tools.by_name["l402_fetch"].input_schema["properties"]
     for field in ("url", "method", "headers", "body", "max_cost_msat"):
         check(field in props and props[field].get("description"), f"l402_fetch.{field} undescribed")
