@@ -325,3 +325,99 @@ pub struct SpendOutput {
     /// session's budget, not this, is what may be spent here.
     pub wallet_balance_msat: Option<u64>,
 }
+
+// -------------------------------------------------------------------------
+// portable schemas
+
+/// `T`'s `inputSchema`, as rmcp makes it, made [`portable`].
+pub(super) fn input_schema<T: schemars::JsonSchema + std::any::Any>()
+-> std::sync::Arc<rmcp::model::JsonObject> {
+    let schema = rmcp::handler::server::common::schema_for_input::<T>().unwrap_or_else(|e| {
+        panic!(
+            "invalid input schema for {}: {e}",
+            std::any::type_name::<T>()
+        )
+    });
+    portable(&schema)
+}
+
+/// `T`'s `outputSchema`, as rmcp makes it, made [`portable`].
+pub(super) fn output_schema<T: schemars::JsonSchema + std::any::Any>()
+-> std::sync::Arc<rmcp::model::JsonObject> {
+    portable(&rmcp::handler::server::common::schema_for_output::<T>())
+}
+
+/// The schema without schemars' integer `format`s (`uint64`, `uint32`,
+/// `int64`, ...): they are no JSON Schema format, and strict validators
+/// warn on each (every TypeScript SDK client logs `unknown format
+/// "uint64" ignored` per field) or refuse the schema. What they said stays
+/// said: `"type": "integer"` and `"minimum": 0` (for the unsigned ones).
+fn portable(schema: &rmcp::model::JsonObject) -> std::sync::Arc<rmcp::model::JsonObject> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let integer_format = map.get("format").and_then(|f| f.as_str()).is_some_and(|f| {
+                    matches!(
+                        f,
+                        "uint"
+                            | "uint8"
+                            | "uint16"
+                            | "uint32"
+                            | "uint64"
+                            | "uint128"
+                            | "int"
+                            | "int8"
+                            | "int16"
+                            | "int32"
+                            | "int64"
+                            | "int128"
+                    )
+                });
+                if integer_format {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::Value::Object(schema.clone());
+    strip(&mut value);
+    match value {
+        serde_json::Value::Object(map) => std::sync::Arc::new(map),
+        _ => unreachable!("an object stays an object"),
+    }
+}
+
+#[cfg(test)]
+mod portable_tests {
+    use super::*;
+
+    #[test]
+    fn no_integer_format_is_left_and_the_bounds_stay() {
+        for schema in [
+            input_schema::<FetchArgs>(),
+            output_schema::<FetchOutput>(),
+            output_schema::<PreviewOutput>(),
+            output_schema::<TokensOutput>(),
+            output_schema::<SpendOutput>(),
+        ] {
+            let text = serde_json::to_string(&*schema).unwrap();
+            assert!(
+                !text.contains("\"format\":\"uint") && !text.contains("\"format\":\"int"),
+                "{text}"
+            );
+        }
+        let fetch = serde_json::to_value(&*input_schema::<FetchArgs>()).unwrap();
+        let cap = &fetch["properties"]["max_cost_msat"];
+        assert!(cap.to_string().contains("\"minimum\":0"), "{cap}");
+        // rmcp's own schema did carry the format.
+        let raw = rmcp::handler::server::common::schema_for_output::<FetchOutput>();
+        assert!(
+            serde_json::to_string(&*raw)
+                .unwrap()
+                .contains("\"format\":\"uint")
+        );
+    }
+}

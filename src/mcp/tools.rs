@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use reqwest::Method;
-use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
@@ -26,6 +25,7 @@ use super::progress::{ProgressSink, call_with_progress};
 use super::render::{error_result, fetch_result, preview_result, spend_result, tokens_result};
 use super::schema::{
     FetchArgs, FetchOutput, LimitsOutput, PreviewArgs, PreviewOutput, SpendOutput, TokensOutput,
+    input_schema, output_schema,
 };
 use crate::client::{FetchError, FetchRequest, L402Client};
 
@@ -159,7 +159,8 @@ impl L402Tools {
     #[tool(
         name = "l402_fetch",
         description = FETCH_DESCRIPTION,
-        output_schema = schema_for_output::<FetchOutput>(),
+        input_schema = input_schema::<FetchArgs>(),
+        output_schema = output_schema::<FetchOutput>(),
         annotations(
             title = "Fetch a URL, paying over Lightning if asked",
             read_only_hint = false,
@@ -217,7 +218,8 @@ impl L402Tools {
     #[tool(
         name = "preview_cost",
         description = PREVIEW_DESCRIPTION,
-        output_schema = schema_for_output::<PreviewOutput>(),
+        input_schema = input_schema::<PreviewArgs>(),
+        output_schema = output_schema::<PreviewOutput>(),
         annotations(
             title = "What a URL costs (pays nothing)",
             read_only_hint = true,
@@ -247,7 +249,7 @@ impl L402Tools {
     #[tool(
         name = "list_tokens",
         description = TOKENS_DESCRIPTION,
-        output_schema = schema_for_output::<TokensOutput>(),
+        output_schema = output_schema::<TokensOutput>(),
         annotations(
             title = "Tokens bought",
             read_only_hint = true,
@@ -272,7 +274,7 @@ impl L402Tools {
     #[tool(
         name = "spend_summary",
         description = SPEND_DESCRIPTION,
-        output_schema = schema_for_output::<SpendOutput>(),
+        output_schema = output_schema::<SpendOutput>(),
         annotations(
             title = "Budget and spend",
             read_only_hint = true,

@@ -117,6 +117,9 @@ async def connect_and_list(client):
         # l402_fetch spends money and can send DELETE/PUT/PATCH: a client
         # asks before a destructive tool, so it must say so.
         check(bool(t.annotations.destructive_hint) == (t.name == "l402_fetch"), f"{t.name}: destructiveHint {t.annotations.destructive_hint}")
+        # No schemars integer formats (uint64, ...): strict validators warn on each.
+        schemas = json.dumps([t.input_schema, t.output_schema])
+        check('"format": "uint' not in schemas and '"format": "int' not in schemas, f"{t.name}: integer format in its schemas")
     props = tools.by_name["l402_fetch"].input_schema["properties"]
     for field in ("url", "method", "headers", "body", "max_cost_msat"):
         check(field in props and props[field].get("description"), f"l402_fetch.{field} undescribed")
