@@ -285,7 +285,30 @@ impl Guard {
     }
 }
 
+/// Paths an MCP client probes for OAuth (discovery and dynamic client
+/// registration) when a server answers 401. This server uses no OAuth:
+/// they are a 404 with a sentence, before the bearer token is asked for,
+/// so that the client says "bearer token required" instead of reporting a
+/// failed OAuth registration.
+fn is_oauth_probe(path: &str) -> bool {
+    path.starts_with("/.well-known/oauth-")
+        || path.starts_with("/.well-known/openid-configuration")
+        || path == "/register"
+        || path == "/authorize"
+        || path == "/token"
+}
+
 async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    if is_oauth_probe(request.uri().path()) {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "this MCP server uses no OAuth: send the bearer token its operator gave you as \
+             Authorization: Bearer <token> (or connect over loopback, where none is needed \
+             unless the operator set one)"
+                .to_string(),
+        )
+        .into_response();
+    }
     match guard.check(request.headers()) {
         Ok(()) => next.run(request).await,
         Err(refused) => {

@@ -157,6 +157,32 @@ async fn python_sdk_over_streamable_http_with_a_token() {
         .await
         .unwrap();
     assert_eq!(sse.status(), 401);
+    // A client that falls back to OAuth discovery and registration on a
+    // 401 finds none (404 and a sentence), not another 401.
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/register",
+    ] {
+        let resp = http
+            .request(
+                if path == "/register" {
+                    reqwest::Method::POST
+                } else {
+                    reqwest::Method::GET
+                },
+                format!("http://{}{path}", serve.addr),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        let body = resp.text().await.unwrap();
+        assert!(
+            body.contains("uses no OAuth") && body.contains("Bearer"),
+            "{path}: {body}"
+        );
+    }
     // A rebound Host is refused even with the token.
     let rebound = http
         .post(&url)
