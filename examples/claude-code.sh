@@ -11,8 +11,9 @@
 #   SCOPE          where Claude Code keeps the entry: local (this project,
 #                  only you), project (.mcp.json, shared), user (all your
 #                  projects) [default: user]
-#   NAME           the server's name in Claude Code [default: l402]; its
-#                  tools then show as mcp__l402__l402_fetch and so on
+#   NAME           the server's name in Claude Code [default: l402 for
+#                  stdio, l402-http for http, so both can be registered];
+#                  its tools then show as mcp__l402__l402_fetch and so on
 #   L402_DEV_NODE  the payer: a gateway's dev node (regtest only, never real
 #                  money) [default: http://127.0.0.1:8402, what
 #                  `l402-mcp gateway` and `l402-mcp demo` listen on]
@@ -39,7 +40,7 @@ done
 
 bin=${L402_MCP_BIN:-l402-mcp}
 scope=${SCOPE:-user}
-name=${NAME:-l402}
+if [ "$mode" = http ]; then name=${NAME:-l402-http}; else name=${NAME:-l402}; fi
 dev_node=${L402_DEV_NODE:-http://127.0.0.1:8402}
 http_addr=${L402_MCP_HTTP:-127.0.0.1:8787}
 

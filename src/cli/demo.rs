@@ -279,7 +279,7 @@ fn print_snippets(base: &str) -> anyhow::Result<()> {
     say(&format!(
         "    {exe} serve --http 127.0.0.1:8403 --dev-node {base} --budget {DEMO_BUDGET_SATS}"
     ))?;
-    say("    claude mcp add --transport http l402 http://127.0.0.1:8403/mcp")?;
+    say("    claude mcp add --transport http l402-http http://127.0.0.1:8403/mcp")?;
     say(&format!(
         "\nThen ask the agent: \"What does {base}/v1/data cost? Fetch it if it is under 200 sats.\""
     ))?;
