@@ -194,9 +194,9 @@ impl Offers {
             return Err(Refusal::InvalidChallenge(e));
         }
         let mut offered: Vec<String> = Vec::new();
-        if let Err(ChallengeError::NoL402Challenge) = &self.l402 {
-        } else if let Err(e) = &self.l402 {
-            offered.push(format!("an unusable L402 challenge: {e}"));
+        match &self.l402 {
+            Err(ChallengeError::NoL402Challenge) | Ok(_) => {}
+            Err(e) => offered.push(format!("an unusable L402 challenge: {e}")),
         }
         for c in &self.payment {
             offered.push(match c {
