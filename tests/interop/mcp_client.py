@@ -143,6 +143,12 @@ async def full(args):
         names = {c["name"] for c in p["checks"]}
         check({"invoice", "amount", "expiry", "network", "payment_hash", "cap", "budget"} <= names, f"checks {names}")
         check(p["budget"]["spent_msat"] == 0, "a preview spent money")
+        check(p["scheme"] == "l402" and p["prefer_scheme"] == "l402", f"preview scheme: {p}")
+        # The demo's Payment route: preview names the scheme it would pay.
+        r = await tools.call(client, "preview_cost", {"url": gw + "/v1/charge"})
+        p = r.structured_content
+        check(p["would_pay"] and p["price_msat"] == 5_000 and p["scheme"] == "payment", f"preview of a Payment route: {p}")
+        check("Payment credential" in r.content[0].text, f"preview text: {r.content[0].text}")
 
         # Pay: 402, paid, 200; progress while paying.
         progress = []
