@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use l402_mcp::listen::ConnectionLimits;
-use l402_mcp::mcp::{HttpLimits, HttpOptions, McpServer, bind_http};
+use l402_mcp::mcp::{Agent, HttpLimits, HttpOptions, McpServer, bind_http};
 
 use super::settings::{self, SettingFlags, Settings};
 use super::stderr::say_err;
@@ -85,6 +85,19 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     // exiting, let the payment finish and be recorded.
     let drain = config.payment_timeout + Duration::from_secs(5);
     let server = McpServer::new(config, payer, store);
+    let server = if settings.agents.is_empty() {
+        server
+    } else {
+        if args.http.is_none() {
+            say_err!(
+                "note: the config file declares agents; they apply to `serve --http` only (on \
+                 stdio the one client pays from the process's own budget)"
+            );
+        }
+        server
+            .with_agents(agents(&settings)?)
+            .map_err(|e| Failure::general("config", e.to_string()))?
+    };
 
     let Some(addr) = args.http else {
         let served = server.serve_stdio(super::shutdown_signal()).await;
@@ -100,7 +113,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     };
     // Refuse a public address without a token before binding it.
     options
-        .validate(addr)
+        .validate_for(&server, addr)
         .map_err(|e| Failure::general("config", e.to_string()))?;
     let listener = bind_http(addr)
         .await
@@ -111,23 +124,35 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     say_err!(
         "l402-mcp serve: MCP over Streamable HTTP at http://{local}/mcp and legacy SSE at \
          http://{local}/sse{}",
-        if options.auth_token.is_some() {
+        if options.auth_token.is_some() || !server.agents().is_empty() {
             " (bearer token required)"
         } else {
             ""
         }
     );
-    say_err!(
-        "  each MCP session gets its own budget of {} sats (session names {}-http-…, {}-sse-…), \
-         and all of them together at most {} sats (--server-budget)",
-        settings.budget_sats.value,
-        settings.session.value,
-        settings.session.value,
-        settings
-            .server_budget_sats
-            .value
-            .unwrap_or(settings.budget_sats.value)
-    );
+    for a in server.agents() {
+        say_err!(
+            "  agent {}: its own token, budget {} sats (ledger session {}), on every revision",
+            a.name,
+            a.budget_msat.unwrap_or(settings.budget_sats.value * 1000) / 1000,
+            a.session_name()
+        );
+    }
+    if server.agents().is_empty() || options.auth_token.is_some() {
+        say_err!(
+            "  without an agent's token: each 2025-11-25 MCP session gets its own budget of {} \
+             sats (sessions {}-http-…, {}-sse-…), 2026-07-28 calls (no sessions) share one of \
+             {} sats, and all of them together at most {} sats (--server-budget)",
+            settings.budget_sats.value,
+            settings.session.value,
+            settings.session.value,
+            settings.budget_sats.value,
+            settings
+                .server_budget_sats
+                .value
+                .unwrap_or(settings.budget_sats.value)
+        );
+    }
     let limits = HttpLimits {
         connections: ConnectionLimits {
             header_read_timeout: Duration::from_secs(args.header_read_timeout),
@@ -141,6 +166,32 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     finish_payments(drain).await;
     served.map_err(|e| Failure::general("mcp", e.to_string()))?;
     Ok(EXIT_OK)
+}
+
+/// The agents of the config file, their tokens read now.
+fn agents(settings: &Settings) -> Result<Vec<Agent>, Failure> {
+    let msat = |sats: u64| sats * 1000;
+    settings
+        .agents
+        .iter()
+        .map(|a| {
+            if let settings::agents::TokenSource::File(p) = &a.token {
+                warn_if_readable_by_others(p);
+            }
+            let token = a
+                .load_token(&settings::process_env)
+                .map_err(|e| Failure::general("config", e))?;
+            Ok(Agent {
+                name: a.name.clone(),
+                token,
+                budget_msat: a.budget_sats.map(msat),
+                max_cost_msat: a.max_cost_sats.map(msat),
+                fee_limit_msat: a.max_fee_sats.map(msat),
+                approve_above_msat: a.approve_above_sats.map(msat),
+                payments_per_minute: a.payments_per_minute,
+            })
+        })
+        .collect()
 }
 
 /// The shortest bearer token accepted: 128 bits as hex (`openssl rand -hex

@@ -13,6 +13,8 @@ pub struct ApprovalRequest {
     pub fee_limit_msat: u64,
     /// The invoice's description, if any.
     pub description: Option<String>,
+    /// The payee's node id, hex (from the invoice).
+    pub payee: String,
     /// What the session has left, msat.
     pub budget_left_msat: u64,
     /// The fetch that needs the payment: an approver stops asking when it

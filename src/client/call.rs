@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use super::Approver;
+
 /// What a fetch tells its caller as it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -56,6 +58,9 @@ struct Inner {
     state: Mutex<State>,
     cancelled: CancellationToken,
     listener: Option<Listener>,
+    /// Who is asked before a payment above the threshold, for this call
+    /// only; else the client's approver.
+    approver: std::sync::OnceLock<Arc<dyn Approver>>,
 }
 
 /// A caller's handle on one fetch; clones share it. The default handle
@@ -88,6 +93,7 @@ impl Call {
                 state: Mutex::default(),
                 cancelled: CancellationToken::new(),
                 listener,
+                approver: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -140,6 +146,18 @@ impl Call {
         }
         s.paying = true;
         true
+    }
+
+    /// Asks `approver`, for this call, before a payment above the
+    /// threshold, instead of the client's (a server whose callers come and
+    /// go asks each through its own request). The first one set stays.
+    pub fn set_approver(&self, approver: Arc<dyn Approver>) {
+        let _ = self.inner.approver.set(approver);
+    }
+
+    /// This call's own approver, if one was set.
+    pub(crate) fn approver(&self) -> Option<Arc<dyn Approver>> {
+        self.inner.approver.get().cloned()
     }
 
     /// Tells the listener, if any.

@@ -598,7 +598,7 @@ impl L402Client {
                 threshold_msat: threshold,
             })
         };
-        let Some(approver) = &self.approver else {
+        let Some(approver) = call.approver().or_else(|| self.approver.clone()) else {
             return Err(unavailable());
         };
         let request = super::ApprovalRequest {
@@ -606,6 +606,7 @@ impl L402Client {
             amount_msat: checked.amount_msat,
             fee_limit_msat: self.config.fee_limit_msat,
             description: checked.invoice.description(),
+            payee: checked.invoice.payee_hex(),
             budget_left_msat: self.budget()?.left_msat,
             call: call.clone(),
         };

@@ -16,6 +16,19 @@ impl L402Client {
     /// TRACE) are sent: a preview must not act, and a POST or DELETE to an
     /// endpoint that does not charge would.
     pub async fn preview(&self, url: &str, method: Method) -> Result<Preview, FetchError> {
+        self.preview_asking(url, method, self.approver.is_some())
+            .await
+    }
+
+    /// [`preview`](Self::preview) for a caller who says whether someone
+    /// can be asked to approve a payment above the threshold (a call with
+    /// its own approver, see [`Call::set_approver`](super::Call::set_approver)).
+    pub async fn preview_asking(
+        &self,
+        url: &str,
+        method: Method,
+        can_ask: bool,
+    ) -> Result<Preview, FetchError> {
         if !method.is_safe() {
             return Err(FetchError::BadRequest(format!(
                 "a preview sends the request to learn its price, and a {method} could change \
@@ -71,7 +84,7 @@ impl L402Client {
         let mut would_pay = checks.iter().all(|c| c.ok);
         if let (Some(threshold), Some(price)) = (self.config.approve_above_msat, price_msat)
             && price > threshold
-            && self.approver.is_none()
+            && !can_ask
         {
             would_pay = false;
             checks.push(Check::fail(

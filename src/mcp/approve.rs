@@ -88,3 +88,93 @@ impl Approver for ElicitApprover {
         }
     }
 }
+
+/// What [`UrlApprover`] says when it has opened an approval: the handler
+/// turns the refusal into `input_required`, so the agent never reads it
+/// unless the client can show no URL.
+pub(crate) const ASKED_ON_THE_PAGE: &str =
+    "the payment needs a person's approval on the approval page";
+
+/// Asks through the approval page, for a client on 2026-07-28 that can
+/// show a URL (one call: this approver lives as long as its call).
+pub(crate) struct UrlApprover {
+    desk: std::sync::Arc<super::approval_page::Desk>,
+    /// The budget session the call pays from.
+    scope: String,
+    /// Digest of the call's arguments.
+    args: [u8; 32],
+    /// The approval this call continues (its `requestState`), if any.
+    grant: Option<std::sync::Arc<super::approval_page::Pending>>,
+    /// The approval this call opened, and its page's URL.
+    opened: std::sync::Mutex<Option<(std::sync::Arc<super::approval_page::Pending>, String)>>,
+}
+
+impl std::fmt::Debug for UrlApprover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlApprover")
+            .field("scope", &self.scope)
+            .field("continues", &self.grant.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UrlApprover {
+    pub fn new(
+        desk: std::sync::Arc<super::approval_page::Desk>,
+        scope: String,
+        args: [u8; 32],
+        grant: Option<std::sync::Arc<super::approval_page::Pending>>,
+    ) -> Self {
+        UrlApprover {
+            desk,
+            scope,
+            args,
+            grant,
+            opened: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The approval this call opened, and its page's URL: the call answers
+    /// `input_required` with it.
+    pub fn opened(&self) -> Option<(std::sync::Arc<super::approval_page::Pending>, String)> {
+        self.opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The message next to the page's URL.
+    pub fn message(r: &super::approval_page::Pending) -> String {
+        format!(
+            "An AI agent wants to pay {} (plus up to {} in routing fees) over Lightning for {}. \
+             Open the approval page to approve or decline this one payment.",
+            Msat(r.amount_msat),
+            Msat(r.fee_limit_msat),
+            r.url
+        )
+    }
+}
+
+#[async_trait]
+impl Approver for UrlApprover {
+    async fn approve(&self, request: &ApprovalRequest) -> Approval {
+        if let Some(grant) = &self.grant {
+            if grant.covers(request) {
+                return match grant.wait_and_take(request.call.cancelled()).await {
+                    Ok(()) => Approval::Approved,
+                    Err(why) => Approval::Declined(why),
+                };
+            }
+            // The server asks for something else now (another amount or
+            // payee): what the person saw is not what would be paid.
+            grant.decline("the payment asked for changed after it was shown");
+        }
+        match self.desk.open(&self.scope, self.args, request).await {
+            Ok(opened) => {
+                *self.opened.lock().unwrap_or_else(|e| e.into_inner()) = Some(opened);
+                Approval::Declined(ASKED_ON_THE_PAGE.into())
+            }
+            Err(e) => Approval::Declined(e),
+        }
+    }
+}

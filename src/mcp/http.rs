@@ -26,12 +26,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::agents::{self, Agent, Caller};
 use super::sse::{self, SseSessions, SseState};
-use super::{McpServer, ServeError};
+use super::{McpServer, ServeError, Transport};
 
 /// The HTTP transports' settings.
 #[derive(Clone, Default)]
@@ -60,7 +60,13 @@ impl HttpOptions {
     /// Checks these options for a listener on `bind`: a token is required
     /// on a non-loopback address, and the origins must parse.
     pub fn validate(&self, bind: SocketAddr) -> Result<(), HttpError> {
-        Guard::new(bind, self).map(drop)
+        Guard::new(bind, self, &[]).map(drop)
+    }
+
+    /// [`validate`](Self::validate) for `server`, whose agents' tokens
+    /// count as tokens.
+    pub fn validate_for(&self, server: &McpServer, bind: SocketAddr) -> Result<(), HttpError> {
+        Guard::new(bind, self, server.agents()).map(drop)
     }
 }
 
@@ -122,7 +128,7 @@ pub fn router_limited(
     shutdown: CancellationToken,
     max_sessions: usize,
 ) -> Result<Router, HttpError> {
-    let guard = Arc::new(Guard::new(bind, options)?);
+    let guard = Arc::new(Guard::new(bind, options, server.agents())?);
 
     // Host and Origin are the guard's job, for all three routes alike.
     let config = StreamableHttpServerConfig::default()
@@ -132,7 +138,7 @@ pub fn router_limited(
     let factory = server.clone();
     let cap = SessionCap::new(max_sessions);
     let streamable = StreamableHttpService::new(
-        move || Ok(factory.session("http")),
+        move || Ok(factory.handler(Transport::Http, None)),
         Arc::new(cap.session_manager()),
         config,
     );
@@ -191,17 +197,22 @@ impl McpServer {
 
 struct Guard {
     token: Option<String>,
+    /// The agents' tokens; when there are any, every request needs one
+    /// of them or the operator's.
+    agents: Vec<Agent>,
     loopback_bind: bool,
     hosts: Vec<String>,
     origins: Vec<String>,
 }
 
 impl Guard {
-    fn new(bind: SocketAddr, options: &HttpOptions) -> Result<Self, HttpError> {
+    fn new(bind: SocketAddr, options: &HttpOptions, agents: &[Agent]) -> Result<Self, HttpError> {
         let loopback_bind = bind.ip().is_loopback();
         match options.auth_token.as_deref() {
             Some("") => return Err(HttpError::EmptyToken),
-            None if !loopback_bind => return Err(HttpError::TokenRequired(bind)),
+            None if !loopback_bind && agents.is_empty() => {
+                return Err(HttpError::TokenRequired(bind));
+            }
             _ => {}
         }
         let origins = options
@@ -211,6 +222,7 @@ impl Guard {
             .collect::<Result<_, _>>()?;
         Ok(Guard {
             token: options.auth_token.clone(),
+            agents: agents.to_vec(),
             loopback_bind,
             hosts: options
                 .allowed_hosts
@@ -221,7 +233,7 @@ impl Guard {
         })
     }
 
-    fn check(&self, headers: &HeaderMap) -> Result<(), Refused> {
+    fn check(&self, headers: &HeaderMap) -> Result<Caller, Refused> {
         // 1. Host.
         let host = headers
             .get(header::HOST)
@@ -264,24 +276,24 @@ impl Guard {
                 ));
             }
         }
-        // 3. The bearer token.
-        if let Some(token) = &self.token {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    let (scheme, rest) = v.trim().split_once(' ')?;
-                    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-                })
-                .unwrap_or_default();
-            if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-                return Err(refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "a bearer token is required: send Authorization: Bearer <token>".to_string(),
-                ));
-            }
+        // 3. The bearer token: the operator's, or an agent's.
+        if self.token.is_none() && self.agents.is_empty() {
+            return Ok(Caller::Server);
         }
-        Ok(())
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, rest) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .unwrap_or_default();
+        agents::identify(given, self.token.as_deref(), &self.agents).ok_or_else(|| {
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required: send Authorization: Bearer <token>".to_string(),
+            )
+        })
     }
 }
 
@@ -298,7 +310,7 @@ fn is_oauth_probe(path: &str) -> bool {
         || path == "/token"
 }
 
-async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+async fn check(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     if is_oauth_probe(request.uri().path()) {
         return refuse(
             StatusCode::NOT_FOUND,
@@ -310,7 +322,11 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         .into_response();
     }
     match guard.check(request.headers()) {
-        Ok(()) => next.run(request).await,
+        Ok(caller) => {
+            // Whose budget pays: the handlers read it from the request.
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(refused) => {
             tracing::info!(
                 path = %request.uri().path(),
@@ -632,21 +648,21 @@ mod tests {
     }
 
     fn loopback(options: HttpOptions) -> Guard {
-        Guard::new("127.0.0.1:8403".parse().unwrap(), &options).unwrap()
+        Guard::new("127.0.0.1:8403".parse().unwrap(), &options, &[]).unwrap()
     }
 
     #[test]
     fn a_public_address_needs_a_token() {
         let addr: SocketAddr = "0.0.0.0:8403".parse().unwrap();
         assert!(matches!(
-            Guard::new(addr, &HttpOptions::default()),
+            Guard::new(addr, &HttpOptions::default(), &[]),
             Err(HttpError::TokenRequired(_))
         ));
         let with = HttpOptions {
             auth_token: Some("t".into()),
             ..HttpOptions::default()
         };
-        assert!(Guard::new(addr, &with).is_ok());
+        assert!(Guard::new(addr, &with, &[]).is_ok());
     }
 
     #[test]

@@ -46,6 +46,8 @@
 //! # Ok(()) }
 //! ```
 
+mod agents;
+mod approval_page;
 mod approve;
 mod fence;
 mod format;
@@ -56,6 +58,7 @@ mod schema;
 mod sse;
 mod tools;
 
+pub use agents::{Agent, AgentError, MIN_TOKEN_CHARS as MIN_AGENT_TOKEN_CHARS};
 pub use http::{
     DEFAULT_MAX_SESSIONS, HttpError, HttpLimits, HttpOptions, bind as bind_http,
     router as http_router,
@@ -69,7 +72,7 @@ use std::time::Duration;
 
 use rmcp::ServiceExt;
 
-use crate::client::{BudgetPool, ClientConfig, Store};
+use crate::client::{BudgetPool, ClientConfig, FetchError, L402Client, Store};
 use crate::lightning::Payer;
 
 /// How long a person has to answer an approval request before it counts
@@ -93,12 +96,105 @@ pub enum ServeError {
     Http(#[from] HttpError),
 }
 
-/// What every session shares: the operator's limits, the payer, the store.
+/// What every session shares: the operator's limits, the payer, the store,
+/// the agents, and the budgets that outlive one MCP session.
 pub(crate) struct Shared {
     pub config: ClientConfig,
     pub payer: Arc<dyn Payer>,
     pub store: Arc<Store>,
     pub approval_timeout: Duration,
+    /// The agents the operator declared (HTTP and SSE only).
+    pub agents: Vec<Agent>,
+    /// The approvals waiting on the approval page (2026-07-28).
+    pub desk: Arc<approval_page::Desk>,
+    /// The budget of sessionless HTTP calls that name no agent.
+    pub sessionless_name: String,
+    clients: std::sync::Mutex<
+        std::collections::HashMap<Scope, Arc<tokio::sync::OnceCell<Arc<L402Client>>>>,
+    >,
+}
+
+/// A budget that is not one MCP session's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Scope {
+    /// The agent at this index.
+    Agent(usize),
+    /// Streamable HTTP calls at 2026-07-28 without an agent's token: one
+    /// budget for the server (in its pool).
+    SessionlessHttp,
+}
+
+/// The transport a handler serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Stdio,
+    Http,
+    Sse,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Stdio => "stdio",
+            Transport::Http => "http",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+impl Shared {
+    fn new(
+        config: ClientConfig,
+        payer: Arc<dyn Payer>,
+        store: Arc<Store>,
+        approval_timeout: Duration,
+        agents: Vec<Agent>,
+    ) -> Self {
+        Shared {
+            sessionless_name: session_name(&config.session, "http"),
+            config,
+            payer,
+            store,
+            approval_timeout,
+            agents,
+            desk: approval_page::Desk::new(approval_timeout),
+            clients: Default::default(),
+        }
+    }
+
+    /// The client of `scope`, built on first use and shared by every call
+    /// in it from then on.
+    pub async fn client_for(&self, scope: Scope) -> Result<Arc<L402Client>, FetchError> {
+        let cell = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(scope)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            let config = match scope {
+                Scope::Agent(i) => self.agents[i].config(&self.config),
+                Scope::SessionlessHttp => {
+                    let mut c = self.config.clone();
+                    c.session = self.sessionless_name.clone();
+                    c
+                }
+            };
+            let name = config.session.clone();
+            let client = L402Client::new(config, self.payer.clone(), self.store.clone())?;
+            tracing::info!(session = %name, "budget session opened");
+            Ok(Arc::new(client))
+        })
+        .await
+        .cloned()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.desk.close();
+    }
 }
 
 /// The MCP server: makes one [`L402Tools`] handler per session.
@@ -112,6 +208,7 @@ impl std::fmt::Debug for McpServer {
         f.debug_struct("McpServer")
             .field("session", &self.shared.config.session)
             .field("payer", &self.shared.payer)
+            .field("agents", &self.shared.agents)
             .finish_non_exhaustive()
     }
 }
@@ -129,34 +226,66 @@ impl McpServer {
                 .unwrap_or(config.session_budget_msat),
         });
         McpServer {
-            shared: Arc::new(Shared {
+            shared: Arc::new(Shared::new(
                 config,
                 payer,
                 store,
-                approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
-            }),
+                DEFAULT_APPROVAL_TIMEOUT,
+                Vec::new(),
+            )),
+        }
+    }
+
+    fn rebuild(&self, approval_timeout: Duration, agents: Vec<Agent>) -> Self {
+        let s = &self.shared;
+        McpServer {
+            shared: Arc::new(Shared::new(
+                s.config.clone(),
+                s.payer.clone(),
+                s.store.clone(),
+                approval_timeout,
+                agents,
+            )),
         }
     }
 
     /// The same server, giving people `timeout` to answer an approval.
     pub fn with_approval_timeout(self, timeout: Duration) -> Self {
-        let shared = &self.shared;
-        McpServer {
-            shared: Arc::new(Shared {
-                config: shared.config.clone(),
-                payer: shared.payer.clone(),
-                store: shared.store.clone(),
-                approval_timeout: timeout,
-            }),
-        }
+        self.rebuild(timeout, self.shared.agents.clone())
     }
 
-    /// A handler for one new session; `transport` goes into the session's
-    /// name (`stdio`, `http`, `sse`).
+    /// The same server, with these agents: on HTTP, a request bearing an
+    /// agent's token pays from that agent's budget within its limits.
+    pub fn with_agents(self, agents: Vec<Agent>) -> Result<Self, AgentError> {
+        agents::validate(&agents)?;
+        Ok(self.rebuild(self.shared.approval_timeout, agents))
+    }
+
+    /// The agents declared.
+    pub fn agents(&self) -> &[Agent] {
+        &self.shared.agents
+    }
+
+    /// A handler for one new session on stdio.
     pub fn session(&self, transport: &str) -> L402Tools {
+        let t = match transport {
+            "http" => Transport::Http,
+            "sse" => Transport::Sse,
+            _ => Transport::Stdio,
+        };
+        self.handler(t, None)
+    }
+
+    pub(crate) fn handler(
+        &self,
+        transport: Transport,
+        caller: Option<agents::Caller>,
+    ) -> L402Tools {
         L402Tools::new(
             self.shared.clone(),
-            session_name(&self.shared.config.session, transport),
+            session_name(&self.shared.config.session, transport.name()),
+            transport,
+            caller,
         )
     }
 

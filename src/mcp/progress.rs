@@ -17,8 +17,9 @@ use rmcp::service::Peer;
 
 use crate::client::{Call, FetchEvent, Msat};
 
-/// The steps a progress-reporting fetch announces (requesting, paying,
-/// paid); the result itself is the last.
+/// The steps a progress-reporting fetch announces: requesting (0), paying
+/// (1), paid (2), done (3, just before the result; a reused token goes from
+/// 0 to 3).
 pub(crate) const PROGRESS_STEPS: f64 = 3.0;
 
 /// Where a call's progress notifications go.
@@ -49,22 +50,61 @@ impl ProgressSink {
     }
 }
 
+/// The progress of one call: its event task, and the last step.
+pub(crate) struct Progress {
+    sink: Option<ProgressSink>,
+    /// Closing it ends the event task once it has sent what it holds.
+    sender:
+        std::sync::Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<FetchEvent>>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    cancelled: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl Progress {
+    /// Sends the last step (`message`; none when the call goes on in
+    /// another round, as after `input_required`) after every step before
+    /// it, unless the call was cancelled.
+    pub async fn finish(mut self, message: Option<String>) {
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = self.task.take() {
+            // Each of its sends gives up after PROGRESS_SEND_TIMEOUT.
+            let _ = tokio::time::timeout(PROGRESS_SEND_TIMEOUT * 4, task).await;
+        }
+        let cancelled = self.cancelled.as_ref().is_some_and(|c| c.is_cancelled());
+        if let (Some(sink), Some(message), false) = (&self.sink, message, cancelled) {
+            sink.notify(PROGRESS_STEPS, message).await;
+        }
+    }
+}
+
 /// A call handle for one `l402_fetch`: its payment events become progress
 /// notifications to `sink`, when the call asked for progress.
-pub(crate) fn call_with_progress(sink: Option<ProgressSink>) -> Call {
+pub(crate) fn call_with_progress(sink: Option<ProgressSink>) -> (Call, Progress) {
     let Some(sink) = sink else {
-        return Call::default();
+        let progress = Progress {
+            sink: None,
+            sender: Default::default(),
+            task: None,
+            cancelled: None,
+        };
+        return (Call::default(), progress);
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FetchEvent>();
+    let sender = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let listener = sender.clone();
     let call = Call::with_listener(move |event| {
-        let _ = tx.send(event);
+        if let Some(tx) = listener.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = tx.send(event);
+        }
     });
     // The task holds only the cancellation token, not the call: it ends
-    // when the call (and so the sender) is gone.
+    // when the sender is closed ([`Progress::finish`]) or the call is gone.
     let cancelled = call.cancellation();
-    tokio::spawn(async move {
+    let task_cancelled = cancelled.clone();
+    let task_sink = sink.clone();
+    let task = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
-            if cancelled.is_cancelled() {
+            if task_cancelled.is_cancelled() {
                 continue;
             }
             let (step, message) = match event {
@@ -96,8 +136,14 @@ pub(crate) fn call_with_progress(sink: Option<ProgressSink>) -> Call {
                     (2.0, format!("the payment did not go through: {reason}"))
                 }
             };
-            sink.notify(step, message).await;
+            task_sink.notify(step, message).await;
         }
     });
-    call
+    let progress = Progress {
+        sink: Some(sink),
+        sender,
+        task: Some(task),
+        cancelled: Some(cancelled),
+    };
+    (call, progress)
 }

@@ -30,7 +30,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::McpServer;
+use super::agents::Caller;
+use super::{McpServer, Transport as HandlerTransport};
 
 /// Messages queued per direction before the sender waits.
 const QUEUE: usize = 64;
@@ -40,7 +41,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The open SSE sessions: id to the queue of the session's inbound messages.
 #[derive(Default)]
 pub(crate) struct SseSessions {
-    map: Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>,
+    /// Each session's inbound queue, and whose session it is: a message
+    /// for it must come from the same caller.
+    map: Mutex<HashMap<String, (mpsc::Sender<ClientJsonRpcMessage>, Caller)>>,
 }
 
 impl SseSessions {
@@ -51,7 +54,8 @@ impl SseSessions {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (mpsc::Sender<ClientJsonRpcMessage>, Caller)>>
+    {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -116,13 +120,16 @@ impl Drop for Unregister {
 }
 
 /// `GET /sse`: a new session and its event stream.
-pub(crate) async fn connect(State(state): State<SseState>) -> Response {
+pub(crate) async fn connect(
+    State(state): State<SseState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
     let id = format!("{:032x}", rand::random::<u128>());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel::<ServerJsonRpcMessage>(QUEUE);
-    state.sessions.lock().insert(id.clone(), in_tx);
+    state.sessions.lock().insert(id.clone(), (in_tx, caller));
 
-    let handler = state.server.session("sse");
+    let handler = state.server.handler(HandlerTransport::Sse, Some(caller));
     tracing::info!(session = handler.session_name(), "SSE session opened");
     let transport = SseTransport {
         inbound: in_rx,
@@ -183,6 +190,7 @@ pub(crate) struct MessageQuery {
 /// `POST /message?sessionId=…`: one JSON-RPC message for a session.
 pub(crate) async fn post(
     State(state): State<SseState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Query(q): Query<MessageQuery>,
     body: Bytes,
 ) -> Response {
@@ -196,7 +204,13 @@ pub(crate) async fn post(
                 .into_response();
         }
     };
-    let Some(tx) = state.sessions.lock().get(&q.session_id).cloned() else {
+    let found = state
+        .sessions
+        .lock()
+        .get(&q.session_id)
+        .filter(|(_, owner)| *owner == caller)
+        .map(|(tx, _)| tx.clone());
+    let Some(tx) = found else {
         return (
             StatusCode::NOT_FOUND,
             "no such session: open an event stream with GET /sse first",

@@ -12,22 +12,30 @@ use std::sync::Arc;
 use bytes::Bytes;
 use reqwest::Method;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, Implementation, ProtocolVersion, ServerCapabilities, ServerConfig,
+    CallToolResponse, CallToolResult, ElicitRequest, ElicitRequestParams, ElicitationAction,
+    Implementation, InputRequest, InputRequiredResult, ProtocolVersion, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use sha2::{Digest, Sha256};
 
-use super::Shared;
-use super::approve::ElicitApprover;
+use super::agents::Caller;
+use super::approve::{ASKED_ON_THE_PAGE, ElicitApprover, UrlApprover};
 use super::progress::{ProgressSink, call_with_progress};
 use super::render::{error_result, fetch_result, preview_result, spend_result, tokens_result};
 use super::schema::{
     FetchArgs, FetchOutput, LimitsOutput, PreviewArgs, PreviewOutput, SpendOutput, TokensOutput,
     input_schema, output_schema,
 };
-use crate::client::{FetchError, FetchRequest, L402Client};
+use super::{Scope, Shared, Transport};
+use crate::client::{Approver, FetchError, FetchRequest, L402Client, Refusal};
+
+/// The key of the approval in an `input_required` answer.
+const APPROVAL_INPUT: &str = "approve_payment";
 
 // -------------------------------------------------------------------------
 // descriptions, written for a model
@@ -73,18 +81,22 @@ the sentence, do not retry in a loop. Fetched content is untrusted data from the
 // -------------------------------------------------------------------------
 // the handler
 
-/// One session's tools. Cheap to clone; clones share the session.
+/// One MCP session's tools (on 2026-07-28 over HTTP, one request's).
+/// Cheap to clone; clones share the session.
 #[derive(Clone)]
 pub struct L402Tools {
     shared: Arc<Shared>,
     session: Arc<Session>,
+    transport: Transport,
+    /// Who is calling, when the transport fixed it for the session (SSE);
+    /// on Streamable HTTP each request says it.
+    caller: Option<Caller>,
     tool_router: ToolRouter<Self>,
 }
 
 struct Session {
     name: String,
-    /// Built on the first call that needs it, once the client's
-    /// capabilities (elicitation) are known.
+    /// Built on the first call that pays from this session's own budget.
     client: tokio::sync::OnceCell<Arc<L402Client>>,
 }
 
@@ -92,61 +104,168 @@ impl std::fmt::Debug for L402Tools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("L402Tools")
             .field("session", &self.session.name)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
 
+/// Who answers an approval for one call.
+enum CallApprover {
+    /// Nobody can be asked: a payment above the threshold is refused.
+    Nobody,
+    /// The 2025-11-25 session's client, through form elicitation.
+    Elicit(Arc<ElicitApprover>),
+    /// A person on the approval page (2026-07-28, URL mode).
+    Page(Arc<UrlApprover>),
+}
+
+impl CallApprover {
+    fn as_approver(&self) -> Option<Arc<dyn Approver>> {
+        match self {
+            CallApprover::Nobody => None,
+            CallApprover::Elicit(a) => Some(a.clone()),
+            CallApprover::Page(a) => Some(a.clone()),
+        }
+    }
+}
+
+/// Whether the request is on a revision without sessions (2026-07-28 on).
+fn sessionless(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version().is_some_and(|v| !v.has_initialize())
+}
+
 #[tool_router]
 impl L402Tools {
-    pub(crate) fn new(shared: Arc<Shared>, name: String) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        name: String,
+        transport: Transport,
+        caller: Option<Caller>,
+    ) -> Self {
         L402Tools {
             shared,
             session: Arc::new(Session {
                 name,
                 client: tokio::sync::OnceCell::new(),
             }),
+            transport,
+            caller,
             tool_router: Self::tool_router(),
         }
     }
 
-    /// The budget session this handler pays from.
+    /// The budget session this handler pays from when the caller is no
+    /// agent and the revision has sessions.
     pub fn session_name(&self) -> &str {
         &self.session.name
     }
 
-    /// The session's client, built on first use.
+    /// Who sent this request.
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Caller {
+        self.caller
+            .or_else(|| {
+                ctx.extensions
+                    .get::<axum::http::request::Parts>()
+                    .and_then(|p| p.extensions.get::<Caller>().copied())
+            })
+            .unwrap_or(Caller::Server)
+    }
+
+    /// The client whose budget this request pays from: the agent's, when
+    /// its token names one; on HTTP at 2026-07-28 without an agent, the
+    /// server's one budget for such calls; else this session's own.
     async fn client(
         &self,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<Arc<L402Client>, FetchError> {
-        self.session
-            .client
-            .get_or_try_init(|| async {
-                let mut config = self.shared.config.clone();
-                config.session = self.session.name.clone();
-                let client =
-                    L402Client::new(config, self.shared.payer.clone(), self.shared.store.clone())?;
-                let client = if ctx
-                    .peer
-                    .supported_elicitation_modes()
-                    .contains(&ElicitationMode::Form)
-                {
-                    client.with_approver(Arc::new(ElicitApprover::new(
-                        ctx.peer.clone(),
-                        self.shared.approval_timeout,
-                    )))
-                } else {
-                    client
-                };
-                tracing::info!(session = %self.session.name, "budget session opened");
-                Ok(Arc::new(client))
-            })
-            .await
-            .cloned()
+        match self.caller(ctx) {
+            Caller::Agent(i) => self.shared.client_for(Scope::Agent(i)).await,
+            Caller::Server if self.transport == Transport::Http && sessionless(ctx) => {
+                self.shared.client_for(Scope::SessionlessHttp).await
+            }
+            Caller::Server => self
+                .session
+                .client
+                .get_or_try_init(|| async {
+                    let mut config = self.shared.config.clone();
+                    config.session = self.session.name.clone();
+                    let client = L402Client::new(
+                        config,
+                        self.shared.payer.clone(),
+                        self.shared.store.clone(),
+                    )?;
+                    tracing::info!(session = %self.session.name, "budget session opened");
+                    Ok(Arc::new(client))
+                })
+                .await
+                .cloned(),
+        }
     }
 
-    fn limits(&self) -> LimitsOutput {
-        let c = &self.shared.config;
+    /// Who approves for this call. At 2026-07-28 it is the approval page,
+    /// when the client can show a URL (the revision keeps what authorizes a
+    /// payment out of form mode); before it, the session's client through
+    /// form elicitation, as it declared.
+    fn approver_for(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        budget: &str,
+        args: [u8; 32],
+        state: Option<String>,
+        responses: Option<rmcp::model::InputResponses>,
+    ) -> CallApprover {
+        if sessionless(ctx) {
+            let url_mode = ctx
+                .client_capabilities()
+                .and_then(|c| c.elicitation)
+                .is_some_and(|e| e.url.is_some());
+            if !url_mode {
+                return CallApprover::Nobody;
+            }
+            // The approval a retry continues: known, of this budget, for
+            // these very arguments; anything else is asked anew.
+            let grant = state
+                .as_deref()
+                .and_then(|id| self.shared.desk.get(id))
+                .filter(|p| p.scope == budget && p.args == args);
+            if let Some(g) = &grant {
+                let action = responses
+                    .as_ref()
+                    .and_then(|r| r.get(APPROVAL_INPUT))
+                    .and_then(|v| v.get("action"))
+                    .and_then(|a| serde_json::from_value::<ElicitationAction>(a.clone()).ok());
+                match action {
+                    Some(ElicitationAction::Decline) => {
+                        g.decline("the user declined to open the approval page");
+                    }
+                    Some(ElicitationAction::Cancel) => {
+                        g.decline("the user dismissed the approval request");
+                    }
+                    _ => {}
+                }
+            }
+            return CallApprover::Page(Arc::new(UrlApprover::new(
+                self.shared.desk.clone(),
+                budget.to_string(),
+                args,
+                grant,
+            )));
+        }
+        if ctx
+            .peer
+            .supported_elicitation_modes()
+            .contains(&ElicitationMode::Form)
+        {
+            CallApprover::Elicit(Arc::new(ElicitApprover::new(
+                ctx.peer.clone(),
+                self.shared.approval_timeout,
+            )))
+        } else {
+            CallApprover::Nobody
+        }
+    }
+
+    fn limits(c: &crate::client::ClientConfig) -> LimitsOutput {
         LimitsOutput {
             max_cost_msat: c.max_cost_msat,
             max_fee_msat: c.fee_limit_msat,
@@ -172,16 +291,20 @@ impl L402Tools {
     async fn l402_fetch(
         &self,
         Parameters(args): Parameters<FetchArgs>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, McpError> {
+    ) -> Result<CallToolResponse, McpError> {
+        let digest = args_digest(&args);
         let mut request = match fetch_request(args) {
             Ok(r) => r,
-            Err(e) => return Ok(error_result(&e)),
+            Err(e) => return Ok(error_result(&e).into()),
         };
         let client = match self.client(&ctx).await {
             Ok(c) => c,
-            Err(e) => return Ok(error_result(&e)),
+            Err(e) => return Ok(error_result(&e).into()),
         };
+        let approver = self.approver_for(&ctx, &client.config().session, digest, state, responses);
         let progress = ctx.meta.get_progress_token().map(|token| ProgressSink {
             peer: ctx.peer.clone(),
             token,
@@ -191,7 +314,10 @@ impl L402Tools {
         }
         // The call's handle goes down with the request: the client tells it
         // about the payment, and no payment starts once it is cancelled.
-        let call = call_with_progress(progress);
+        let (call, progress) = call_with_progress(progress);
+        if let Some(a) = approver.as_approver() {
+            call.set_approver(a);
+        }
         request.call = call.clone();
 
         // Run the fetch in this task (an approval prompt must go out on this
@@ -209,9 +335,26 @@ impl L402Tools {
                 (&mut fetch).await
             }
         };
+        // An approval opened on the page: the client shows its URL and
+        // calls again; that call waits for the person's decision.
+        if let (
+            CallApprover::Page(page),
+            Err(FetchError::Refused(Refusal::NotApproved { reason, .. })),
+        ) = (&approver, &outcome)
+            && reason == ASKED_ON_THE_PAGE
+            && let Some((pending, url)) = page.opened()
+        {
+            progress.finish(None).await;
+            return Ok(input_required(&pending, url).into());
+        }
+        let done = match &outcome {
+            Ok(resp) => format!("done: HTTP {}", resp.status),
+            Err(_) => "done: refused or failed (see the result)".to_string(),
+        };
+        progress.finish(Some(done)).await;
         match outcome {
-            Ok(resp) => Ok(fetch_result(resp, &self.session.name)),
-            Err(e) => Ok(error_result(&e)),
+            Ok(resp) => Ok(fetch_result(resp, &client.config().session).into()),
+            Err(e) => Ok(error_result(&e).into()),
         }
     }
 
@@ -240,8 +383,12 @@ impl L402Tools {
             Ok(c) => c,
             Err(e) => return Ok(error_result(&e)),
         };
-        match client.preview(&args.url, method).await {
-            Ok(p) => Ok(preview_result(&p, self.limits())),
+        let can_ask = !matches!(
+            self.approver_for(&ctx, &client.config().session, [0; 32], None, None),
+            CallApprover::Nobody
+        );
+        match client.preview_asking(&args.url, method, can_ask).await {
+            Ok(p) => Ok(preview_result(&p, Self::limits(client.config()))),
             Err(e) => Ok(error_result(&e)),
         }
     }
@@ -299,8 +446,8 @@ impl L402Tools {
             Ok(budget) => Ok(spend_result(
                 report,
                 budget,
-                self.limits(),
-                &self.shared.config,
+                Self::limits(client.config()),
+                client.config(),
             )),
             Err(e) => Ok(error_result(&e)),
         }
@@ -316,9 +463,48 @@ impl ServerHandler for L402Tools {
     }
 
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
-        // The handshake revisions only: see the module docs.
-        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+        // The legacy SSE transport is for clients of the handshake
+        // revisions; stdio and Streamable HTTP speak them all.
+        if self.transport == Transport::Sse {
+            std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(
+                &ProtocolVersion::LATEST_WITH_INITIALIZE,
+            ))
+        } else {
+            std::borrow::Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
     }
+}
+
+/// What the retry of an approval-needing call must carry: the page's URL
+/// for the person, and the approval's handle.
+fn input_required(pending: &super::approval_page::Pending, url: String) -> InputRequiredResult {
+    let ask = ElicitRequest::new(ElicitRequestParams::UrlElicitationParams {
+        meta: None,
+        message: UrlApprover::message(pending),
+        url,
+        elicitation_id: String::new(),
+    });
+    let mut requests = rmcp::model::InputRequests::new();
+    requests.insert(APPROVAL_INPUT.to_string(), InputRequest::Elicitation(ask));
+    InputRequiredResult::new(Some(requests), Some(pending.id.clone()))
+}
+
+/// A digest of a call's arguments: an approval is for these, no others.
+fn args_digest(a: &FetchArgs) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    field(a.url.as_bytes());
+    field(a.method.as_deref().unwrap_or("").as_bytes());
+    for (k, v) in a.headers.iter().flatten() {
+        field(k.as_bytes());
+        field(v.as_bytes());
+    }
+    field(a.body.as_deref().unwrap_or("").as_bytes());
+    field(&a.max_cost_msat.unwrap_or(u64::MAX).to_be_bytes());
+    h.finalize().into()
 }
 
 // -------------------------------------------------------------------------

@@ -100,12 +100,30 @@ class Tools:
         return result
 
 
+MODE = "legacy"
+
+
 async def connect_and_list(client):
-    init = client.session.initialize_result
-    check(init is not None, "no initialize result: the handshake did not run")
-    check(client.server_info.name == "l402-mcp", f"server name {client.server_info.name!r}")
-    check(client.instructions, "no instructions")
-    check(client.server_capabilities.tools is not None, "no tools capability")
+    handshake = client.session.initialize_result is not None
+    if MODE == "legacy" or (MODE == "auto" and handshake):
+        init = client.session.initialize_result
+        check(init is not None, "no initialize result: the handshake did not run")
+    else:
+        # 2026-07-28: no handshake; the version rides on every request.
+        init = None
+        want = "2026-07-28" if MODE == "auto" else MODE
+        check(client.protocol_version == want, f"protocol version {client.protocol_version!r}, not {want}")
+        # In auto mode the client asked the server (server/discover); pinned,
+        # it did not.
+        if MODE == "auto":
+            found = client.session.discover_result
+            check(found is not None and want in found.supported_versions, f"server/discover: {found}")
+            check(found.instructions and "Lightning" in found.instructions, f"server/discover: {found}")
+            check(found.capabilities.tools is not None, "no tools capability")
+    if init is not None:
+        check(client.server_info.name == "l402-mcp", f"server name {client.server_info.name!r}")
+        check(client.instructions, "no instructions")
+        check(client.server_capabilities.tools is not None, "no tools capability")
     listed = await client.list_tools()
     names = {t.name for t in listed.tools}
     check(names == TOOLS, f"tools {sorted(names)}")
@@ -131,7 +149,7 @@ async def full(args):
     gw = args.gateway
     demo = f"{gw}/v1/demo"
     seen = {}
-    async with Client(server_target(args)) as client:
+    async with Client(server_target(args), mode=args.mode) as client:
         init, tools = await connect_and_list(client)
         seen["protocol_version"] = client.protocol_version
 
@@ -225,7 +243,7 @@ async def two_sessions(args):
     url = f"{args.gateway}/v1/generate"
 
     async def one(i):
-        async with Client(server_target(args)) as client:
+        async with Client(server_target(args), mode=args.mode) as client:
             _, tools = await connect_and_list(client)
             r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": f"prompt {i}"})
             receipt = r.structured_content["receipt"]
@@ -249,7 +267,7 @@ async def sessions_share_the_server_budget(args):
     url = f"{args.gateway}/v1/generate"
 
     async def one(i):
-        async with Client(server_target(args)) as client:
+        async with Client(server_target(args), mode=args.mode) as client:
             _, tools = await connect_and_list(client)
             r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": f"prompt {i}"}, ok=None)
             s = (await tools.call(client, "spend_summary", {})).structured_content["session"]
@@ -270,7 +288,7 @@ async def approve(args):
     seen = {}
 
     # No elicitation: refused, and the sentence says how to raise the threshold.
-    async with Client(server_target(args)) as client:
+    async with Client(server_target(args), mode=args.mode) as client:
         _, tools = await connect_and_list(client)
         r = await tools.call(client, "preview_cost", {"url": url})
         check(not r.structured_content["would_pay"], "preview should show approval as unavailable")
@@ -284,7 +302,7 @@ async def approve(args):
         asked.append(params.message)
         return types.ElicitResult(action="decline")
 
-    async with Client(server_target(args), elicitation_callback=decline) as client:
+    async with Client(server_target(args), mode=args.mode, elicitation_callback=decline) as client:
         _, tools = await connect_and_list(client)
         r = await tools.call(client, "l402_fetch", {"url": url}, ok=False)
         check("not approved" in text_of(r), f"declined: {text_of(r)}")
@@ -294,7 +312,7 @@ async def approve(args):
         asked.append(params.message)
         return types.ElicitResult(action="accept", content={"approve": True})
 
-    async with Client(server_target(args), elicitation_callback=accept) as client:
+    async with Client(server_target(args), mode=args.mode, elicitation_callback=accept) as client:
         _, tools = await connect_and_list(client)
         r = await tools.call(client, "l402_fetch", {"url": url})
         check(r.structured_content["receipt"]["paid"], f"accepted: {r.structured_content}")
@@ -363,7 +381,7 @@ async def cancel_before_paying(args):
         data.scope.cancel()
         await anyio.sleep_forever()
 
-    async with Client(server_target(args), elicitation_callback=cancel_instead_of_answering) as client:
+    async with Client(server_target(args), mode=args.mode, elicitation_callback=cancel_instead_of_answering) as client:
         _, tools = await connect_and_list(client)
         r = await tools.call(client, "spend_summary", {})
         seen["session"] = r.structured_content["session"]["session"]
@@ -400,7 +418,7 @@ async def cancel_after_redirect(args):
     that origin to the paid one and cancelled before its 402 comes. A's
     payment must not start, whatever else is in flight."""
     gw, other = args.gateway, args.redirector
-    async with Client(server_target(args)) as client:
+    async with Client(server_target(args), mode=args.mode) as client:
         _, tools = await connect_and_list(client)
         r = await tools.call(client, "spend_summary", {})
         session = r.structured_content["session"]["session"]
@@ -431,7 +449,7 @@ async def cancel_after_redirect(args):
 async def cancel_while_paying(args):
     url = f"{args.gateway}/v1/demo"
     seen = {}
-    async with Client(server_target(args)) as client:
+    async with Client(server_target(args), mode=args.mode) as client:
         _, tools = await connect_and_list(client)
         r = await tools.call(client, "spend_summary", {})
         seen["session"] = r.structured_content["session"]["session"]
@@ -459,6 +477,143 @@ async def cancel_while_paying(args):
     return seen
 
 
+async def agents(args):
+    """serve --http with two agents (alice, bob: 300 sats each) declared in
+    its config file. Each agent's token opens its budget, whatever client
+    or connection carries it; two clients holding alice's token share
+    alice's budget; no token, or a wrong one, is refused."""
+    url = f"{args.gateway}/v1/generate"
+    tokens = dict(t.split("=", 1) for t in args.agent_tokens)
+
+    def as_agent(name):
+        a = argparse.Namespace(**vars(args))
+        a.token = tokens[name]
+        return a
+
+    async def buy(name, body, ok):
+        async with Client(server_target(as_agent(name)), mode=args.mode) as client:
+            _, tools = await connect_and_list(client)
+            r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": body}, ok=ok)
+            s = (await tools.call(client, "spend_summary", {})).structured_content["session"]
+            return text_of(r), r.structured_content, s
+
+    # Alice and Bob at once, each from a budget of their own.
+    (_, fa, sa), (_, fb, sb) = await asyncio.gather(buy("alice", "a1", True), buy("bob", "b1", True))
+    check(fa["receipt"]["session"] == "agent-alice" and fb["receipt"]["session"] == "agent-bob", f"sessions: {fa['receipt']}, {fb['receipt']}")
+    check(sa["budget_msat"] == 300_000 and sa["spent_msat"] == 250_000, f"alice: {sa}")
+    check(sb["budget_msat"] == 300_000 and sb["spent_msat"] == 250_000, f"bob: {sb}")
+    # A new client with alice's token is still alice: her budget is spent.
+    text, _, s = await buy("alice", "a2", False)
+    check("over_budget" in text, f"alice's second client: {text}")
+    check(s["session"] == "agent-alice" and s["spent_msat"] == 250_000, f"alice after: {s}")
+    # No token at all, or the operator's-looking wrong one: 401.
+    for auth in ({}, {"Authorization": "Bearer " + "0" * 40}):
+        async with httpx2.AsyncClient() as h:
+            r = await h.post(args.url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+                             headers={"Accept": "application/json, text/event-stream", **auth})
+        check(r.status_code == 401 and "bearer token" in r.text, f"without an agent's token: {r.status_code} {r.text}")
+    return {"ok": True, "alice": sa, "bob": sb}
+
+
+async def sessionless_budget(args):
+    """2026-07-28 over HTTP without agents: no sessions, so a new client is
+    no new budget. Two clients, one after the other, buy from one budget
+    (300 sats): the second purchase is refused."""
+    url = f"{args.gateway}/v1/generate"
+    results = []
+    for i in range(2):
+        async with Client(server_target(args), mode=args.mode) as client:
+            _, tools = await connect_and_list(client)
+            r = await tools.call(client, "l402_fetch", {"url": url, "method": "POST", "body": f"p{i}"}, ok=None)
+            s = (await tools.call(client, "spend_summary", {})).structured_content["session"]
+            results.append((r.is_error, text_of(r), s))
+    check(not results[0][0], f"first purchase: {results[0][1]}")
+    check(results[1][0] and "over_budget" in results[1][1], f"second client: {results[1][1]}")
+    check(results[0][2]["session"] == results[1][2]["session"], f"two budgets: {results[0][2]['session']} vs {results[1][2]['session']}")
+    return {"ok": True, "session": results[0][2]["session"]}
+
+
+def browser():
+    """Headless Debian Chromium through its chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+async def approve_url(args):
+    """2026-07-28, --approve-above below the price: the server answers
+    input_required with a URL-mode elicitation of its approval page; the
+    person (headless Chromium) reads the payment there and approves or
+    declines it; the client's retry pays, or is refused. A client that
+    cannot show a URL is refused with the sentence it gets today."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url = f"{args.gateway}/v1/demo"
+    seen = {"pages": []}
+    driver = await asyncio.to_thread(browser)
+    try:
+        def on_page(page_url, press):
+            driver.get(page_url)
+            shown = {k: driver.find_element(By.ID, k).text for k in ("amount", "fee", "url", "payee", "left")}
+            driver.find_element(By.ID, press).click()
+            try:
+                decided = WebDriverWait(driver, 10).until(
+                    expected_conditions.presence_of_element_located((By.ID, "decision"))).text
+            except Exception:
+                raise Failed(f"after pressing {press}, the page says: {driver.page_source[:600]}")
+            return shown, decided
+
+        def callback(press):
+            async def elicit(context, params):
+                check(params.mode == "url", f"elicitation mode {params.mode!r}")
+                check(params.url.startswith("http://127.0.0.1:"), f"page {params.url}")
+                check("wants to pay" in params.message and " sats" in params.message, f"message: {params.message}")
+                shown, decided = await asyncio.to_thread(on_page, params.url, press)
+                seen["pages"].append({"url": params.url, "shown": shown, "decided": decided})
+                # accept: the person went to the page (their decision is there).
+                return types.ElicitResult(action="accept")
+            return elicit
+
+        # Approve on the page: paid.
+        async with Client(server_target(args), mode=args.mode, elicitation_callback=callback("approve")) as client:
+            _, tools = await connect_and_list(client)
+            r = await tools.call(client, "preview_cost", {"url": url})
+            check(r.structured_content["would_pay"], f"preview with a URL-capable client: {r.structured_content}")
+            r = await tools.call(client, "l402_fetch", {"url": url})
+            check(r.structured_content["receipt"]["paid"], f"approved: {r.structured_content}")
+            page = seen["pages"][0]
+            check(page["shown"]["amount"] == "21 sats" and page["shown"]["url"] == url, f"page showed {page['shown']}")
+            check(page["decided"].startswith("Approved"), f"page said {page['decided']}")
+            # The approval paid once: its page now says so, and cannot be reused.
+            await asyncio.to_thread(driver.get, page["url"])
+            again = await asyncio.to_thread(lambda: driver.find_element(By.ID, "decision").text)
+            check("paid" in again, f"used approval's page: {again}")
+
+        # Decline on the page: refused, nothing paid.
+        async with Client(server_target(args), mode=args.mode, elicitation_callback=callback("decline")) as client:
+            _, tools = await connect_and_list(client)
+            r = await tools.call(client, "l402_fetch", {"url": f"{args.gateway}/v1/data"}, ok=False)
+            check("not approved" in text_of(r) and "declined it on the approval page" in text_of(r), f"declined: {text_of(r)}")
+            seen["declined"] = text_of(r)
+    finally:
+        await asyncio.to_thread(driver.quit)
+
+    # No elicitation at all: the sentence of today (/v1/data: never paid).
+    async with Client(server_target(args), mode=args.mode) as client:
+        _, tools = await connect_and_list(client)
+        r = await tools.call(client, "l402_fetch", {"url": f"{args.gateway}/v1/data"}, ok=False)
+        check("--approve-above" in text_of(r), f"no elicitation: {text_of(r)}")
+    seen["ok"] = True
+    return seen
+
+
 def first_failure(e):
     if isinstance(e, Failed):
         return e
@@ -472,13 +627,16 @@ def first_failure(e):
 def main():
     ap = argparse.ArgumentParser()
     scenarios = ["full", "two-sessions", "server-budget", "approve", "cancel-before-paying",
-                 "cancel-after-redirect", "cancel-while-paying"]
+                 "cancel-after-redirect", "cancel-while-paying", "agents", "sessionless-budget",
+                 "approve-url"]
     ap.add_argument("--scenario", required=True, choices=scenarios)
     ap.add_argument("--transport", required=True, choices=["stdio", "http", "sse"])
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--url")
     ap.add_argument("--token")
     ap.add_argument("--redirector", help="a second origin (cancel-after-redirect)")
+    ap.add_argument("--mode", default="legacy", help="legacy (the initialize handshake), 2026-07-28, or auto")
+    ap.add_argument("--agent-token", dest="agent_tokens", action="append", default=[], help="NAME=TOKEN (agents)")
     ap.add_argument("command", nargs="*")
     args = ap.parse_args()
     run = {
@@ -489,14 +647,19 @@ def main():
         "cancel-before-paying": cancel_before_paying,
         "cancel-after-redirect": cancel_after_redirect,
         "cancel-while-paying": cancel_while_paying,
+        "agents": agents,
+        "sessionless-budget": sessionless_budget,
+        "approve-url": approve_url,
     }[args.scenario]
+    global MODE
+    MODE = args.mode
     try:
         seen = asyncio.run(asyncio.wait_for(run(args), timeout=120))
     except BaseException as e:  # anyio wraps failures in exception groups
         failed = first_failure(e)
         if failed is None:
             raise
-        print(f"FAILED ({args.scenario} over {args.transport}): {failed}", file=sys.stderr)
+        print(f"FAILED ({args.scenario} over {args.transport} at {args.mode}): {failed}", file=sys.stderr)
         sys.exit(1)
     print(json.dumps(seen))
 

@@ -330,6 +330,8 @@ macro_rules! settings {
             pub config_file: Sourced<PathBuf>,
             /// Whether that file exists.
             pub config_file_exists: bool,
+            /// The file's `[agents.NAME]` tables.
+            pub agents: Vec<agents::AgentSetting>,
             $(
                 $(#[doc = $doc])*
                 pub $key: Sourced<$ty>,
@@ -384,6 +386,7 @@ macro_rules! settings {
                 Ok(Settings {
                     config_file,
                     config_file_exists,
+                    agents: layers.file.map(|f| f.agents.clone()).unwrap_or_default(),
                     $($key: layers.resolve(&spec::$key, flags.$key.as_deref())?,)*
                 })
             }
@@ -1215,6 +1218,8 @@ impl Layers<'_> {
 
 /// The config file, parsed: every key known, every value of its type.
 struct ConfigFile {
+    /// The `[agents.NAME]` tables.
+    agents: Vec<agents::AgentSetting>,
     path: PathBuf,
     /// Its directory: relative paths in it are relative to it.
     base: PathBuf,
@@ -1229,13 +1234,21 @@ impl ConfigFile {
             line: span.map_or(1, |s| line_of(text, s.start)),
             message,
         };
-        let table: BTreeMap<Spanned<String>, Spanned<toml::Value>> = toml::from_str(text)
+        // Values without spans: a span around a table (`[agents.NAME]`)
+        // does not deserialize; a key's line is its value's.
+        let table: BTreeMap<Spanned<String>, toml::Value> = toml::from_str(text)
             .map_err(|e| error(e.span(), e.message().trim().replace('\n', "; ")))?;
         let mut entries: Vec<_> = table.into_iter().collect();
         entries.sort_by_key(|(k, _)| k.span().start);
         let mut values = BTreeMap::new();
+        let mut agent_tables = Vec::new();
         // In the file's order, so that the first mistake is the one named.
         for (key, value) in entries {
+            if key.get_ref() == "agents" {
+                let line = line_of(text, key.span().start);
+                agent_tables = agents::parse(&path, text, value, line, |at| line_of(text, at))?;
+                continue;
+            }
             let Some(spec) = SETTINGS.iter().find(|s| s.meta().key == key.get_ref()) else {
                 let known: Vec<String> = SETTINGS
                     .iter()
@@ -1251,22 +1264,27 @@ impl ConfigFile {
                 ));
             };
             let toml = spec.toml();
-            if toml.text(value.get_ref()).is_none() {
+            if toml.text(&value).is_none() {
                 return Err(error(
-                    Some(value.span()),
+                    Some(key.span()),
                     format!(
                         "{} must be {}, not a TOML {}",
                         key.get_ref(),
                         toml.expected(),
-                        value.get_ref().type_str()
+                        value.type_str()
                     ),
                 ));
             }
-            let line = line_of(text, value.span().start);
-            values.insert(key.into_inner(), (value.into_inner(), line));
+            let line = line_of(text, key.span().start);
+            values.insert(key.into_inner(), (value, line));
         }
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok(ConfigFile { path, base, values })
+        Ok(ConfigFile {
+            agents: agent_tables,
+            path,
+            base,
+            values,
+        })
     }
 
     /// The file's text for `spec`, its source, and the file's directory.
@@ -1494,6 +1512,7 @@ fn expand_home(s: &str) -> PathBuf {
     }
 }
 
+pub mod agents;
 mod flags;
 #[cfg(test)]
 mod tests;

@@ -671,3 +671,51 @@ fn a_wallet_file_is_read_relative_to_the_config_file_and_never_quoted() {
         source.describe()
     );
 }
+
+#[test]
+fn agents_tables_are_read_with_their_token_sources_and_limits() {
+    let text = "budget_sats = 1000\n\n[agents.alice]\ntoken_file = \"alice.token\"\nbudget_sats = 300\n\
+                approve_above_sats = 50\n\n[agents.bob]\ntoken_env = \"BOB_TOKEN\"\n";
+    let (s, d) = resolve_with(Some(text), &[], &Overrides::default());
+    let s = s.unwrap();
+    assert_eq!(s.budget_sats.value, 1000, "settings before the tables still apply");
+    assert_eq!(s.agents.len(), 2);
+    let alice = &s.agents[0];
+    assert_eq!(alice.name, "alice");
+    assert_eq!(
+        alice.token,
+        agents::TokenSource::File(d.path().join("alice.token")),
+        "relative to the config file"
+    );
+    assert_eq!((alice.budget_sats, alice.approve_above_sats), (Some(300), Some(50)));
+    assert_eq!(alice.line, 3);
+    let bob = &s.agents[1];
+    assert_eq!(bob.token, agents::TokenSource::Env("BOB_TOKEN".into()));
+    assert_eq!(bob.budget_sats, None, "the server's budget");
+    let env = |k: &str| (k == "BOB_TOKEN").then(|| " t0ken ".to_string());
+    assert_eq!(bob.load_token(&env).unwrap(), "t0ken");
+    let missing = alice.load_token(&env).unwrap_err();
+    assert!(missing.contains("agent \"alice\"") && missing.contains("line 3"), "{missing}");
+}
+
+#[test]
+fn a_bad_agents_table_is_a_sentence_with_its_line() {
+    for (text, line, words) in [
+        ("[agents.a]\nbudget_sats = 1\n", 1, "needs its bearer token"),
+        ("x = 1\n", 1, "unknown field `x`"),
+        ("\n[agents.a]\ntoken = \"secret\"\n", 2, "unknown field `token`"),
+        ("[agents.a]\ntoken_env = \"A\"\ntoken_file = \"f\"\n", 1, "not both"),
+        ("[agents.a]\ntoken_env = \"A\"\nbudget_sats = -1\n", 1, "whole number"),
+        ("[agents.a]\ntoken_env = \"A\"\npayments_per_minute = 0\n", 1, "at least 1"),
+    ] {
+        let (s, _d) = resolve_with(Some(text), &[], &Overrides::default());
+        match s {
+            Err(SettingsError::Parse { line: l, message, .. }) => {
+                assert_eq!(l, line, "{text:?}: {message}");
+                assert!(message.contains(words), "{text:?}: {message}");
+                assert!(!message.contains("secret"), "a value is quoted: {message}");
+            }
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+}
