@@ -891,11 +891,23 @@ fn store_in(dir: &Path) -> (Arc<Store>, Ledger) {
 /// when the client closes stdin, after finishing the cancelled calls.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_cancelled_before_its_payment_pays_nothing() {
+    // The handshake revision, and 2026-07-28 (approval on the page).
+    for mode in ["legacy", "auto"] {
+        cancelled_before_its_payment(mode).await;
+    }
+}
+
+async fn cancelled_before_its_payment(mode: &str) {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let proxy = HoldProxy::start(&gw.base, true, false).await;
     let dir = tempfile::tempdir().unwrap();
     // 100-sat /v1/data asks the user; 21-sat /v1/demo does not.
-    let cmd = stdio_command(&proxy.base, dir.path(), &["--approve-above", "50"]);
+    let mut cmd = vec!["--mode".to_string(), mode.to_string()];
+    cmd.extend(stdio_command(
+        &proxy.base,
+        dir.path(),
+        &["--approve-above", "50"],
+    ));
     let out = python_scenario("cancel-before-paying", "stdio", &proxy.base, cmd).await;
     if out.is_empty() {
         return;
@@ -1001,10 +1013,17 @@ async fn a_cancelled_call_redirected_to_another_origin_pays_nothing() {
 /// without paying: one settlement in all.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payment_started_before_the_cancellation_completes_and_is_recorded() {
+    for mode in ["legacy", "auto"] {
+        started_before_the_cancellation(mode).await;
+    }
+}
+
+async fn started_before_the_cancellation(mode: &str) {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let proxy = HoldProxy::start(&gw.base, false, true).await;
     let dir = tempfile::tempdir().unwrap();
-    let cmd = stdio_command(&proxy.base, dir.path(), &[]);
+    let mut cmd = vec!["--mode".to_string(), mode.to_string()];
+    cmd.extend(stdio_command(&proxy.base, dir.path(), &[]));
     let out = python_scenario("cancel-while-paying", "stdio", &proxy.base, cmd).await;
     if out.is_empty() {
         return;
@@ -1343,4 +1362,66 @@ async fn serve_http_takes_its_connection_limits_from_flags() {
     .await;
     // The default is 10 s: the flag is what let it go.
     assert!(took < Duration::from_secs(4), "closed after {took:?}");
+}
+
+/// 2026-07-28 over Streamable HTTP, where a request is one POST with no
+/// session: a payment under way when the client gives up completes and is
+/// recorded; a call given up before its payment (waiting for its 402, or
+/// for an approval) pays nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancellation_over_sessionless_http() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let proxy = HoldProxy::start(&gw.base, false, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = serve_http(&proxy.base, dir.path(), &[]);
+    let mut rest = vec!["--url".to_string(), format!("http://{}/mcp", serve.addr)];
+    rest.extend(at_2026());
+    let out = python_scenario("cancel-while-paying", "http", &proxy.base, rest).await;
+    if out.is_empty() {
+        return;
+    }
+    let seen: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(seen["ok"], true, "{out}");
+    // The server records the payment while it stays up.
+    let (store, ledger) = store_in(dir.path());
+    let mut payments = Vec::new();
+    for _ in 0..100 {
+        payments = store.list_payments(None).unwrap();
+        if payments
+            .first()
+            .is_some_and(|p| p.state == PaymentState::Succeeded)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    assert_eq!(payments[0].state, PaymentState::Succeeded, "{payments:?}");
+    assert!(ledger.unresolved(Duration::ZERO).unwrap().is_empty());
+    assert_eq!(gw.node.settlements(), 1);
+    drop(serve);
+
+    // Given up while the server waits for the 402, and at the approval:
+    // nothing paid.
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let proxy = HoldProxy::start(&gw.base, true, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = serve_http(&proxy.base, dir.path(), &["--approve-above", "50"]);
+    let mut rest = vec!["--url".to_string(), format!("http://{}/mcp", serve.addr)];
+    rest.extend(at_2026());
+    let out = python_scenario("cancel-before-paying", "http", &proxy.base, rest).await;
+    assert!(out.contains("\"ok\": true"), "{out}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.node.settlements(), 0);
+    assert_eq!(proxy.pays.load(Ordering::SeqCst), 0);
+    let (store, ledger) = store_in(dir.path());
+    assert!(ledger.unresolved(Duration::ZERO).unwrap().is_empty());
+    assert!(
+        store
+            .list_payments(None)
+            .unwrap()
+            .iter()
+            .all(|p| p.state != PaymentState::Succeeded)
+    );
+    drop(serve);
 }

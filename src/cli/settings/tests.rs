@@ -678,7 +678,10 @@ fn agents_tables_are_read_with_their_token_sources_and_limits() {
                 approve_above_sats = 50\n\n[agents.bob]\ntoken_env = \"BOB_TOKEN\"\n";
     let (s, d) = resolve_with(Some(text), &[], &Overrides::default());
     let s = s.unwrap();
-    assert_eq!(s.budget_sats.value, 1000, "settings before the tables still apply");
+    assert_eq!(
+        s.budget_sats.value, 1000,
+        "settings before the tables still apply"
+    );
     assert_eq!(s.agents.len(), 2);
     let alice = &s.agents[0];
     assert_eq!(alice.name, "alice");
@@ -687,7 +690,10 @@ fn agents_tables_are_read_with_their_token_sources_and_limits() {
         agents::TokenSource::File(d.path().join("alice.token")),
         "relative to the config file"
     );
-    assert_eq!((alice.budget_sats, alice.approve_above_sats), (Some(300), Some(50)));
+    assert_eq!(
+        (alice.budget_sats, alice.approve_above_sats),
+        (Some(300), Some(50))
+    );
     assert_eq!(alice.line, 3);
     let bob = &s.agents[1];
     assert_eq!(bob.token, agents::TokenSource::Env("BOB_TOKEN".into()));
@@ -695,7 +701,10 @@ fn agents_tables_are_read_with_their_token_sources_and_limits() {
     let env = |k: &str| (k == "BOB_TOKEN").then(|| " t0ken ".to_string());
     assert_eq!(bob.load_token(&env).unwrap(), "t0ken");
     let missing = alice.load_token(&env).unwrap_err();
-    assert!(missing.contains("agent \"alice\"") && missing.contains("line 3"), "{missing}");
+    assert!(
+        missing.contains("agent \"alice\"") && missing.contains("line 3"),
+        "{missing}"
+    );
 }
 
 #[test]
@@ -703,14 +712,32 @@ fn a_bad_agents_table_is_a_sentence_with_its_line() {
     for (text, line, words) in [
         ("[agents.a]\nbudget_sats = 1\n", 1, "needs its bearer token"),
         ("x = 1\n", 1, "unknown field `x`"),
-        ("\n[agents.a]\ntoken = \"secret\"\n", 2, "unknown field `token`"),
-        ("[agents.a]\ntoken_env = \"A\"\ntoken_file = \"f\"\n", 1, "not both"),
-        ("[agents.a]\ntoken_env = \"A\"\nbudget_sats = -1\n", 1, "whole number"),
-        ("[agents.a]\ntoken_env = \"A\"\npayments_per_minute = 0\n", 1, "at least 1"),
+        (
+            "\n[agents.a]\ntoken = \"secret\"\n",
+            2,
+            "unknown field `token`",
+        ),
+        (
+            "[agents.a]\ntoken_env = \"A\"\ntoken_file = \"f\"\n",
+            1,
+            "not both",
+        ),
+        (
+            "[agents.a]\ntoken_env = \"A\"\nbudget_sats = -1\n",
+            1,
+            "whole number",
+        ),
+        (
+            "[agents.a]\ntoken_env = \"A\"\npayments_per_minute = 0\n",
+            1,
+            "at least 1",
+        ),
     ] {
         let (s, _d) = resolve_with(Some(text), &[], &Overrides::default());
         match s {
-            Err(SettingsError::Parse { line: l, message, .. }) => {
+            Err(SettingsError::Parse {
+                line: l, message, ..
+            }) => {
                 assert_eq!(l, line, "{text:?}: {message}");
                 assert!(message.contains(words), "{text:?}: {message}");
                 assert!(!message.contains("secret"), "a value is quoted: {message}");
