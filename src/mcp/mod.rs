@@ -3,31 +3,33 @@
 //! HTTP and the legacy HTTP+SSE transport.
 //!
 //! This module owns the MCP face of the client and nothing else: every
-//! decision about money is the [`L402Client`](crate::client::L402Client)'s; a tool handler parses its
+//! decision about money is the [`L402Client`]'s; a tool handler parses its
 //! arguments, calls the client, and turns the answer (or the refusal) into a
 //! tool result. What is MCP-specific lives here:
 //!
-//! - **Sessions.** Each stdio process, and each MCP session on HTTP or SSE,
-//!   is one budget session with its own ledger row, named
-//!   `<session>-<transport>-<8 hex digits>` (`default-stdio-3f9a1c2e`). Each
-//!   starts with the operator's full session budget, and all the sessions
-//!   of one server process also share one pool (`<session>-server-<8 hex
-//!   digits>`), whose budget is the operator's server budget, by default
-//!   the session budget: any local process can open sessions, so sessions
-//!   must not be a way to open money. A restarted server starts a new pool;
-//!   the optional rolling 24-hour cap bounds all of them together.
-//! - **Progress and cancellation.** The payer is wrapped so that a
-//!   call that sent a progress token hears "paying" and "paid", and so that a
-//!   call cancelled before its payment starts never pays. A payment already
-//!   started completes and is recorded.
-//! - **Approval.** Above the operator's threshold, the MCP client's user is
-//!   asked through elicitation when the client supports it.
+//! - **Budgets.** A budget hangs on nothing an agent can mint. Each stdio
+//!   process is one budget session, on every revision. On HTTP and SSE at
+//!   2025-11-25 each MCP session is one, named
+//!   `<session>-<transport>-<8 hex digits>` (`default-http-3f9a1c2e`); the
+//!   sessionless 2026-07-28 calls on HTTP share one budget for the server.
+//!   All of these also share one pool (`<session>-server-<8 hex digits>`),
+//!   whose budget is the operator's server budget, by default the session
+//!   budget: any local process can open sessions, so sessions must not be a
+//!   way to open money. Agents the operator declares ([`Agent`]) pay from
+//!   their own budgets, found by their bearer tokens, outside the pool.
+//! - **Progress and cancellation.** The call's handle goes down with the
+//!   fetch, so that a call that sent a progress token hears "paying",
+//!   "paid" and "done", and a call cancelled before its payment starts
+//!   never pays. A payment already started completes and is recorded.
+//! - **Approval.** Above the operator's threshold a person is asked: at
+//!   2025-11-25 through form elicitation; at 2026-07-28 through
+//!   `input_required` and a URL-mode elicitation of the approval page
+//!   on 127.0.0.1, since that revision keeps what authorizes a
+//!   payment out of form mode.
 //!
-//! The server speaks the protocol revisions that have the `initialize`
-//! handshake (2024-11-05 up to 2025-11-25). Newer clients probe
-//! `server/discover`, see no 2026-07-28 in the answer, and fall back to the
-//! handshake: the session-less 2026-07-28 revision has no place for a
-//! per-session budget.
+//! The server speaks 2026-07-28 and the handshake revisions (2024-11-05 up
+//! to 2025-11-25) on stdio and Streamable HTTP; legacy SSE the handshake
+//! revisions only.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

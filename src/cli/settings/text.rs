@@ -33,6 +33,19 @@ pub fn default_file_text() -> String {
         };
         out.push_str(&format!("# {} = {}\n", m.key, s.toml().literal(&value)));
     }
+    out.push_str(
+        "\n# Agents of `serve --http`: each its own bearer token (from a file or the\n\
+         # environment, never written here), budget (ledger session agent-NAME) and\n\
+         # limits; a limit left out is the server's. With agents declared, every HTTP\n\
+         # request needs a token. Tables go after every setting above.\n\
+         # [agents.research]\n\
+         # token_file = \"research.token\"   # or token_env = \"RESEARCH_TOKEN\"\n\
+         # budget_sats = 2000\n\
+         # max_cost_sats = 100\n\
+         # max_fee_sats = 10\n\
+         # approve_above_sats = 500\n\
+         # payments_per_minute = 6\n",
+    );
     out
 }
 
