@@ -10,6 +10,9 @@
 - every skills/*/SKILL.md has YAML frontmatter whose `name` follows the
   Agent Skills rules (1-64 of a-z, 0-9 and single inner hyphens) and
   matches its directory, and whose `description` is 1-1024 characters;
+- the plugin's icon is a square PNG of 512 to 2048 px under 2 MB at the
+  `./` path plugin.json's `icon` names (what Claude Code's plugin directory
+  accepts; `claude plugin validate` checks only that one is there);
 - examples/agent.py compiles; examples/claude-code.sh parses (bash -n);
 - the README's links into examples/ and skills/ exist.
 
@@ -145,6 +148,28 @@ def check_client_config(path: Path) -> None:
             check_server(path, name, server)
 
 
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None if it is no PNG."""
+    head = path.read_bytes()[:24]
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def check_icon(dir_: Path, icon) -> None:
+    where = f"{rel(dir_ / 'plugin.json')}: icon"
+    if not check(isinstance(icon, str) and icon.startswith("./") and icon.endswith(".png"),
+                 f"{where} is a ./ path to a PNG (got {icon!r})"):
+        return
+    path = dir_.parent / icon
+    if not check(path.is_file(), f"{where} {icon} exists"):
+        return
+    size = png_size(path)
+    check(size is not None and size[0] == size[1] and 512 <= size[0] <= 2048,
+          f"{where} {icon} is a square PNG of 512 to 2048 px (got {size})")
+    check(path.stat().st_size < 2 * 1024 * 1024, f"{where} {icon} is under 2 MB")
+
+
 def check_plugin(dir_: Path) -> str | None:
     path = dir_ / "plugin.json"
     data = load_json(path)
@@ -160,6 +185,7 @@ def check_plugin(dir_: Path) -> str | None:
     if "author" in data:
         check(isinstance(data["author"], dict) and isinstance(data["author"].get("name"), str),
               f"{rel(path)}: author is an object with a name")
+    check_icon(dir_, data.get("icon"))
     servers = data.get("mcpServers")
     if isinstance(servers, str):  # a path to a .mcp.json
         check(servers.startswith("./") and (dir_.parent / servers).is_file(),
