@@ -734,12 +734,34 @@ async fn mcp_inspector_cli_lists_and_calls_tools() {
             .unwrap()
         }
     };
-    let listed = run(vec!["--method".into(), "tools/list".into()]).await;
+    // --strict: the Inspector lints the tool schemas for portability
+    // (nullable type arrays, untyped or boolean schemas, remote $refs) and
+    // reports each finding on stderr as "Warning: ..." or "Error: ..."
+    // (exit 6 for an error); a clean list prints nothing. Any finding
+    // fails here, warnings too.
+    let listed = run(vec![
+        "--method".into(),
+        "tools/list".into(),
+        "--strict".into(),
+    ])
+    .await;
     let text = String::from_utf8_lossy(&listed.stdout);
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(listed.status.success(), "{text}\n{stderr}");
+    let findings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("Warning:")
+                || l.starts_with("Error:")
+                || l.contains("Schema portability")
+                || l.contains(" warning across ")
+                || l.contains(" warnings across ")
+        })
+        .collect();
     assert!(
-        listed.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&listed.stderr)
+        findings.is_empty(),
+        "the Inspector's --strict schema lint found {}:\n{stderr}",
+        findings.len()
     );
     let v: serde_json::Value = serde_json::from_str(&text).expect("inspector prints JSON");
     let names: Vec<&str> = v["tools"]
