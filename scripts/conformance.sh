@@ -18,7 +18,8 @@
 #   scripts/conformance.sh --install       install if missing; print the install dir
 #   scripts/conformance.sh --path          print the install dir if installed, else exit 1
 #   scripts/conformance.sh --run [--binary PATH] [--url URL] [--keep DIR]
-#       start PATH (default target/debug/l402-mcp; `cargo build` first) as
+#       start PATH (default target/debug/l402-mcp, under $CARGO_TARGET_DIR if set;
+#       `cargo build` first) as
 #       `serve --http 127.0.0.1:<free port>` with a dev node that does not
 #       listen and a fresh data dir, run both revisions, stop it; --url tests a
 #       server already running instead; --keep DIR keeps the results there
@@ -75,7 +76,7 @@ cleanup() {
 }
 
 run() {
-  local binary="$here/target/debug/l402-mcp" url="" keep=""
+  local binary="${CARGO_TARGET_DIR:-$here/target}/debug/l402-mcp" url="" keep=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --binary) binary=$2; shift 2 ;;
