@@ -153,6 +153,7 @@ pub fn router_limited(
         .route("/message", post(sse::post))
         .with_state(sse_state)
         .nest_service("/mcp", streamable)
+        .layer(middleware::from_fn(super::wire::streamable_http))
         .layer(middleware::from_fn_with_state(Arc::new(cap), cap_sessions))
         .layer(middleware::from_fn_with_state(guard, check)))
 }

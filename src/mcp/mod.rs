@@ -59,6 +59,7 @@ mod render;
 mod schema;
 mod sse;
 mod tools;
+mod wire;
 
 pub use agents::{Agent, AgentError, MIN_TOKEN_CHARS as MIN_AGENT_TOKEN_CHARS};
 pub use http::{
@@ -297,7 +298,7 @@ impl McpServer {
         let handler = self.session("stdio");
         tracing::info!(session = handler.session_name(), "serving MCP on stdio");
         let running = handler
-            .serve(rmcp::transport::stdio())
+            .serve(wire::stdio())
             .await
             .map_err(|e| ServeError::Initialize(e.to_string()))?;
         let cancel = running.cancellation_token();

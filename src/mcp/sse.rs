@@ -8,6 +8,12 @@
 //! session; everything the server sends (responses, notifications,
 //! requests such as an approval prompt) comes back as a `message` event on
 //! the stream. Closing the stream ends the session.
+//!
+//! A posted message goes through the same check as on the other
+//! transports ([`super::wire`]): one the check refuses is answered with
+//! its JSON-RPC error on the stream when its id can be read (so that the
+//! client's pending request gets it, as any answer), else in a `400` to
+//! the post itself.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -31,6 +37,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::agents::Caller;
+use super::wire::{self, Verdict};
 use super::{McpServer, Transport as HandlerTransport};
 
 /// Messages queued per direction before the sender waits.
@@ -38,12 +45,22 @@ const QUEUE: usize = 64;
 /// A comment on an idle stream this often keeps proxies from closing it.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// The open SSE sessions: id to the queue of the session's inbound messages.
+/// The open SSE sessions: id to the session's queues.
 #[derive(Default)]
 pub(crate) struct SseSessions {
-    /// Each session's inbound queue, and whose session it is: a message
-    /// for it must come from the same caller.
-    map: Mutex<HashMap<String, (mpsc::Sender<ClientJsonRpcMessage>, Caller)>>,
+    map: Mutex<HashMap<String, Queues>>,
+}
+
+/// One session's queues: the inbound one to the rmcp service, and the
+/// outbound one to the event stream, for an answer the check gives itself
+/// (weak, so that the stream still ends when the service's sender goes).
+#[derive(Clone)]
+struct Queues {
+    /// Whose session it is: a message for it must come from the same
+    /// caller (the same agent's token).
+    caller: Caller,
+    inbound: mpsc::Sender<ClientJsonRpcMessage>,
+    outbound: mpsc::WeakSender<ServerJsonRpcMessage>,
 }
 
 impl SseSessions {
@@ -52,10 +69,7 @@ impl SseSessions {
         self.lock().len()
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (mpsc::Sender<ClientJsonRpcMessage>, Caller)>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Queues>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -127,7 +141,14 @@ pub(crate) async fn connect(
     let id = format!("{:032x}", rand::random::<u128>());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel::<ServerJsonRpcMessage>(QUEUE);
-    state.sessions.lock().insert(id.clone(), (in_tx, caller));
+    state.sessions.lock().insert(
+        id.clone(),
+        Queues {
+            caller,
+            inbound: in_tx,
+            outbound: out_tx.downgrade(),
+        },
+    );
 
     let handler = state.server.handler(HandlerTransport::Sse, Some(caller));
     tracing::info!(session = handler.session_name(), "SSE session opened");
@@ -194,31 +215,39 @@ pub(crate) async fn post(
     Query(q): Query<MessageQuery>,
     body: Bytes,
 ) -> Response {
-    let message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
-        Ok(m) => m,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("the body is not a JSON-RPC message: {e}"),
-            )
-                .into_response();
-        }
-    };
     let found = state
         .sessions
         .lock()
         .get(&q.session_id)
-        .filter(|(_, owner)| *owner == caller)
-        .map(|(tx, _)| tx.clone());
-    let Some(tx) = found else {
+        .filter(|queues| queues.caller == caller)
+        .cloned();
+    let Some(queues) = found else {
         return (
             StatusCode::NOT_FOUND,
             "no such session: open an event stream with GET /sse first",
         )
             .into_response();
     };
-    match tx.send(message).await {
+    let gone = || (StatusCode::GONE, "the session has ended").into_response();
+    let message = match wire::check(&body, wire::Scope::stream(true)) {
+        Verdict::Pass(m) => *m,
+        Verdict::Ignore => return StatusCode::ACCEPTED.into_response(),
+        Verdict::Refuse(refusal) => {
+            tracing::debug!(code = refusal.code.0, id = %refusal.id, "{}", refusal.message);
+            let Some(answer) = refusal.to_message() else {
+                return refusal.into_http_with_status(StatusCode::BAD_REQUEST);
+            };
+            let Some(outbound) = queues.outbound.upgrade() else {
+                return gone();
+            };
+            return match outbound.send(answer).await {
+                Ok(()) => StatusCode::ACCEPTED.into_response(),
+                Err(_) => gone(),
+            };
+        }
+    };
+    match queues.inbound.send(message).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(_) => (StatusCode::GONE, "the session has ended").into_response(),
+        Err(_) => gone(),
     }
 }

@@ -17,6 +17,7 @@ mod listen;
 mod lnd;
 mod macaroon_interop;
 mod mcp;
+mod mcp_wire;
 mod nwc;
 mod nwc_payer;
 mod payment_interop;
