@@ -270,13 +270,25 @@ fn malformed_params(
     // `initialize` opens a session, so it is never left to the session
     // check. A 2026-07-28 request is ours once its headers agree with it;
     // any other is ours inside a session.
-    let ours = method == "initialize"
-        || match request_version(params) {
+    // At 2026-07-28 `initialize` is a removed method, and rmcp answers it
+    // so (-32601, 404 on HTTP): a request that names that revision, in its
+    // `_meta` or its `MCP-Protocol-Version` header, is left to it.
+    let sessionless = request_version(params).is_some_and(|v| v >= NO_INITIALIZE)
+        || scope
+            .headers
+            .and_then(|h| h.get("mcp-protocol-version"))
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() >= NO_INITIALIZE);
+    let ours = if method == "initialize" {
+        !sessionless
+    } else {
+        match request_version(params) {
             Some(version) => scope
                 .headers
                 .is_none_or(|h| headers_agree(h, version, method)),
             None => scope.in_session,
-        };
+        }
+    };
     if !ours {
         return None;
     }
@@ -290,6 +302,9 @@ fn malformed_params(
         describe_params(method, params),
     ))
 }
+
+/// The first revision without `initialize`.
+const NO_INITIALIZE: &str = "2026-07-28";
 
 /// The protocol revision `params._meta` names, as every 2026-07-28
 /// request does.
@@ -1109,6 +1124,12 @@ mod tests {
             refused(r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#, false),
             (-32602, json!(1))
         );
+        // ...but at 2026-07-28 it is a removed method, rmcp's to answer
+        // (-32601; 404 on HTTP), as the conformance suite checks.
+        assert!(passes(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+            false
+        ));
     }
 
     #[test]
