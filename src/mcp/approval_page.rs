@@ -16,12 +16,16 @@
 //! - **one-time**: an approval pays once, a decision is final;
 //! - **expiring**: undecided after the approval timeout, it counts as
 //!   declined;
-//! - **secret**: its URL holds 128 random bits, and the page answers only
+//! - **secret**: its URL holds 128 random bits (not the `requestState`
+//!   handle the client echoes), and the page answers only
 //!   loopback `Host` names (no DNS rebinding), refuses a POST from another
 //!   origin, and cannot be framed.
 //!
 //! The agent itself cannot reach the page through `l402_fetch`: loopback
-//! addresses are refused by the address policy.
+//! addresses are refused by the address policy. An agent that can also run
+//! commands on this machine (a shell tool) could reach any local page, as
+//! it could reach the wallet's own files: the page keeps the decision out
+//! of the MCP client and the model's tools, not out of a local shell.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,7 +58,11 @@ pub(crate) enum Decision {
 
 /// One payment waiting for a person.
 pub(crate) struct Pending {
+    /// The handle the client echoes back (`requestState`).
     pub id: String,
+    /// The secret in the page's URL: another 128 random bits, so that the
+    /// handle the client carries does not open the page.
+    page: String,
     /// The budget session it would pay from.
     pub scope: String,
     /// Digest of the tool call's arguments.
@@ -194,8 +202,10 @@ impl Desk {
     ) -> Result<(Arc<Pending>, String), String> {
         let addr = self.page().await?;
         let id = format!("{:032x}", rand::random::<u128>());
+        let page = format!("{:032x}", rand::random::<u128>());
         let pending = Arc::new(Pending {
             id: id.clone(),
+            page: page.clone(),
             scope: scope.to_string(),
             args,
             url: r.url.clone(),
@@ -221,12 +231,21 @@ impl Desk {
             }
             map.insert(id.clone(), pending.clone());
         }
-        Ok((pending, format!("http://{addr}/approve/{id}")))
+        Ok((pending, format!("http://{addr}/approve/{page}")))
     }
 
-    /// The pending approval `id`, if it is known and not expired.
+    /// The pending approval whose handle is `id`, if it is known and not
+    /// expired.
     pub fn get(&self, id: &str) -> Option<Arc<Pending>> {
         self.lock().get(id).filter(|p| !p.expired()).cloned()
+    }
+
+    /// The pending approval whose page is `page`, likewise.
+    fn by_page(&self, page: &str) -> Option<Arc<Pending>> {
+        self.lock()
+            .values()
+            .find(|p| p.page == page && !p.expired())
+            .cloned()
     }
 
     async fn page(self: &Arc<Self>) -> Result<SocketAddr, String> {
@@ -293,7 +312,11 @@ impl PageState {
     }
 }
 
-async fn show(State(s): State<PageState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn show(
+    State(s): State<PageState>,
+    Path(page_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !s.host_ok(&headers) {
         return page(
             StatusCode::FORBIDDEN,
@@ -301,7 +324,7 @@ async fn show(State(s): State<PageState>, Path(id): Path<String>, headers: Heade
             "<p>This page answers on its own address only.</p>",
         );
     }
-    let Some(p) = s.desk.get(&id) else {
+    let Some(p) = s.desk.by_page(&page_id) else {
         return gone();
     };
     let state = p.decision.borrow().clone();
@@ -313,7 +336,7 @@ async fn show(State(s): State<PageState>, Path(id): Path<String>, headers: Heade
 
 async fn decide(
     State(s): State<PageState>,
-    Path(id): Path<String>,
+    Path(page_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -324,7 +347,7 @@ async fn decide(
             "<p>Decide on the page itself.</p>",
         );
     }
-    let Some(p) = s.desk.get(&id) else {
+    let Some(p) = s.desk.by_page(&page_id) else {
         return gone();
     };
     let choice = url::form_urlencoded::parse(&body)
@@ -466,6 +489,10 @@ mod tests {
         let desk = Desk::new(Duration::from_secs(30));
         let (p, url) = desk.open("s", [0; 32], &request()).await.unwrap();
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        assert!(
+            !url.contains(&p.id),
+            "the handle the client carries does not open the page"
+        );
         assert_eq!(p.decide(Decision::Approved), Decision::Approved);
         assert_eq!(
             p.decide(Decision::Declined("late".into())),
@@ -497,6 +524,7 @@ mod tests {
         let r = request();
         let p = Pending {
             id: "i".into(),
+            page: "p".into(),
             scope: "s".into(),
             args: [0; 32],
             url: r.url.clone(),

@@ -786,7 +786,10 @@ async fn config_init_and_show_list_the_same_settings_and_a_bad_flag_names_itself
     let init = run(&strings(&["config", "init", "--config", &file_arg]), &[]).await;
     assert_code(&init, 0);
     let text = std::fs::read_to_string(&file).unwrap();
-    let commented: Vec<&str> = text
+    // The settings, before the example [agents.NAME] table at the end.
+    let settings_part = text.split("\n# Agents of").next().unwrap();
+    assert!(text.contains("# [agents.research]"), "{text}");
+    let commented: Vec<&str> = settings_part
         .lines()
         .filter_map(|l| l.strip_prefix("# ")?.split_once(" = ").map(|(k, _)| k))
         .collect();
