@@ -96,7 +96,7 @@ pub struct Gateway {
     spent: Arc<dyn SpentSet>,
     verified: verified::VerifiedCache,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
-    upstream: reqwest::Client,
+    upstream: proxy::Upstreams,
     clock: Clock,
 }
 
@@ -142,12 +142,9 @@ impl Gateway {
         let burst = NonZeroU32::new(config.rate_limit.burst)
             .ok_or_else(|| ConfigError::Invalid("burst must be at least 1".into()))?;
         let limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst));
-        let upstream = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(config.limits.request_timeout_secs))
-            .build()
-            .map_err(|e| GatewayError::Http(e.to_string()))?;
+        let upstream =
+            proxy::Upstreams::new(Duration::from_secs(config.limits.request_timeout_secs))
+                .map_err(|e| GatewayError::Http(e.to_string()))?;
         Ok(Gateway {
             config,
             payment_key: payment::challenge_key(&root_key),

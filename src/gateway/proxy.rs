@@ -2,14 +2,91 @@
 //! does, streaming both bodies. The client's `Authorization` header (its
 //! L402 credential) never goes upstream, nor do hop-by-hop headers.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, Uri, header};
 use axum::response::Response;
 use futures_util::TryStreamExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 use super::Gateway;
 use super::paywall::json_error;
+
+/// The clients that reach upstreams. Plain `http://` upstreams (the usual
+/// case: the API beside the gateway) go through hyper's pooled client
+/// directly, with the request's own body type and no URL parsing beyond
+/// [`Uri`]'s, which is where a proxied request spends the least; `https://`
+/// ones through reqwest with rustls.
+#[derive(Debug, Clone)]
+pub(super) struct Upstreams {
+    plain: Client<HttpConnector, Body>,
+    tls: reqwest::Client,
+    /// How long a whole answer may take, body included.
+    timeout: Duration,
+}
+
+impl Upstreams {
+    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_nodelay(true);
+        let plain = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(http);
+        let tls = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(timeout)
+            .build()?;
+        Ok(Upstreams {
+            plain,
+            tls,
+            timeout,
+        })
+    }
+}
+
+/// A body that fails once its deadline passes: the upstream's answer, body
+/// included, is bounded by the request timeout as the head is.
+struct Timed<B> {
+    inner: B,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> hyper::body::Body for Timed<B>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(
+                "the upstream's answer took longer than the request timeout".into(),
+            )));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// plus the credential.
@@ -26,13 +103,18 @@ const DROPPED: [HeaderName; 9] = [
 ];
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    // Also drop whatever the Connection header names as hop-by-hop.
-    let named: Vec<String> = from
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .collect();
+    // Also drop whatever the Connection header names as hop-by-hop (read
+    // only when there is one: the hot path allocates nothing for it).
+    let named: Vec<String> = if from.contains_key(header::CONNECTION) {
+        from.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    to.reserve(from.len());
     for (name, value) in from {
         if DROPPED.contains(name)
             || name.as_str() == "keep-alive"
@@ -67,12 +149,16 @@ pub(super) async fn forward(
     req: Request,
 ) -> Result<Response, Response> {
     let url = upstream_url(upstream, path, &req);
+    if url.starts_with("http://") {
+        return forward_plain(gw, upstream, &url, req).await;
+    }
     let (parts, body) = req.into_parts();
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
     let stream = body.into_data_stream();
     let request = gw
         .upstream
+        .tls
         .request(parts.method.clone(), &url)
         .headers(headers)
         .body(reqwest::Body::wrap_stream(stream));
@@ -81,18 +167,7 @@ pub(super) async fn forward(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(upstream = %upstream, error = %e, "upstream request failed");
-            let (status, sentence) = if e.is_timeout() {
-                (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "The upstream service did not answer in time.",
-                )
-            } else {
-                (
-                    StatusCode::BAD_GATEWAY,
-                    "The upstream service could not be reached.",
-                )
-            };
-            return Err(json_error(status, sentence));
+            return Err(unreachable(e.is_timeout()));
         }
     };
 
@@ -103,5 +178,61 @@ pub(super) async fn forward(
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = resp_headers;
+    Ok(resp)
+}
+
+/// The answer when the upstream could not be reached or did not answer.
+fn unreachable(timeout: bool) -> Response {
+    if timeout {
+        json_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The upstream service did not answer in time.",
+        )
+    } else {
+        json_error(
+            StatusCode::BAD_GATEWAY,
+            "The upstream service could not be reached.",
+        )
+    }
+}
+
+/// [`forward`] to an `http://` upstream through hyper's pooled client.
+async fn forward_plain(
+    gw: &Gateway,
+    upstream: &str,
+    url: &str,
+    req: Request,
+) -> Result<Response, Response> {
+    let uri: Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(upstream = %upstream, error = %e, "upstream URL does not parse");
+            return Err(unreachable(false));
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let mut out = axum::http::Request::new(body);
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = uri;
+    copy_headers(&parts.headers, out.headers_mut());
+    let deadline = tokio::time::Instant::now() + gw.upstream.timeout;
+    let answer = match tokio::time::timeout_at(deadline, gw.upstream.plain.request(out)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!(upstream = %upstream, error = %e, "upstream request failed");
+            return Err(unreachable(false));
+        }
+        Err(_) => {
+            tracing::warn!(upstream = %upstream, "upstream request timed out");
+            return Err(unreachable(true));
+        }
+    };
+    let (parts, incoming) = answer.into_parts();
+    let mut resp = Response::new(Body::new(Timed {
+        inner: incoming,
+        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+    }));
+    *resp.status_mut() = parts.status;
+    copy_headers(&parts.headers, resp.headers_mut());
     Ok(resp)
 }

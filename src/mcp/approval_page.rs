@@ -229,7 +229,7 @@ impl Desk {
                     p.decline("too many approvals were pending");
                 }
             }
-            map.insert(id.clone(), pending.clone());
+            map.insert(id, pending.clone());
         }
         Ok((pending, format!("http://{addr}/approve/{page}")))
     }
