@@ -816,6 +816,40 @@ mod tests {
     }
 
     #[test]
+    fn the_replica_settings_parse_and_a_key_path_is_relative_to_the_file() {
+        let c = GatewayConfig::from_toml("").unwrap();
+        assert!(matches!(c.spent_set, SpentSetBackend::Local));
+        assert!(c.root_key_file.is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(
+            &path,
+            "root_key_file = \"keys/root\"\nspent_set = \"redis://:pw@10.0.0.5:6379/3\"\n",
+        )
+        .unwrap();
+        let c = GatewayConfig::from_file(&path).unwrap();
+        assert_eq!(c.root_key_file, Some(dir.path().join("keys/root")));
+        assert_eq!(c.spent_set.to_string(), "redis://:***@10.0.0.5:6379/3");
+        std::fs::write(
+            &path,
+            "root_key_file = \"/etc/l402/root\"\nspent_set = \"local\"\n",
+        )
+        .unwrap();
+        let c = GatewayConfig::from_file(&path).unwrap();
+        assert_eq!(
+            c.root_key_file.as_deref(),
+            Some(Path::new("/etc/l402/root"))
+        );
+        assert!(matches!(c.spent_set, SpentSetBackend::Local));
+
+        let err = GatewayConfig::from_toml("spent_set = \"rediss://h:6380\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("asks for TLS"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = GatewayConfig::from_toml("lisen = \"127.0.0.1:1\"\n").unwrap_err();
         assert!(matches!(err, ConfigError::Parse { .. }), "{err}");

@@ -104,13 +104,19 @@ impl FromStr for RedisUrl {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let url = url::Url::parse(s).map_err(|_| {
+        let neither = || {
             SpentSetParseError(
-                "the spent-set is neither `local` nor a Redis URL such as \
-                 redis://127.0.0.1:6379/0 (or redis+unix:///path/to/redis.sock)"
+                "the spent-set is neither `local` nor a Redis URL; write it as \
+                 redis://host[:port][/db], such as redis://127.0.0.1:6379/0 (or \
+                 redis+unix:///path/to/redis.sock)"
                     .into(),
             )
-        })?;
+        };
+        // `host:port` alone would parse as a URL whose scheme is the host.
+        if !s.contains("://") {
+            return Err(neither());
+        }
+        let url = url::Url::parse(s).map_err(|_| neither())?;
         let shown = redacted(&url);
         match url.scheme() {
             "redis" | "valkey" | "redis+unix" | "valkey+unix" | "unix" => {}
@@ -161,13 +167,21 @@ fn redacted(url: &url::Url) -> String {
     shown.to_string()
 }
 
-/// A Redis error as a short phrase (its kind and detail; Redis never puts
-/// the password in one).
+/// A Redis error as a short phrase (Redis never puts the password in
+/// one). The crate's `"<description> - <KindName>: <detail>"` loses its
+/// Rust kind name.
 fn describe(e: &RedisError) -> String {
     if e.is_timeout() {
         return "no answer in time".into();
     }
-    e.to_string()
+    let text = e.to_string();
+    match text.split_once(" - ") {
+        Some((what, rest)) => match rest.split_once(": ") {
+            Some((_, detail)) => format!("{what}: {detail}"),
+            None => what.to_string(),
+        },
+        None => text,
+    }
 }
 
 /// The spent-set in Redis. Clones share one connection.
@@ -214,7 +228,17 @@ impl RedisSpentSet {
         )
         .await
         .map_err(|_| unreachable("no connection in time".into()))?
-        .map_err(|e| unreachable(describe(&e)))?;
+        .map_err(|e| {
+            if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code().is_some() {
+                fail(format!(
+                    "Redis refused the connection ({}); check the user and password in \
+                     the URL (redis://user:password@host:port)",
+                    describe(&e)
+                ))
+            } else {
+                unreachable(describe(&e))
+            }
+        })?;
         let pong = tokio::time::timeout(
             DEFAULT_REDIS_OPERATION_TIMEOUT,
             redis::cmd("PING").query_async::<String>(&mut conn),
@@ -424,8 +448,10 @@ mod tests {
             ("http://:pw@h:6380", "has the scheme \"http\""),
             ("redis://:pw@h:6380/x", "is not a usable Redis URL"),
             ("redis://:pw@0.0.0.0:6380", "is not a usable Redis URL"),
-            ("127.0.0.1:6379", "has the scheme \"127.0.0.1\""),
+            ("127.0.0.1:6379", "neither `local` nor a Redis URL"),
+            ("localhost:6379", "neither `local` nor a Redis URL"),
             ("not a url", "neither `local` nor a Redis URL"),
+            ("redis://", "is not a usable Redis URL"),
         ] {
             let err = text.parse::<RedisUrl>().unwrap_err().to_string();
             assert!(err.contains(want), "{text}: {err}");

@@ -562,6 +562,7 @@ async fn a_dead_redis_fails_single_use_closed_while_reusable_tokens_keep_working
     for base in [&a.base, &b.base] {
         let started = Instant::now();
         let took = refused_unavailable(generate(&client, base, &fresh).await, started).await;
+        eprintln!("{base}: 503 after {took:?} with Redis dead");
         assert!(
             took < DEFAULT_REDIS_OPERATION_TIMEOUT + Duration::from_secs(2),
             "a dead Redis held the request {took:?}"
@@ -658,6 +659,7 @@ async fn a_stalled_redis_is_a_503_in_bounded_time_and_the_unseen_claim_is_undone
     redis.signal("-STOP");
     let started = Instant::now();
     let took = refused_unavailable(generate(&client, &a.base, &token).await, started).await;
+    eprintln!("503 after {took:?} with Redis stopped");
     assert!(
         took < DEFAULT_REDIS_OPERATION_TIMEOUT + Duration::from_secs(2),
         "a hanging Redis held the request {took:?}"
@@ -758,7 +760,9 @@ fn a_replica_refuses_to_start_on_a_key_or_spent_set_it_cannot_use() {
     let good = key_file(d, "good", KEY);
     let missing = d.join("missing");
     let dead = format!("redis://127.0.0.1:{}", free_port());
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, String)> = vec![
+    // (flags, environment, the one line on stderr)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, String);
+    let cases: Vec<Case> = vec![
         #[cfg(unix)]
         (
             vec!["--root-key-file", loose.to_str().unwrap()],
