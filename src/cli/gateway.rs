@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use l402_mcp::gateway::{self, Gateway, GatewayConfig};
+use l402_mcp::l402::RootKey;
 use l402_mcp::lightning::dev::{self, DevNode};
 use l402_mcp::lightning::lnd::DEFAULT_PAYMENT_TIMEOUT;
 use l402_mcp::lightning::{Invoicer, Network};
@@ -31,10 +32,29 @@ pub struct GatewayArgs {
     #[arg(long, env = "L402_GATEWAY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Where the root key lives [default: the platform data dir, e.g.
-    /// ~/.local/share/l402-mcp].
+    /// Where the root key and the local spent-set live [default: the
+    /// platform data dir, e.g. ~/.local/share/l402-mcp].
     #[arg(long, env = "L402_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// The root key file every replica shares: 64 hex digits, mode 0600,
+    /// never created (`(umask 077; openssl rand -hex 32 > FILE)`) [default:
+    /// the config's `root_key_file`, else `gateway-root-key` in the data
+    /// dir, created on first start]. Or give the key itself in
+    /// L402_GATEWAY_ROOT_KEY (64 hex digits).
+    #[arg(long, env = "L402_GATEWAY_ROOT_KEY_FILE", value_name = "FILE")]
+    root_key_file: Option<PathBuf>,
+
+    /// Where single-use tokens are remembered: `local` (a file in the data
+    /// dir) or `redis://host[:port][/db]`, one Redis shared by every
+    /// replica [default: the config's `spent_set`, else local].
+    #[arg(
+        long,
+        env = "L402_GATEWAY_SPENT_SET",
+        hide_env_values = true,
+        value_name = "local|URL"
+    )]
+    spent_set: Option<String>,
 
     // --lnd-host, --lnd-tls-cert, --lnd-macaroon, --network: the client's
     // settings, resolved (env, then flag) and parsed as the client's are.
@@ -146,8 +166,17 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let data_dir = args.data_dir.unwrap_or_else(gateway::default_data_dir);
-    let root_key = gateway::load_or_create_root_key(&data_dir)?;
+    if let Some(spent_set) = &args.spent_set {
+        config.spent_set = spent_set
+            .parse()
+            .with_context(|| "--spent-set (or L402_GATEWAY_SPENT_SET) is unusable")?;
+    }
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(gateway::default_data_dir);
+    let env_key = settings::process_env(gateway::ROOT_KEY_ENV);
+    let (root_key, key_from) = root_key(&args, &config, env_key.as_deref(), &data_dir)?;
 
     // The invoicer: lnd when configured (checked with GetInfo), else the
     // embedded dev node, whose settlement routes are then served too.
@@ -169,10 +198,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     if dev_node.is_some() {
         check_dev_node_listener(listen, args.dev_node_public)?;
     }
-    // Single-use tokens are remembered in the data directory, so that a
-    // restart does not make a used one good again.
-    let spent = gateway::SqliteSpentSet::open_in(&data_dir)?;
-    let gw = Arc::new(Gateway::new(config, root_key, invoicer)?.with_spent_set(Arc::new(spent)));
+    // Single-use tokens are remembered in the data directory (so that a
+    // restart does not make a used one good again) or in the Redis every
+    // replica shares.
+    let spent_set = config.spent_set.clone();
+    let spent = spent_set.open(&data_dir).await?;
+    tracing::info!(root_key = %key_from, spent_set = %spent_set, "gateway state");
+    let gw = Arc::new(Gateway::new(config, root_key, invoicer)?.with_spent_set(spent));
     let mut app = gw.clone().router();
     if let Some(node) = &dev_node {
         app = app.merge(dev::router(node.clone()));
@@ -185,6 +217,44 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     gateway::serve(listener, gw, app, super::shutdown_signal()).await?;
     tracing::info!("gateway stopped");
     Ok(EXIT_OK)
+}
+
+/// Where the root key comes from, first given wins: the key itself in
+/// L402_GATEWAY_ROOT_KEY, a key file (`--root-key-file`, its env, then the
+/// config's `root_key_file`), the data directory's own key. The variable
+/// and the flag (or its variable) together are refused: which one is
+/// meant cannot be guessed, and replicas that guess differently refuse
+/// each other's tokens. Returns the key and, for the log, where it came
+/// from (never the key).
+fn root_key(
+    args: &GatewayArgs,
+    config: &GatewayConfig,
+    env_key: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(RootKey, String)> {
+    let var = gateway::ROOT_KEY_ENV;
+    match (env_key, &args.root_key_file, &config.root_key_file) {
+        (Some(_), Some(file), _) => anyhow::bail!(
+            "the root key is given twice, in {var} and as the file {} (--root-key-file or \
+             L402_GATEWAY_ROOT_KEY_FILE); keep one",
+            file.display()
+        ),
+        (Some(hex), None, _) => Ok((
+            gateway::root_key_from_env(var, hex)?,
+            format!("the environment variable {var}"),
+        )),
+        (None, Some(file), _) | (None, None, Some(file)) => Ok((
+            gateway::load_root_key_file(file)?,
+            format!("the file {}", file.display()),
+        )),
+        (None, None, None) => Ok((
+            gateway::load_or_create_root_key(data_dir)?,
+            format!(
+                "the file {}",
+                data_dir.join(gateway::ROOT_KEY_FILE).display()
+            ),
+        )),
+    }
 }
 
 /// The dev node settles any invoice for free over `POST /dev/pay` on the
@@ -220,6 +290,9 @@ fn print_banner(gw: &Gateway, addr: SocketAddr, lnd: Option<(&LndSettings, Netwo
         None => {
             say_err!("l402-mcp gateway listening on http://{addr} (dev Lightning node, regtest)");
         }
+    }
+    if let gateway::SpentSetBackend::Redis(url) = &gw.config().spent_set {
+        say_err!("  single-use tokens: shared in {url}");
     }
     for r in &gw.config().routes {
         let price = if r.free {

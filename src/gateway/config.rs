@@ -18,6 +18,8 @@
 //! | setting | default | why |
 //! |---|---|---|
 //! | `listen` | `127.0.0.1:8402` | loopback unless the operator opens it up |
+//! | `root_key_file` | none: `gateway-root-key` in the data directory, created on first start | replicas share one key file the operator made (relative to this file; mode 0600; never created) |
+//! | `spent_set` | `local`: `gateway-spent.sqlite` in the data directory | `redis://host[:port][/db]` shares single-use tokens between replicas |
 //! | `invoice_expiry_secs` | 600 | long enough for a person to approve a payment |
 //! | `rate_limit.challenges_per_minute` | 60 per client IP | each challenge signs an invoice; a flood must not exhaust the node |
 //! | `rate_limit.burst` | 20 | an agent's first burst of calls is not throttled |
@@ -31,10 +33,11 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::SpentSetBackend;
 use crate::listen::ConnectionLimits;
 pub use crate::listen::{DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS};
 
@@ -101,6 +104,13 @@ pub struct GatewayConfig {
     /// Where to listen.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The root key file replicas share (64 hex digits, mode 0600); in
+    /// the file, relative to it. `None`: the data directory's own key.
+    #[serde(default)]
+    pub root_key_file: Option<PathBuf>,
+    /// Where single-use tokens are remembered.
+    #[serde(default)]
+    pub spent_set: SpentSetBackend,
     /// Seconds an invoice stays payable.
     #[serde(default = "default_invoice_expiry")]
     pub invoice_expiry_secs: u64,
@@ -390,6 +400,8 @@ impl GatewayConfig {
         use TokenPolicy::*;
         GatewayConfig {
             listen: default_listen(),
+            root_key_file: None,
+            spent_set: SpentSetBackend::Local,
             invoice_expiry_secs: DEFAULT_INVOICE_EXPIRY_SECS,
             rate_limit: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
@@ -448,13 +460,21 @@ impl GatewayConfig {
                 },
             }
         })?;
-        Self::from_toml(&text).map_err(|e| match e {
+        let mut config = Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),
                 message,
             },
             other => other,
-        })
+        })?;
+        // A path in the file is relative to the file.
+        if let Some(key) = &config.root_key_file
+            && key.is_relative()
+        {
+            let base = path.parent().unwrap_or_else(|| Path::new(""));
+            config.root_key_file = Some(base.join(key));
+        }
+        Ok(config)
     }
 
     /// Parses and checks TOML text. A file with no routes gets the demo set.
@@ -793,6 +813,40 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("a free route takes no credential"), "{err}");
+    }
+
+    #[test]
+    fn the_replica_settings_parse_and_a_key_path_is_relative_to_the_file() {
+        let c = GatewayConfig::from_toml("").unwrap();
+        assert!(matches!(c.spent_set, SpentSetBackend::Local));
+        assert!(c.root_key_file.is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(
+            &path,
+            "root_key_file = \"keys/root\"\nspent_set = \"redis://:pw@10.0.0.5:6379/3\"\n",
+        )
+        .unwrap();
+        let c = GatewayConfig::from_file(&path).unwrap();
+        assert_eq!(c.root_key_file, Some(dir.path().join("keys/root")));
+        assert_eq!(c.spent_set.to_string(), "redis://:***@10.0.0.5:6379/3");
+        std::fs::write(
+            &path,
+            "root_key_file = \"/etc/l402/root\"\nspent_set = \"local\"\n",
+        )
+        .unwrap();
+        let c = GatewayConfig::from_file(&path).unwrap();
+        assert_eq!(
+            c.root_key_file.as_deref(),
+            Some(Path::new("/etc/l402/root"))
+        );
+        assert!(matches!(c.spent_set, SpentSetBackend::Local));
+
+        let err = GatewayConfig::from_toml("spent_set = \"rediss://h:6380\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("asks for TLS"), "{err}");
     }
 
     #[test]

@@ -20,19 +20,30 @@ mod demo;
 mod payment;
 mod paywall;
 mod proxy;
+mod root_key;
 mod spent;
+mod spent_redis;
 mod verified;
 
 pub use config::{
     AuthScheme, ConfigError, DEFAULT_LISTEN, DemoContent, GatewayConfig, LimitsConfig, PathMatch,
     RateLimitConfig, RouteConfig, TokenPolicy,
 };
-pub use spent::{MemorySpentSet, SPENT_SET_FILE, SpentSet, SpentSetError, SqliteSpentSet};
+pub use root_key::{
+    ROOT_KEY_ENV, ROOT_KEY_FILE, load_or_create_root_key, load_root_key_file, root_key_from_env,
+};
+pub use spent::{
+    MemorySpentSet, SPENT_SET_FILE, SpentSet, SpentSetBackend, SpentSetError, SpentSetParseError,
+    SqliteSpentSet,
+};
+pub use spent_redis::{
+    DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_OPERATION_TIMEOUT, DEFAULT_REDIS_RESPONSE_TIMEOUT,
+    REDIS_CLOCK_SKEW_MARGIN_SECS, REDIS_KEY_PREFIX, RedisSpentSet, RedisUrl,
+};
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,9 +52,6 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::l402::RootKey;
 use crate::lightning::Invoicer;
-
-/// Name of the root key file in the data directory.
-pub const ROOT_KEY_FILE: &str = "gateway-root-key";
 
 /// Credentials whose signature check is remembered (per generation): an
 /// entry is about 1 KiB, so at most ~32 MiB.
@@ -61,6 +69,14 @@ pub enum GatewayError {
         /// The file.
         path: PathBuf,
         /// What went wrong, and what to do.
+        message: String,
+    },
+    /// The root key given in an environment variable is not a key.
+    #[error("the environment variable {var} {message}")]
+    RootKeyVar {
+        /// The variable.
+        var: String,
+        /// What is wrong with its value (never the value), and what to do.
         message: String,
     },
     /// The spent-set of single-use tokens could not be opened.
@@ -222,71 +238,6 @@ pub async fn serve(
     let result = crate::listen::serve(listener, app, limits, shutdown).await;
     housekeeping.abort();
     result
-}
-
-/// Reads the root key from `<data_dir>/gateway-root-key`, or creates it
-/// (32 random bytes, hex, mode 0600) on first start. A key file readable by
-/// others is refused, as ssh refuses a loose private key.
-pub fn load_or_create_root_key(data_dir: &Path) -> Result<RootKey, GatewayError> {
-    let path = data_dir.join(ROOT_KEY_FILE);
-    let fail = |message: String| GatewayError::RootKey {
-        path: path.clone(),
-        message,
-    };
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| fail(format!("cannot create the data directory: {e}")))?;
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            check_private(&path).map_err(fail)?;
-            let mut key = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
-                fail(
-                    "is not 64 hex digits; restore it from a backup, or delete it to start \
-                      over (every token sold so far is then revoked)"
-                        .to_string(),
-                )
-            })?;
-            Ok(RootKey(key))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = RootKey::random();
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut file = opts
-                .open(&path)
-                .map_err(|e| fail(format!("cannot create: {e}")))?;
-            file.write_all(format!("{}\n", hex::encode(key.0)).as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| fail(format!("cannot write: {e}")))?;
-            tracing::info!(path = %path.display(), "created a new gateway root key");
-            Ok(key)
-        }
-        Err(e) => Err(fail(format!("cannot read: {e}"))),
-    }
-}
-
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| format!("cannot stat: {e}"))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "is readable by other users (mode {:o}); run `chmod 600 {}`",
-            mode & 0o777,
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), String> {
-    Ok(())
 }
 
 /// The platform data directory for l402-mcp (`~/.local/share/l402-mcp` on

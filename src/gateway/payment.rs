@@ -313,6 +313,32 @@ pub(super) fn verify(
     })
 }
 
+/// A 503 on the `Payment` path: the gateway could not tell whether the
+/// credential was used (its spent-set failed), so it was not. An RFC 9457
+/// document as every other answer there, of type `about:blank` (the
+/// drafts define no type for a server that cannot decide; `about:blank`
+/// says the status is the whole story), with the gateway's usual
+/// `error` member holding the same sentence, and no fresh challenge: the
+/// client should present the same credential again later.
+pub(super) fn unavailable(detail: &str) -> Response {
+    let body = json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": detail,
+        "error": detail,
+    });
+    let mut resp = Response::new(axum::body::Body::from(body.to_string()));
+    *resp.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// Adds the receipt of a paid 2xx answer: `Payment-Receipt` and
 /// `Cache-Control: private` (a paid answer and its receipt are this
 /// client's only; an upstream's `no-store` or `private`, which say as

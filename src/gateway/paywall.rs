@@ -382,10 +382,9 @@ async fn pay_by_payment(
             );
             fresh_challenge(gw, route, ip, deadline, Some(problem)).await
         }
-        Err(Once::Unavailable) => json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
+        Err(Once::Unavailable) => payment::unavailable(
             "The gateway cannot check whether the Payment credential was used right now; \
-             it was not used. Retry later.",
+             it was not used. Present it again later.",
         ),
     }
 }

@@ -9,16 +9,21 @@
 //! the holder can try again.
 //!
 //! The trait has the shape of a shared store's primitives (Redis `SET NX`
-//! with an expiry, `DEL`), so replicas can share one later. Two backends
-//! here: [`SqliteSpentSet`], a small file in the gateway's data directory
-//! that survives restarts (what `l402-mcp gateway` uses), and
+//! with an expiry, `DEL`). Three backends: [`SqliteSpentSet`], a small
+//! file in the gateway's data directory that survives restarts (what
+//! `l402-mcp gateway` uses by default); [`RedisSpentSet`](super::RedisSpentSet),
+//! one Redis shared by replicas (`--spent-set redis://…`); and
 //! [`MemorySpentSet`] for tests and embedders that accept losing the set on
-//! restart.
+//! restart. [`SpentSetBackend`] names the first two, as the gateway's
+//! `--spent-set` and `spent_set` setting spell them.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use super::spent_redis::{RedisSpentSet, RedisUrl};
 use crate::lightning::PaymentHash;
 
 /// Name of the spent-set file in the gateway's data directory.
@@ -33,6 +38,65 @@ pub struct SpentSetError {
     pub store: String,
     /// What went wrong.
     pub message: String,
+}
+
+/// A spent-set setting that names no spent-set: the sentence says why (it
+/// never shows a password the value held).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpentSetParseError(pub(crate) String);
+
+/// Which spent-set the gateway keeps single-use tokens in: `local` (the
+/// default: [`SqliteSpentSet`] in the data directory, for one gateway or
+/// replicas sharing that directory on one machine) or a Redis URL
+/// (`redis://host[:port][/db]`: [`RedisSpentSet`], shared by replicas on
+/// any machine). `Display` shows the URL without its password.
+#[derive(Debug, Clone, Default)]
+pub enum SpentSetBackend {
+    /// `<data_dir>/gateway-spent.sqlite`.
+    #[default]
+    Local,
+    /// One Redis for every replica.
+    Redis(RedisUrl),
+}
+
+impl FromStr for SpentSetBackend {
+    type Err = SpentSetParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "local" => Ok(SpentSetBackend::Local),
+            other => other.parse().map(SpentSetBackend::Redis),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SpentSetBackend {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for SpentSetBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpentSetBackend::Local => f.write_str("local"),
+            SpentSetBackend::Redis(url) => url.fmt(f),
+        }
+    }
+}
+
+impl SpentSetBackend {
+    /// Opens the spent-set: the file in `data_dir`, or a connection to
+    /// Redis (checked with `PING`; unreachable is an error, so that a typo
+    /// in the URL is found at start, not on the first single-use request).
+    pub async fn open(&self, data_dir: &Path) -> Result<Arc<dyn SpentSet>, SpentSetError> {
+        Ok(match self {
+            SpentSetBackend::Local => Arc::new(SqliteSpentSet::open_in(data_dir)?),
+            SpentSetBackend::Redis(url) => Arc::new(RedisSpentSet::connect(url).await?),
+        })
+    }
 }
 
 /// Remembers claimed single-use tokens, by payment hash.

@@ -12,6 +12,7 @@ mod client_payment;
 mod dev_node;
 mod gateway;
 mod gateway_payment;
+mod gateway_replicas;
 mod l402_vectors;
 mod listen;
 mod lnd;
