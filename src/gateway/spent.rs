@@ -188,6 +188,15 @@ impl SqliteSpentSet {
 
     /// Opens `<data_dir>/gateway-spent.sqlite`.
     pub fn open_in(data_dir: &Path) -> Result<Self, SpentSetError> {
+        // The data dir is made here too: with the root key given as a file
+        // or in the environment, nothing else has made it yet.
+        std::fs::create_dir_all(data_dir).map_err(|e| SpentSetError {
+            store: data_dir.join(SPENT_SET_FILE).display().to_string(),
+            message: format!(
+                "cannot create the data directory {}: {e}",
+                data_dir.display()
+            ),
+        })?;
         Self::open(&data_dir.join(SPENT_SET_FILE))
     }
 
@@ -295,6 +304,16 @@ mod tests {
         prune_forgets_only_expired(&MemorySpentSet::default()).await;
         let dir = tempfile::tempdir().unwrap();
         prune_forgets_only_expired(&SqliteSpentSet::open_in(dir.path()).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn the_file_spent_set_makes_its_data_dir() {
+        // With --root-key-file nothing else creates the data dir first.
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("not").join("yet");
+        let set = SqliteSpentSet::open_in(&data).unwrap();
+        spent_once(&set).await;
+        assert!(data.join(SPENT_SET_FILE).exists());
     }
 
     #[tokio::test]
