@@ -840,7 +840,7 @@ mod tests {
         assert!(v.sold.load(Ordering::Relaxed));
         let other = Verified {
             identifier: crate::l402::Identifier::new(PaymentHash([2; 32])),
-            ..v.clone()
+            ..v
         };
         r.sold_reusable(&other, 100, 30);
         assert_eq!(r.revenue().get(), 2000, "this entry was counted already");
