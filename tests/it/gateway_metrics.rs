@@ -126,7 +126,7 @@ impl Secrets {
         let invoice: Invoice = charge.method_details.invoice.parse().unwrap();
         self.0.push(preimage.to_hex());
         self.0.push(invoice.payment_hash().to_hex());
-        self.0.push(charge.method_details.invoice.clone());
+        self.0.push(charge.method_details.invoice);
         self.0.push(c.id.clone());
         self.0.push(credential.to_string());
     }
