@@ -14,6 +14,10 @@
 //! (`scheme = "payment" | "both"`, see [`AuthScheme`]): a challenge bound
 //! to the route by an HMAC id, a credential that buys one request, and a
 //! `Payment-Receipt` on the answer.
+//!
+//! What is sold, refused and earned is counted as Prometheus metrics, for
+//! the operator's own listener ([`Gateway::metrics_router`],
+//! [`serve_metrics`]; see `metrics.rs` for what revenue counts).
 
 mod config;
 mod demo;
