@@ -27,6 +27,16 @@ pub struct GatewayArgs {
     #[arg(long, env = "L402_GATEWAY_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics at GET /metrics on this address, a listener
+    /// of their own for the operator [default: off, or the config's `metrics`].
+    #[arg(long, env = "L402_GATEWAY_METRICS", value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+
+    /// Serve the metrics on an address that is not loopback. They show what
+    /// every route sells and earns: for a network only your monitoring reaches.
+    #[arg(long)]
+    metrics_public: bool,
+
     /// Gateway configuration (TOML): routes, prices, limits. Without it the
     /// demo routes are served.
     #[arg(long, env = "L402_GATEWAY_CONFIG", value_name = "FILE")]
@@ -166,6 +176,12 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(metrics) = args.metrics {
+        config.metrics = Some(metrics);
+    }
+    if let Some(metrics) = config.metrics {
+        gateway::check_metrics_address(metrics, config.listen, args.metrics_public)?;
+    }
     if let Some(spent_set) = &args.spent_set {
         config.spent_set = spent_set
             .parse()
@@ -213,8 +229,15 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let metrics = start_metrics(&gw).await?;
     print_banner(&gw, addr, lnd.as_ref().zip(lnd_network));
+    if let Some((metrics_addr, _)) = &metrics {
+        say_err!("  metrics (operator only): GET http://{metrics_addr}/metrics");
+    }
     gateway::serve(listener, gw, app, super::shutdown_signal()).await?;
+    if let Some((_, task)) = metrics {
+        task.abort();
+    }
     tracing::info!("gateway stopped");
     Ok(EXIT_OK)
 }
@@ -255,6 +278,35 @@ fn root_key(
             ),
         )),
     }
+}
+
+/// Binds the metrics listener, when the configuration names one (checked
+/// by [`gateway::check_metrics_address`]), and serves it until the returned
+/// task is aborted.
+async fn start_metrics(
+    gw: &Gateway,
+) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)>> {
+    let Some(addr) = gw.config().metrics else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    let bound = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            metrics = %bound,
+            "the metrics, and every route's revenue, are served on a non-loopback address \
+             (--metrics-public)"
+        );
+    }
+    let app = gw.metrics_router();
+    let task = tokio::spawn(gateway::serve_metrics(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    Ok(Some((bound, task)))
 }
 
 /// The dev node settles any invoice for free over `POST /dev/pay` on the

@@ -20,6 +20,7 @@
 //! | `listen` | `127.0.0.1:8402` | loopback unless the operator opens it up |
 //! | `root_key_file` | none: `gateway-root-key` in the data directory, created on first start | replicas share one key file the operator made (relative to this file; mode 0600; never created) |
 //! | `spent_set` | `local`: `gateway-spent.sqlite` in the data directory | `redis://host[:port][/db]` shares single-use tokens between replicas |
+//! | `metrics` | off | Prometheus metrics (`GET /metrics`) on a listener of their own, loopback unless `--metrics-public`: they show every route's revenue |
 //! | `invoice_expiry_secs` | 600 | long enough for a person to approve a payment |
 //! | `rate_limit.challenges_per_minute` | 60 per client IP | each challenge signs an invoice; a flood must not exhaust the node |
 //! | `rate_limit.burst` | 20 | an agent's first burst of calls is not throttled |
@@ -111,6 +112,10 @@ pub struct GatewayConfig {
     /// Where single-use tokens are remembered.
     #[serde(default)]
     pub spent_set: SpentSetBackend,
+    /// Where to serve Prometheus metrics (`GET /metrics`), on a listener
+    /// of their own; none when absent.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
     /// Seconds an invoice stays payable.
     #[serde(default = "default_invoice_expiry")]
     pub invoice_expiry_secs: u64,
@@ -402,6 +407,7 @@ impl GatewayConfig {
             listen: default_listen(),
             root_key_file: None,
             spent_set: SpentSetBackend::Local,
+            metrics: None,
             invoice_expiry_secs: DEFAULT_INVOICE_EXPIRY_SECS,
             rate_limit: RateLimitConfig::default(),
             limits: LimitsConfig::default(),

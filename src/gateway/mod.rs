@@ -14,9 +14,14 @@
 //! (`scheme = "payment" | "both"`, see [`AuthScheme`]): a challenge bound
 //! to the route by an HMAC id, a credential that buys one request, and a
 //! `Payment-Receipt` on the answer.
+//!
+//! What is sold, refused and earned is counted as Prometheus metrics, for
+//! the operator's own listener ([`Gateway::metrics_router`],
+//! [`serve_metrics`]; see `metrics.rs` for what revenue counts).
 
 mod config;
 mod demo;
+mod metrics;
 mod payment;
 mod paywall;
 mod proxy;
@@ -28,6 +33,10 @@ mod verified;
 pub use config::{
     AuthScheme, ConfigError, DEFAULT_LISTEN, DemoContent, GatewayConfig, LimitsConfig, PathMatch,
     RateLimitConfig, RouteConfig, TokenPolicy,
+};
+pub use metrics::{
+    METRICS_MAX_CONNECTIONS, METRICS_PATH, METRICS_PREFIX, MetricsAddressError, NO_ROUTE,
+    SOLD_SET_CAPACITY, check_metrics_address, serve_metrics,
 };
 pub use root_key::{
     ROOT_KEY_ENV, ROOT_KEY_FILE, load_or_create_root_key, load_root_key_file, root_key_from_env,
@@ -114,6 +123,8 @@ pub struct Gateway {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     upstream: proxy::Upstreams,
     clock: Clock,
+    /// Counted always, served only on the operator's metrics listener.
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -161,6 +172,7 @@ impl Gateway {
         let upstream =
             proxy::Upstreams::new(Duration::from_secs(config.limits.request_timeout_secs))
                 .map_err(|e| GatewayError::Http(e.to_string()))?;
+        let metrics = Arc::new(metrics::Metrics::new(&config));
         Ok(Gateway {
             config,
             payment_key: payment::challenge_key(&root_key),
@@ -172,6 +184,7 @@ impl Gateway {
             limiter,
             upstream,
             clock: Arc::new(system_clock),
+            metrics,
         })
     }
 
@@ -204,8 +217,10 @@ impl Gateway {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
         if let Err(e) = self.spent.prune((self.clock)()).await {
+            self.metrics.spent_set_error(metrics::SpentSetOp::Prune);
             tracing::warn!(error = %e, "cannot prune the spent-set");
         }
+        self.metrics.prune((self.clock)());
     }
 
     fn now(&self) -> u64 {

@@ -32,6 +32,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::config::RouteConfig;
+use super::metrics::Refusal;
 use crate::l402::RootKey;
 use crate::l402::payment::{
     ChargeRequest, INTENT_CHARGE, METHOD_LIGHTNING, PaymentChallenge, PaymentCredential,
@@ -150,19 +151,34 @@ impl ProblemType {
 }
 
 /// Why a 402 is sent: the type and a sentence saying what was wrong and
-/// what to do (never a secret: it is also what the log says).
+/// what to do (never a secret: it is also what the log says), and, for a
+/// refused credential, the metrics' reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Problem {
     pub kind: ProblemType,
     pub detail: String,
+    pub reason: Refusal,
 }
 
 impl Problem {
+    /// A problem whose reason follows from its type: `malformed` for a
+    /// malformed credential, else `invalid` ([`because`](Self::because)
+    /// says otherwise).
     pub(super) fn new(kind: ProblemType, detail: impl Into<String>) -> Self {
+        let reason = match kind {
+            ProblemType::MalformedCredential => Refusal::Malformed,
+            _ => Refusal::Invalid,
+        };
         Problem {
             kind,
             detail: detail.into(),
+            reason,
         }
+    }
+
+    /// The same problem, counted for `reason`.
+    pub(super) fn because(self, reason: Refusal) -> Self {
+        Problem { reason, ..self }
     }
 
     /// The RFC 9457 document, with `extra` members added.
@@ -245,7 +261,8 @@ pub(super) fn verify(
             "The credential's challenge was issued for another route (realm {:?}); this \
              route's realm is {service:?}.",
             c.realm
-        )));
+        ))
+        .because(Refusal::WrongService));
     }
     let expires = match c.expires_at() {
         Ok(Some(t)) => t,
@@ -263,7 +280,8 @@ pub(super) fn verify(
         return Err(invalid(format!(
             "The credential's challenge expired at {}.",
             format_time(expires)
-        )));
+        ))
+        .because(Refusal::Expired));
     }
     let request = c.charge().map_err(|e| {
         invalid(format!(
@@ -426,6 +444,7 @@ mod tests {
         for route in [same_service, other_method] {
             let err = verify(&key, route, &credential, 1_000).unwrap_err();
             assert_eq!(err.kind, ProblemType::InvalidChallenge, "{err:?}");
+            assert_eq!(err.reason, Refusal::WrongService, "{err:?}");
         }
         // The route's price changed since: refused (whichever way).
         for price in [2, 1_000] {
@@ -438,9 +457,11 @@ mod tests {
                 err.detail.contains(&format!("costs {price} sat")),
                 "{err:?}"
             );
+            assert_eq!(err.reason, Refusal::Invalid, "{err:?}");
         }
         let err = verify(&key, cheap, &credential, 1_001).unwrap_err();
         assert!(err.detail.contains("expired"), "{err:?}");
+        assert_eq!(err.reason, Refusal::Expired, "{err:?}");
         let other_key = challenge_key(&RootKey([2; 32]));
         assert_eq!(
             verify(&other_key, cheap, &credential, 1_000)
@@ -450,15 +471,13 @@ mod tests {
         );
         let mut wrong = credential;
         wrong.payload.preimage = Preimage::random().to_hex();
-        assert_eq!(
-            verify(&key, cheap, &wrong, 1_000).unwrap_err().kind,
-            ProblemType::VerificationFailed
-        );
+        let err = verify(&key, cheap, &wrong, 1_000).unwrap_err();
+        assert_eq!(err.kind, ProblemType::VerificationFailed);
+        assert_eq!(err.reason, Refusal::Invalid);
         wrong.payload.preimage = "00".into();
-        assert_eq!(
-            verify(&key, cheap, &wrong, 1_000).unwrap_err().kind,
-            ProblemType::MalformedCredential
-        );
+        let err = verify(&key, cheap, &wrong, 1_000).unwrap_err();
+        assert_eq!(err.kind, ProblemType::MalformedCredential);
+        assert_eq!(err.reason, Refusal::Malformed);
     }
 
     #[test]

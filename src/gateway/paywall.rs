@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -15,6 +15,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use serde_json::json;
 
 use super::config::{RouteConfig, TokenPolicy};
+use super::metrics::{self, Refusal, RouteMetrics, SpentSetOp};
 use super::payment::{self, Problem, ProblemType};
 use super::verified::Verified;
 use super::{Gateway, SpentSet, demo, proxy};
@@ -53,13 +54,13 @@ async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     if total > limits.max_header_bytes {
-        return json_error(
+        return gw.metrics.unrouted(json_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             &format!(
                 "Request headers are {total} bytes; the limit is {}.",
                 limits.max_header_bytes
             ),
-        );
+        ));
     }
     let declared = req
         .headers()
@@ -67,7 +68,7 @@ async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
-        return too_large(limits.max_body_bytes);
+        return gw.metrics.unrouted(too_large(limits.max_body_bytes));
     }
     let limit = limits.max_body_bytes;
     let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
@@ -114,16 +115,19 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Ok(p) => p,
         Err(why) => {
             tracing::info!(path = %req.uri().path(), why, "path refused");
-            return json_error(StatusCode::BAD_REQUEST, why);
+            return gw
+                .metrics
+                .unrouted(json_error(StatusCode::BAD_REQUEST, why));
         }
     };
 
     // Route: first match wins; a path served under other methods is a 405.
-    let Some(route) = gw
+    let Some((index, route)) = gw
         .config
         .routes
         .iter()
-        .find(|r| r.matches(method.as_str(), &path))
+        .enumerate()
+        .find(|(_, r)| r.matches(method.as_str(), &path))
     else {
         let allowed: Vec<&str> = gw
             .config
@@ -133,7 +137,8 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             .map(|r| r.method.as_str())
             .collect();
         if allowed.is_empty() {
-            return json_error(StatusCode::NOT_FOUND, &format!("No route for {path}."));
+            let resp = json_error(StatusCode::NOT_FOUND, &format!("No route for {path}."));
+            return gw.metrics.unrouted(resp);
         }
         let mut resp = json_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -145,11 +150,26 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
             resp.headers_mut().insert(header::ALLOW, v);
         }
-        return resp;
+        return gw.metrics.unrouted(resp);
     };
+    let m = gw.metrics.route(index);
+    let resp = sell(&gw, route, m, &path, req, deadline).await;
+    m.answered(resp.status());
+    resp
+}
 
+/// Serves a free route, or sells a paid one: a 402 without a credential,
+/// a refusal with a bad one, the answer with a good one.
+async fn sell(
+    gw: &Gateway,
+    route: &RouteConfig,
+    m: &RouteMetrics,
+    path: &str,
+    req: Request,
+    deadline: tokio::time::Instant,
+) -> Response {
     if route.free {
-        return match serve_route(&gw, route, &path, req, deadline).await {
+        return match serve_route(gw, route, m, path, req, deadline).await {
             Ok(resp) | Err(resp) => resp,
         };
     }
@@ -167,14 +187,16 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let Ok(values) = values else {
         tracing::info!(%path, "non-ASCII Authorization header");
         if route.scheme.takes_payment() {
+            m.refused(metrics::Scheme::Payment, Refusal::Malformed);
             let problem = Problem::new(
                 ProblemType::MalformedCredential,
                 "The Authorization header is not visible ASCII, so it holds no credential. \
                  Pay the invoice of the fresh challenge in this response and present its \
                  credential.",
             );
-            return fresh_challenge(&gw, route, ip, deadline, Some(problem)).await;
+            return fresh_challenge(gw, route, m, ip, deadline, Some(problem)).await;
         }
+        m.refused(metrics::Scheme::L402, Refusal::Malformed);
         return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
     };
 
@@ -184,10 +206,11 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let offered = Offered::of(&values);
     if route.scheme.takes_payment() && offered.payment {
         let credential = PaymentCredential::from_header_values(values.iter().copied());
-        return pay_by_payment(&gw, route, &path, req, ip, credential, deadline).await;
+        return pay_by_payment(gw, route, m, path, req, credential, deadline).await;
     }
     if !route.scheme.takes_l402() {
         let problem = offered.l402.then(|| {
+            m.refused(metrics::Scheme::L402, Refusal::SchemeMismatch);
             tracing::info!(%path, "L402 credential on a Payment-only route");
             Problem::new(
                 ProblemType::PaymentRequired,
@@ -196,9 +219,10 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
                  present `Authorization: Payment <credential>`.",
             )
         });
-        return fresh_challenge(&gw, route, ip, deadline, problem).await;
+        return fresh_challenge(gw, route, m, ip, deadline, problem).await;
     }
     if offered.payment && !offered.l402 {
+        m.refused(metrics::Scheme::Payment, Refusal::SchemeMismatch);
         tracing::info!(%path, "Payment credential on an L402-only route");
         return json_error(
             StatusCode::UNAUTHORIZED,
@@ -207,34 +231,26 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         );
     }
 
-    let service = route.service_name();
-    let ctx = VerifyContext {
-        service: &service,
-        capability: route.capability.as_deref(),
-        now_unix: gw.now(),
-    };
-    let verified = match authenticate(&gw, &values) {
+    let started = Instant::now();
+    let outcome = verify_l402(gw, route, path, &values);
+    if !matches!(outcome, Ok(None)) {
+        m.verified_in(metrics::Scheme::L402, started.elapsed());
+    }
+    let verified = match outcome {
         Ok(Some(v)) => v,
-        Ok(None) => return fresh_challenge(&gw, route, ip, deadline, None).await,
-        Err(reason) => {
-            tracing::info!(%path, %reason, "credential refused");
+        Ok(None) => return fresh_challenge(gw, route, m, ip, deadline, None).await,
+        Err(refusal) => {
+            m.refused(metrics::Scheme::L402, refusal);
             return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
         }
     };
-    if let Err(reason) = check_caveats(&verified.caveats, &ctx) {
-        tracing::info!(%path, %reason, "credential refused");
-        return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
-    }
-    if let Some(cap) = &route.capability
-        && !minted_capability(&verified.caveats, &service, cap)
-    {
-        tracing::info!(%path, capability = %cap, "credential refused: capability not minted");
-        return json_error(StatusCode::UNAUTHORIZED, INVALID_CREDENTIAL);
-    }
     let id = verified.identifier;
     if route.token == TokenPolicy::Reusable {
         tracing::debug!(%path, payment_hash = %id.payment_hash, "credential accepted");
-        return match serve_route(&gw, route, &path, req, deadline).await {
+        m.accepted(metrics::Scheme::L402);
+        let now = gw.now();
+        m.sold_reusable(&verified, now + route.valid_for(), now);
+        return match serve_route(gw, route, m, path, req, deadline).await {
             Ok(resp) | Err(resp) => resp,
         };
     }
@@ -242,18 +258,12 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     // Single-use: spent in the spent-set under its payment hash, the key a
     // `Payment` credential for the same invoice (on a `both` route) uses
     // too, so one payment buys one request whichever credential carries it.
-    let forget_after = gw.now() + route.valid_for();
-    match serve_once(
-        &gw,
-        route,
-        &path,
-        req,
-        deadline,
-        &id.payment_hash,
-        forget_after,
-    )
-    .await
-    {
+    let spend = Spend {
+        hash: &id.payment_hash,
+        forget_after: gw.now() + route.valid_for(),
+        scheme: metrics::Scheme::L402,
+    };
+    match serve_once(gw, route, m, path, req, deadline, spend).await {
         Ok(resp) => resp,
         Err(Once::Refused(resp)) => resp,
         Err(Once::Used) => {
@@ -306,17 +316,19 @@ impl Offered {
 async fn pay_by_payment(
     gw: &Gateway,
     route: &RouteConfig,
+    m: &RouteMetrics,
     path: &str,
     req: Request,
-    ip: IpAddr,
     credential: Result<Option<PaymentCredential>, PaymentError>,
     deadline: tokio::time::Instant,
 ) -> Response {
+    let ip = client_ip(&req);
     let credential = match credential {
         Ok(Some(c)) => c,
         Ok(None) | Err(_) => {
             // The decoder's message may quote the token: not for the log.
             tracing::info!(%path, "malformed Payment credential");
+            m.refused(metrics::Scheme::Payment, Refusal::Malformed);
             let problem = Problem::new(
                 ProblemType::MalformedCredential,
                 "The Payment credential does not decode. It must be `Payment ` followed by \
@@ -324,13 +336,17 @@ async fn pay_by_payment(
                  \"payload\":{\"preimage\":\"<64 hex>\"}}. Pay the invoice of the fresh \
                  challenge in this response and present its credential.",
             );
-            return fresh_challenge(gw, route, ip, deadline, Some(problem)).await;
+            return fresh_challenge(gw, route, m, ip, deadline, Some(problem)).await;
         }
     };
     let now = gw.now();
-    let accepted = match payment::verify(&gw.payment_key, route, &credential, now) {
+    let started = Instant::now();
+    let verified = payment::verify(&gw.payment_key, route, &credential, now);
+    m.verified_in(metrics::Scheme::Payment, started.elapsed());
+    let accepted = match verified {
         Ok(a) => a,
         Err(problem) => {
+            m.refused(metrics::Scheme::Payment, problem.reason);
             tracing::info!(
                 %path,
                 challenge_id = %credential.challenge.id,
@@ -338,7 +354,7 @@ async fn pay_by_payment(
                 detail = %problem.detail,
                 "Payment credential refused"
             );
-            return fresh_challenge(gw, route, ip, deadline, Some(problem)).await;
+            return fresh_challenge(gw, route, m, ip, deadline, Some(problem)).await;
         }
     };
     // Remembered at least until the challenge expires (after which it is
@@ -349,7 +365,12 @@ async fn pay_by_payment(
     if route.scheme.takes_l402() {
         forget_after = forget_after.max(now + route.valid_for());
     }
-    match serve_once(gw, route, path, req, deadline, &accepted.hash, forget_after).await {
+    let spend = Spend {
+        hash: &accepted.hash,
+        forget_after,
+        scheme: metrics::Scheme::Payment,
+    };
+    match serve_once(gw, route, m, path, req, deadline, spend).await {
         Ok(mut resp) => {
             tracing::debug!(
                 %path,
@@ -380,7 +401,7 @@ async fn pay_by_payment(
                      response and present its credential."
                 ),
             );
-            fresh_challenge(gw, route, ip, deadline, Some(problem)).await
+            fresh_challenge(gw, route, m, ip, deadline, Some(problem)).await
         }
         Err(Once::Unavailable) => payment::unavailable(
             "The gateway cannot check whether the Payment credential was used right now; \
@@ -394,13 +415,22 @@ async fn pay_by_payment(
 async fn fresh_challenge(
     gw: &Gateway,
     route: &RouteConfig,
+    m: &RouteMetrics,
     ip: IpAddr,
     deadline: tokio::time::Instant,
     problem: Option<Problem>,
 ) -> Response {
-    tokio::time::timeout_at(deadline, challenge(gw, route, ip, problem))
+    tokio::time::timeout_at(deadline, challenge(gw, route, m, ip, problem))
         .await
         .unwrap_or_else(|_| timed_out(gw))
+}
+
+/// What a single-use request spends: the payment `hash`, claimed in the
+/// spent-set until `forget_after`, by a credential of `scheme`.
+struct Spend<'a> {
+    hash: &'a PaymentHash,
+    forget_after: u64,
+    scheme: metrics::Scheme,
 }
 
 /// Why a request for one answer got none.
@@ -414,20 +444,27 @@ enum Once {
     Unavailable,
 }
 
-/// Serves one request for the payment `hash`, spent in the spent-set.
+/// Serves one request for the payment hash, spent in the spent-set.
 /// Built-in content is made first (its own checks, such as an empty
 /// prompt, refuse before anything is claimed); then the hash is claimed,
 /// atomically; a forwarded request keeps the claim when the upstream
-/// answered and releases it when it did not.
+/// answered and releases it when it did not. The credential counts as
+/// accepted once claimed, or as refused (reused, spent-set unavailable);
+/// its price counts as revenue once the claim is kept.
 async fn serve_once(
     gw: &Gateway,
     route: &RouteConfig,
+    m: &RouteMetrics,
     path: &str,
     req: Request,
     deadline: tokio::time::Instant,
-    hash: &PaymentHash,
-    forget_after: u64,
+    spend: Spend<'_>,
 ) -> Result<Response, Once> {
+    let Spend {
+        hash,
+        forget_after,
+        scheme,
+    } = spend;
     let ready = match &route.demo {
         Some(content) => match within(gw, deadline, demo::serve(gw, *content, req)).await {
             Ok(resp) => Ready::Made(resp),
@@ -441,22 +478,31 @@ async fn serve_once(
             spent: gw.spent.clone(),
             hash: *hash,
             settled: false,
+            errors: gw.metrics.spent_set_errors(SpentSetOp::Release),
         },
-        Ok(Ok(false)) => return Err(Once::Used),
+        Ok(Ok(false)) => {
+            m.refused(scheme, Refusal::Reused);
+            return Err(Once::Used);
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "spent-set failed; refusing the single-use request");
+            gw.metrics.spent_set_error(SpentSetOp::Claim);
+            m.refused(scheme, Refusal::SpentSetUnavailable);
             return Err(Once::Unavailable);
         }
     };
     tracing::debug!(%path, payment_hash = %hash, "single-use credential claimed");
+    m.accepted(scheme);
     match ready {
         Ready::Made(resp) => {
             claim.keep();
+            m.sold_once(hash, forget_after, gw.now());
             Ok(resp)
         }
-        Ready::Forward(req) => match serve_route(gw, route, path, req, deadline).await {
+        Ready::Forward(req) => match serve_route(gw, route, m, path, req, deadline).await {
             Ok(answered) => {
                 claim.keep();
+                m.sold_once(hash, forget_after, gw.now());
                 Ok(answered)
             }
             Err(refusal) => {
@@ -493,6 +539,8 @@ struct Claim {
     spent: Arc<dyn SpentSet>,
     hash: crate::lightning::PaymentHash,
     settled: bool,
+    /// The metrics' count of failed releases.
+    errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl Claim {
@@ -503,6 +551,7 @@ impl Claim {
     async fn release(mut self) {
         self.settled = true;
         if let Err(e) = self.spent.release(&self.hash).await {
+            self.errors.inc();
             tracing::warn!(error = %e, payment_hash = %self.hash, "cannot release a claim");
         }
     }
@@ -513,10 +562,11 @@ impl Drop for Claim {
         if self.settled {
             return;
         }
-        let (spent, hash) = (self.spent.clone(), self.hash);
+        let (spent, hash, errors) = (self.spent.clone(), self.hash, self.errors.clone());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 if let Err(e) = spent.release(&hash).await {
+                    errors.inc();
                     tracing::warn!(error = %e, payment_hash = %hash, "cannot release a claim");
                 }
             });
@@ -602,11 +652,48 @@ pub(super) fn canonical_path(raw: &str) -> Result<String, &'static str> {
     Ok(out)
 }
 
+/// Every check of the request's L402 credential: [`authenticate`], then
+/// the caveats and the capability against `route`. `Ok(None)`: there is no
+/// L402 credential. `Err`: there is one and it is refused, for this reason
+/// (the log line says more).
+fn verify_l402(
+    gw: &Gateway,
+    route: &RouteConfig,
+    path: &str,
+    values: &[&str],
+) -> Result<Option<Verified>, Refusal> {
+    let verified = match authenticate(gw, values) {
+        Ok(Some(v)) => v,
+        Ok(None) => return Ok(None),
+        Err((refusal, reason)) => {
+            tracing::info!(%path, %reason, "credential refused");
+            return Err(refusal);
+        }
+    };
+    let service = route.service_name();
+    let ctx = VerifyContext {
+        service: &service,
+        capability: route.capability.as_deref(),
+        now_unix: gw.now(),
+    };
+    if let Err(reason) = check_caveats(&verified.caveats, &ctx) {
+        tracing::info!(%path, %reason, "credential refused");
+        return Err(Refusal::of_l402(&reason));
+    }
+    if let Some(cap) = &route.capability
+        && !minted_capability(&verified.caveats, &service, cap)
+    {
+        tracing::info!(%path, capability = %cap, "credential refused: capability not minted");
+        return Err(Refusal::Capability);
+    }
+    Ok(Some(verified))
+}
+
 /// The request-independent checks of the request's credential (preimage,
 /// signature), remembered per exact credential text. `Ok(None)`: there is
-/// no L402 credential. `Err`: there is one and it is bad (a sentence for
-/// the log).
-fn authenticate(gw: &Gateway, values: &[&str]) -> Result<Option<Verified>, String> {
+/// no L402 credential. `Err`: there is one and it is bad (the reason, and
+/// a sentence for the log).
+fn authenticate(gw: &Gateway, values: &[&str]) -> Result<Option<Verified>, (Refusal, String)> {
     for value in values {
         if let Some(v) = gw.verified.get(value.trim()) {
             return Ok(Some(v));
@@ -615,12 +702,14 @@ fn authenticate(gw: &Gateway, values: &[&str]) -> Result<Option<Verified>, Strin
     let credential = match Credential::from_header_values(values.iter().copied()) {
         Ok(Some(c)) => c,
         Ok(None) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err((Refusal::Malformed, e.to_string())),
     };
-    let identifier = verify_signature(&gw.root_key, &credential).map_err(|e| e.to_string())?;
+    let identifier = verify_signature(&gw.root_key, &credential)
+        .map_err(|e| (Refusal::of_l402(&e), e.to_string()))?;
     let verified = Verified {
         identifier,
         caveats: Arc::from(credential.macaroon.caveats()),
+        sold: Arc::default(),
     };
     // Remember it under the text it came in; the first L402/LSAT value is
     // the one `from_header_values` used.
@@ -640,6 +729,7 @@ fn authenticate(gw: &Gateway, values: &[&str]) -> Result<Option<Verified>, Strin
 async fn serve_route(
     gw: &Gateway,
     route: &RouteConfig,
+    m: &RouteMetrics,
     path: &str,
     req: Request,
     deadline: tokio::time::Instant,
@@ -647,8 +737,14 @@ async fn serve_route(
     match (&route.demo, &route.upstream) {
         (Some(content), _) => within(gw, deadline, demo::serve(gw, *content, req)).await,
         (None, Some(upstream)) => {
+            let started = Instant::now();
             match tokio::time::timeout_at(deadline, proxy::forward(gw, upstream, path, req)).await {
-                Ok(answer) => answer,
+                Ok(answer) => {
+                    if answer.is_ok() {
+                        m.upstream_answered_in(started.elapsed());
+                    }
+                    answer
+                }
                 Err(_) => {
                     tracing::warn!(upstream = %upstream, "upstream did not answer in time");
                     Err(json_error(
@@ -683,6 +779,7 @@ async fn serve_route(
 async fn challenge(
     gw: &Gateway,
     route: &RouteConfig,
+    m: &RouteMetrics,
     ip: IpAddr,
     problem: Option<Problem>,
 ) -> Response {
@@ -824,6 +921,7 @@ async fn challenge(
         challenge_id = payment_challenge.as_ref().map(|c| c.id.as_str()),
         "issued a payment challenge"
     );
+    m.challenge();
 
     if payment_challenge.is_none() {
         let Some(macaroon) = macaroon_b64 else {

@@ -14,6 +14,7 @@
 //! [`check_caveats`]: crate::l402::check_caveats
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use crate::l402::{Caveat, Identifier};
@@ -23,6 +24,9 @@ use crate::l402::{Caveat, Identifier};
 pub(super) struct Verified {
     pub identifier: Identifier,
     pub caveats: Arc<[Caveat]>,
+    /// Set once the metrics counted this token's revenue, so that later
+    /// requests on it skip the metrics' sold set (and its lock).
+    pub sold: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +83,7 @@ mod tests {
         Verified {
             identifier: Identifier::new(PaymentHash([n; 32])),
             caveats: Arc::from(Vec::new()),
+            sold: Arc::default(),
         }
     }
 

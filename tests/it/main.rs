@@ -11,6 +11,7 @@ mod client;
 mod client_payment;
 mod dev_node;
 mod gateway;
+mod gateway_metrics;
 mod gateway_payment;
 mod gateway_replicas;
 mod l402_vectors;
