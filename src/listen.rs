@@ -19,6 +19,7 @@
 //! gateway's rate limiter keys on it).
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// A request's headers must arrive within this many seconds of the
@@ -71,7 +73,8 @@ fn over_capacity() -> Vec<u8> {
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves,
-/// then finishes the answers under way.
+/// then finishes the answers under way. The connections are driven by the
+/// runtime this is awaited on.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -79,6 +82,89 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    accept_loop(listener, app, limits, permits, shutdown).await
+}
+
+/// [`serve`] on `workers` threads of their own, each with a single-threaded
+/// runtime accepting from the same socket and driving the connections it
+/// accepted, start to end (and whatever those spawn, such as a proxy's
+/// upstream connections). A request then never waits for another thread
+/// to be woken: on a busy 2-core machine a proxied request costs about a
+/// quarter less CPU than on one work-stealing runtime (docs/PERFORMANCE.md).
+/// The connection cap is shared by all workers. Dropping the returned
+/// future stops the workers too, as `shutdown` would.
+pub async fn serve_on_workers(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    workers: NonZeroUsize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let socket = listener.into_std()?;
+    let stop = CancellationToken::new();
+    // Stops the workers however this future ends, dropped included.
+    let _stop_on_drop = stop.clone().drop_guard();
+    let mut ended = Vec::with_capacity(workers.get());
+    for i in 0..workers.get() {
+        let socket = socket.try_clone()?;
+        let (app, permits, stop) = (app.clone(), permits.clone(), stop.clone());
+        let (done, end) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("http-worker-{i}"))
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            let listener = TcpListener::from_std(socket)?;
+                            accept_loop(listener, app, limits, permits, stop.cancelled_owned())
+                                .await
+                        })
+                    });
+                let _ = done.send(result);
+            })?;
+        ended.push(end);
+    }
+    drop(socket);
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    // A worker that ends before the shutdown could not run (its runtime or
+    // its socket failed): stop the others and say why.
+    let early = tokio::select! {
+        () = &mut shutdown => None,
+        (result, i, _) = futures_util::future::select_all(ended.iter_mut()) => Some((i, result)),
+    };
+    stop.cancel();
+    let mut result = match &early {
+        Some((_, Ok(Err(e)))) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        Some((_, Err(_))) => Err(std::io::Error::other("an HTTP worker thread died")),
+        _ => Ok(()),
+    };
+    // Every other worker finishes its answers under way first.
+    for (i, end) in ended.into_iter().enumerate() {
+        if early.as_ref().is_some_and(|(first, _)| *first == i) {
+            continue;
+        }
+        let ended = end.await;
+        if result.is_ok() {
+            result = match ended {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::other("an HTTP worker thread died")),
+            };
+        }
+    }
+    result
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    permits: Arc<Semaphore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

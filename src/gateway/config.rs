@@ -29,6 +29,7 @@
 //! | `limits.request_timeout_secs` | 30 | upstream calls included; a slow upstream is a 504 |
 //! | `limits.header_read_timeout_secs` | 10 | from a connection's start or its previous answer to a request's last header byte, so also the keep-alive idle timeout; a trickling client lets go |
 //! | `limits.max_connections` | 512 | open connections; one more gets 503 and is closed (stays under a default `ulimit -n` of 1024) |
+//! | `limits.workers` | one per CPU | threads serving connections, each a single-threaded runtime that drives its connections (and their upstream connections) start to end: no cross-thread wakeups on the request path |
 //! | route `valid_for_secs` | 3600 (reusable), 86400 (single-use) | a bought token stays useful for a session of work |
 //! | route `scheme` | `l402` | which HTTP authentication scheme sells the route (aperture's `authscheme`): `l402` (LSAT and L402 challenges, macaroon tokens), `payment` (the `Payment` scheme, Lightning `charge`: one paid request per credential), or `both`. A 402 offers only the challenges the route accepts; on `both` one invoice serves all of them |
 
@@ -172,6 +173,10 @@ pub struct LimitsConfig {
     /// Connections open at once; one more is answered 503 and closed.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Threads serving connections, each with a runtime of its own; none:
+    /// one per CPU the process may use.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 impl Default for LimitsConfig {
@@ -182,11 +187,20 @@ impl Default for LimitsConfig {
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            workers: None,
         }
     }
 }
 
 impl LimitsConfig {
+    /// How many threads serve connections: `workers`, or one per CPU.
+    pub fn workers(&self) -> std::num::NonZeroUsize {
+        self.workers
+            .and_then(std::num::NonZeroUsize::new)
+            .or_else(|| std::thread::available_parallelism().ok())
+            .unwrap_or(std::num::NonZeroUsize::MIN)
+    }
+
     /// The listener's share of these limits.
     pub fn connections(&self) -> ConnectionLimits {
         ConnectionLimits {
@@ -518,6 +532,11 @@ impl GatewayConfig {
             return bad(
                 "limits.header_read_timeout_secs and limits.max_connections must be at least 1"
                     .into(),
+            );
+        }
+        if self.limits.workers.is_some_and(|n| n == 0 || n > 1024) {
+            return bad(
+                "limits.workers must be between 1 and 1024 (leave it out for one per CPU)".into(),
             );
         }
         let mut seen = HashSet::new();

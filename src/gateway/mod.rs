@@ -238,6 +238,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = gateway.config.limits.connections();
+    let workers = gateway.config.limits.workers();
     let gw = Arc::downgrade(&gateway);
     drop(gateway);
     let housekeeping = tokio::spawn(async move {
@@ -250,7 +251,7 @@ pub async fn serve(
             }
         }
     });
-    let result = crate::listen::serve(listener, app, limits, shutdown).await;
+    let result = crate::listen::serve_on_workers(listener, app, limits, workers, shutdown).await;
     housekeeping.abort();
     result
 }

@@ -44,8 +44,8 @@ pub(super) fn json_error(status: StatusCode, sentence: &str) -> Response {
 }
 
 /// Size caps before anything else: the request's headers, all together,
-/// and its body (a declared length above the cap is refused at once; a
-/// longer chunked body fails when it is read).
+/// and its body (a declared length above the cap is refused before
+/// anything is done for it; a longer chunked body fails when it is read).
 async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let limits = &gw.config.limits;
     let total: usize = req
@@ -67,12 +67,35 @@ async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+    if let Some(n) = declared.filter(|n| *n > limits.max_body_bytes as u64) {
+        drain_before_refusing(req.into_body(), n).await;
         return gw.metrics.unrouted(too_large(limits.max_body_bytes));
     }
     let limit = limits.max_body_bytes;
     let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
     next.run(req).await
+}
+
+/// At most this much of a refused body is read, for at most this long.
+const DRAIN_MAX_BYTES: u64 = 16 * 1024 * 1024;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(2);
+
+/// Reads and drops the body of a request about to be refused, within
+/// [`DRAIN_MAX_BYTES`] and [`DRAIN_MAX_TIME`]. Most clients (reqwest, curl
+/// without `Expect`) send the whole body before they read the answer: a
+/// server that answers and closes first leaves them with a broken pipe
+/// instead of the 413 and its sentence. A body past the bounds is not
+/// waited for; the connection is closed on it.
+async fn drain_before_refusing(body: Body, declared: u64) {
+    if declared > DRAIN_MAX_BYTES {
+        return;
+    }
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
 }
 
 fn too_large(limit: usize) -> Response {

@@ -13,7 +13,7 @@ use axum::response::Response;
 use futures_util::TryStreamExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::Gateway;
 use super::paywall::json_error;
@@ -21,11 +21,10 @@ use super::paywall::json_error;
 /// The clients that reach upstreams. Plain `http://` upstreams (the usual
 /// case: the API beside the gateway) go through hyper's pooled client
 /// directly, with the request's own body type and no URL parsing beyond
-/// [`Uri`]'s, which is where a proxied request spends the least; `https://`
-/// ones through reqwest with rustls.
+/// [`Uri`]'s, which is where a proxied request spends the least; one pool
+/// per thread ([`PLAIN`]). `https://` ones through reqwest with rustls.
 #[derive(Debug, Clone)]
 pub(super) struct Upstreams {
-    plain: Client<HttpConnector, Body>,
     tls: reqwest::Client,
     /// How long a whole answer may take, body included.
     timeout: Duration,
@@ -33,23 +32,30 @@ pub(super) struct Upstreams {
 
 impl Upstreams {
     pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        http.set_nodelay(true);
-        let plain = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(http);
         let tls = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(timeout)
             .build()?;
-        Ok(Upstreams {
-            plain,
-            tls,
-            timeout,
-        })
+        Ok(Upstreams { tls, timeout })
     }
+}
+
+thread_local! {
+    /// The pooled client for `http://` upstreams, one per thread. A gateway
+    /// worker ([`crate::listen::serve_on_workers`]) is one thread with its
+    /// own runtime: the upstream connections its requests open are spawned
+    /// on it, and kept in its pool, so a proxied request is served start to
+    /// end on one thread, with no wakeup crossing to another.
+    static PLAIN: Client<HttpConnector, Body> = {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_nodelay(true);
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_timer(TokioTimer::new())
+            .build(http)
+    };
 }
 
 /// A body that fails once its deadline passes: the upstream's answer, body
@@ -216,7 +222,8 @@ async fn forward_plain(
     *out.uri_mut() = uri;
     copy_headers(&parts.headers, out.headers_mut());
     let deadline = tokio::time::Instant::now() + gw.upstream.timeout;
-    let answer = match tokio::time::timeout_at(deadline, gw.upstream.plain.request(out)).await {
+    let sent = PLAIN.with(|client| client.request(out));
+    let answer = match tokio::time::timeout_at(deadline, sent).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::warn!(upstream = %upstream, error = %e, "upstream request failed");

@@ -292,3 +292,90 @@ async fn serve_http_lets_a_trickling_client_go() {
     .await;
     assert!(took < Duration::from_secs(4), "closed after {took:?}");
 }
+
+/// A router that answers with the name of the thread that served it, and
+/// `/slow` after a pause.
+fn thread_names() -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/",
+            get(|| async { std::thread::current().name().unwrap_or("?").to_owned() }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                "finished"
+            }),
+        )
+}
+
+/// HTTP/1.1 GET on a connection of its own; the body.
+async fn get_once(addr: SocketAddr, path: &str) -> String {
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    sock.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn workers_serve_on_threads_of_their_own_and_stop_when_dropped() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let workers = std::num::NonZeroUsize::new(2).unwrap();
+    let served = tokio::spawn(l402_mcp::listen::serve_on_workers(
+        listener,
+        thread_names(),
+        ConnectionLimits::default(),
+        workers,
+        std::future::pending(),
+    ));
+    for _ in 0..20 {
+        let name = get_once(addr, "/").await;
+        assert!(name.starts_with("http-worker-"), "served on {name:?}");
+    }
+    // Dropping the server stops its workers, and with them the listener.
+    served.abort();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the workers kept listening after the server was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn workers_finish_the_answers_under_way_at_shutdown() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(l402_mcp::listen::serve_on_workers(
+        listener,
+        thread_names(),
+        ConnectionLimits::default(),
+        std::num::NonZeroUsize::new(3).unwrap(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let slow = tokio::spawn(get_once(addr, "/slow"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    stop.send(()).unwrap();
+    assert_eq!(slow.await.unwrap(), "finished");
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("the server returns once the answers are finished")
+        .unwrap()
+        .expect("and returns Ok");
+    assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+}
