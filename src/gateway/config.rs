@@ -711,6 +711,24 @@ mod tests {
     }
 
     #[test]
+    fn workers_default_to_one_per_cpu_and_zero_is_refused() {
+        let c = GatewayConfig::from_toml("").unwrap();
+        assert_eq!(
+            c.limits.workers(),
+            std::thread::available_parallelism().unwrap()
+        );
+        let c = GatewayConfig::from_toml("[limits]\nworkers = 3\n").unwrap();
+        assert_eq!(c.limits.workers().get(), 3);
+        let err = GatewayConfig::from_toml("[limits]\nworkers = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.workers must be between 1 and 1024"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn contradictions_are_refused_with_a_sentence() {
         let cases = [
             (
