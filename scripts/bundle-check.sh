@@ -11,7 +11,8 @@
 #      spec's), driven by the official MCP Python SDK: the four tools, a paid
 #      l402_fetch against the bundle's own dev gateway, the defaults, and the
 #      sensitive wallet string never in the server's stderr;
-#   5. server.json (written by bundle.sh, with the bundle's sha256) checked
+#   5. the README's Cursor deeplink decodes to examples/cursor-mcp.json's entry;
+#   6. server.json (written by bundle.sh, with the bundle's sha256) checked
 #      against the bundle, then validated by the MCP registry's own code
 #      (scripts/mcp-registry.sh --validate), and so is bundle/server.json.
 #
@@ -32,6 +33,26 @@ if bash scripts/mcpb.sh --run validate bundle/manifest.json >&2; then
   echo "ok    mcpb validate bundle/manifest.json"
 else
   echo "FAIL  mcpb validate bundle/manifest.json"
+  failed=$((failed + 1))
+fi
+
+# The README's Cursor deeplink installs examples/cursor-mcp.json's entry.
+if python3 - README.md examples/cursor-mcp.json <<'PY'
+import base64, json, re, sys, urllib.parse
+readme = open(sys.argv[1]).read()
+links = re.findall(r"cursor://anysphere\.cursor-deeplink/mcp/install\?\S+", readme)
+assert links, "no Cursor deeplink in the README"
+entry = json.load(open(sys.argv[2]))["mcpServers"]["l402"]
+entry = {k: v for k, v in entry.items() if k != "type"}
+for link in links:
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
+    assert q["name"] == ["l402"], q["name"]
+    assert json.loads(base64.b64decode(q["config"][0])) == entry, "the deeplink's config is not examples/cursor-mcp.json's"
+PY
+then
+  echo "ok    the README's Cursor deeplink is examples/cursor-mcp.json's entry"
+else
+  echo "FAIL  the README's Cursor deeplink"
   failed=$((failed + 1))
 fi
 
