@@ -90,8 +90,10 @@ def expand(value: str, where: str, plugin: bool) -> str | None:
             return "/plugin-root"
         if not plugin:
             raise ValueError(f"placeholder ${{{m.group(1)}}} in a config whose client does not expand it")
-        if not default:
+        if default is None:
             raise ValueError(f"${{{name}}} has no default; an unset variable would reach the server as literal text")
+        # `${VAR:-}`: Claude Code expands an unset VAR to the empty default,
+        # which serve reads as unset.
         return default
     try:
         return PLACEHOLDER.sub(sub, value)
@@ -134,8 +136,9 @@ def check_server(path: Path, name: str, server, plugin: bool = False) -> None:
         if key in NUMERIC_ENV:
             check(expanded.isdigit(), f"{where}.env.{key} is a whole number of sats/units (got {expanded!r})")
         if key == "L402_DEV_NODE":
-            check(re.match(r"^https?://[^/\s]+/?$", expanded) is not None,
-                  f"{where}.env.L402_DEV_NODE is a base URL (got {expanded!r})")
+            # Empty is unset (serve reads "" as no dev node).
+            check(expanded == "" or re.match(r"^https?://[^/\s]+/?$", expanded) is not None,
+                  f"{where}.env.L402_DEV_NODE is a base URL or empty (got {expanded!r})")
 
 
 def check_client_config(path: Path) -> None:
