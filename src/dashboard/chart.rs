@@ -15,7 +15,7 @@ const PALETTE: [&str; 8] = [
 ];
 
 const WIDTH: u32 = 760;
-const PLOT_TOP: u32 = 14;
+const PLOT_TOP: u32 = 34;
 const PLOT_HEIGHT: u32 = 180;
 const LEFT: u32 = 64;
 const RIGHT: u32 = 12;
@@ -53,10 +53,15 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
     let mut s = String::with_capacity(8 * 1024);
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-bucket="{bucket}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{title}" font-family="system-ui, sans-serif" font-size="11">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-bucket="{bucket}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{title}" font-family="system-ui, sans-serif" font-size="12">"#,
         bucket = series.bucket.as_str(),
     );
-    let _ = write!(s, "<title>{title}</title>");
+    let _ = write!(
+        s,
+        r##"<title>{title}</title><text class="heading" x="{LEFT}" y="16" fill="#1f2933" font-size="13" font-weight="600">{title}</text><text x="{right}" y="16" text-anchor="end" fill="#5b6470">{total} in all</text>"##,
+        right = WIDTH - RIGHT,
+        total = escape(&super::page::sats(series.total_msat)),
+    );
 
     // The y axis: gridlines and labels in sats.
     let y = |msat: u64| -> f64 {
@@ -146,7 +151,7 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
             .sum();
         let _ = write!(
             s,
-            r#"<g class="legend"><rect x="{lx}" y="{ry}" width="12" height="12" rx="2" fill="{fill}"/><text x="{tx}" y="{ty}" fill="#1f2933">{o} ({amount})</text></g>"#,
+            r##"<g class="legend"><rect x="{lx}" y="{ry}" width="12" height="12" rx="2" fill="{fill}"/><text x="{tx}" y="{ty}" fill="#1f2933">{o} ({amount})</text></g>"##,
             ry = ly - 10,
             fill = colour(ranking, origin),
             tx = lx + 18,

@@ -345,6 +345,7 @@ async fn check_request(
     request: Request,
     next: Next,
 ) -> Response {
+    let mut request = request;
     let verdict = guard.check(
         request.method(),
         request.uri().path(),
@@ -352,7 +353,10 @@ async fn check_request(
         request.headers(),
     );
     match verdict {
-        auth::Verdict::Pass(_) => next.run(request).await,
+        auth::Verdict::Pass(access) => {
+            request.extensions_mut().insert(access);
+            next.run(request).await
+        }
         auth::Verdict::SetCookie { location, cookie } => {
             let mut r = (StatusCode::SEE_OTHER, "").into_response();
             let h = r.headers_mut();
@@ -864,14 +868,14 @@ fn after_switch(headers: &HeaderMap, state: Result<Value, FetchError>) -> Respon
 
 async fn api_pause_post(
     State(app): State<App>,
-    from: Option<ConnectInfo<SocketAddr>>,
+    from: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let d = &app.dashboard;
     let result = async {
         let reason = reason_of(&headers, &body)?;
-        let who = by(from.map(|c| c.0));
+        let who = by(from.map(|c| (c.0).0));
         let p = pause::pause(&d.client, reason, who).await?;
         tracing::warn!(by = %p.by, reason = p.reason.as_deref().unwrap_or(""), "payments paused from the dashboard");
         pause_state(d).await
@@ -882,12 +886,12 @@ async fn api_pause_post(
 
 async fn api_resume_post(
     State(app): State<App>,
-    from: Option<ConnectInfo<SocketAddr>>,
+    from: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
     let d = &app.dashboard;
     let result = async {
-        let who = by(from.map(|c| c.0));
+        let who = by(from.map(|c| (c.0).0));
         if pause::resume(&d.client, who.clone()).await?.is_some() {
             tracing::warn!(by = %who, "payments resumed from the dashboard");
         }

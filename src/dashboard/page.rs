@@ -237,7 +237,10 @@ pub(crate) fn totals_inner(snap: &Snapshot) -> String {
             "total-payments",
             "Payments",
             t.payments.to_string(),
-            format!("{} origins", t.by_origin.len()),
+            match t.by_origin.len() {
+                1 => "1 origin".to_string(),
+                n => format!("{n} origins"),
+            },
         ),
         card(
             "total-day",

@@ -80,7 +80,7 @@
     var notes = document.querySelectorAll("#totals .note");
     if (notes.length === 4) {
       notes[0].textContent = sats(t.fee_msat) + " in fees";
-      notes[1].textContent = t.by_origin.length + " origins";
+      notes[1].textContent = t.by_origin.length === 1 ? "1 origin" : t.by_origin.length + " origins";
       notes[2].textContent = summary.daily_cap_msat === null ? "no daily cap" : "of a " + sats(summary.daily_cap_msat) + " daily cap";
     }
   }
