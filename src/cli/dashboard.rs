@@ -11,6 +11,7 @@ use l402_mcp::client::L402Client;
 use l402_mcp::dashboard::{DEFAULT_LISTEN, Dashboard, DashboardOptions};
 
 use super::serve::{MIN_AUTH_TOKEN_CHARS, warn_if_readable_by_others};
+use super::settings::{self, SettingFlags};
 use super::stderr::say_err;
 use super::{ClientFlags, EXIT_OK, Failure, open_store};
 
@@ -46,12 +47,17 @@ pub struct DashboardArgs {
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
 
+    // The limits only serve has (--max-cost, --server-budget), so that the
+    // page shows what a server with these flags holds its agents to.
+    #[command(flatten)]
+    serve_flags: SettingFlags<settings::ServeSet>,
+
     #[command(flatten)]
     client: ClientFlags,
 }
 
 pub async fn run(args: DashboardArgs) -> Result<u8, Failure> {
-    let settings = args.client.settings()?;
+    let settings = args.client.settings_with(&args.serve_flags.overrides())?;
     let store = open_store(&settings)?;
     // No payer: the dashboard never pays, and opens no session.
     let client = L402Client::for_reports(settings.client_config(), None, store)?;
