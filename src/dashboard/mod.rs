@@ -442,9 +442,20 @@ fn html(status: StatusCode, body: String) -> Response {
     r
 }
 
+/// A JSON answer. `<`, `>` and `&` are written as `\u003c`, `\u003e` and
+/// `\u0026` (they can only be inside strings, where JSON means the same by
+/// either): user data in an answer never reads as markup, whatever
+/// mistakes a reader makes with its type.
 fn json_answer(status: StatusCode, v: Value) -> Response {
-    let mut r = (status, axum::Json(v)).into_response();
-    secure_headers(r.headers_mut());
+    let text = v
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    let mut r = (status, text).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    secure_headers(h);
     r
 }
 

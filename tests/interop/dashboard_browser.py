@@ -141,7 +141,7 @@ def main():
             driver.save_screenshot(args.screenshot.replace(".png", "-failed.png"))
         except Exception:
             pass
-        print(json.dumps({"ok": False, "failed": str(e), "seen": seen}, indent=1))
+        print(json.dumps({"ok": False, "failed": str(e), "seen": seen}, indent=1), file=sys.stderr)
         sys.exit(1)
     finally:
         driver.quit()

@@ -21,7 +21,6 @@ use tower::ServiceExt as _;
 use l402_mcp::budget::{Ledger, ReserveRequest};
 use l402_mcp::client::{ClientConfig, FetchRequest, L402Client};
 use l402_mcp::dashboard::{Dashboard, DashboardError, DashboardOptions};
-use l402_mcp::gateway::GatewayConfig;
 use l402_mcp::lightning::PaymentHash;
 use l402_mcp::lightning::dev::DevPayer;
 use l402_mcp::store::{ManualClock, Origin, Store};
