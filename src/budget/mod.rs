@@ -124,6 +124,10 @@ pub enum BudgetError {
         /// The limit.
         per_minute: u32,
     },
+    /// The operator paused every payment (`l402-mcp pause`, or the
+    /// dashboard's switch): nothing is reserved or sent until they resume.
+    #[error("payments are paused: {0}")]
+    Paused(Pause),
     /// No session of that name was opened in this store.
     #[error("no session named {0:?} in the spend ledger; open it with its budget first")]
     UnknownSession(String),
@@ -139,6 +143,14 @@ pub enum BudgetError {
         state: PaymentState,
         /// What was asked: "sent", "released", "failed" or "committed again with other amounts".
         action: &'static str,
+    },
+    /// A pause's reason or author cannot be kept as given.
+    #[error("the pause's {what} {problem}; give a shorter sentence on one line")]
+    BadPauseText {
+        /// "reason" or "author".
+        what: &'static str,
+        /// What is wrong with it.
+        problem: String,
     },
     /// The store failed.
     #[error(transparent)]
@@ -168,6 +180,93 @@ pub struct ReserveRequest<'a> {
     pub fee_limit_msat: u64,
     /// The scheme of the challenge being paid.
     pub scheme: TokenScheme,
+}
+
+/// A pause standing: every payment of every process sharing the store
+/// stops before it is reserved or sent, until the operator resumes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pause {
+    /// Why, in the operator's words, if they gave a reason.
+    pub reason: Option<String>,
+    /// Who paused: the command or page and where it ran.
+    pub by: String,
+    /// When, Unix seconds.
+    pub since: u64,
+}
+
+impl std::fmt::Display for Pause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "paused since {} by {}", utc(self.since), self.by)?;
+        match &self.reason {
+            Some(r) => write!(f, " (reason: {r:?})"),
+            None => write!(f, " (no reason given)"),
+        }
+    }
+}
+
+/// One pause in the history, lifted or standing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PauseEvent {
+    /// When it was paused, Unix seconds.
+    pub paused_at: u64,
+    /// Who paused.
+    pub paused_by: String,
+    /// Why, if they said.
+    pub reason: Option<String>,
+    /// When it was resumed; `None` while it stands.
+    pub resumed_at: Option<u64>,
+    /// Who resumed.
+    pub resumed_by: Option<String>,
+}
+
+/// The longest reason or name a pause keeps, in characters.
+pub const PAUSE_TEXT_MAX: usize = 500;
+
+/// Unix seconds as `2026-12-03T06:00:00Z`.
+fn utc(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| format!("unix time {secs}"))
+}
+
+/// `text` trimmed, `None` if empty; refused if too long or with control
+/// characters (it is shown to agents and on pages).
+fn pause_text(what: &'static str, text: Option<&str>) -> Result<Option<String>, BudgetError> {
+    let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if t.chars().count() > PAUSE_TEXT_MAX {
+        return Err(BudgetError::BadPauseText {
+            what,
+            problem: format!("is longer than {PAUSE_TEXT_MAX} characters"),
+        });
+    }
+    if t.chars().any(char::is_control) {
+        return Err(BudgetError::BadPauseText {
+            what,
+            problem: "has control characters (a line break or tab, say)".into(),
+        });
+    }
+    Ok(Some(t.to_string()))
+}
+
+/// The pause standing in the store, if any.
+fn standing_pause(conn: &Connection) -> Result<Option<Pause>, BudgetError> {
+    Ok(conn
+        .query_row(
+            "SELECT reason, paused_by, paused_at FROM pauses WHERE resumed_at IS NULL",
+            [],
+            |r| {
+                Ok(Pause {
+                    reason: r.get(0)?,
+                    by: r.get(1)?,
+                    since: unsigned(r.get(2)?),
+                })
+            },
+        )
+        .optional()?)
 }
 
 /// Budget held for one payment attempt, until committed, failed or released.
@@ -499,6 +598,13 @@ impl Ledger {
             })?;
 
         self.store.write(|tx, now| {
+            // The kill switch, first: read in this transaction, under the
+            // store's write lock, so no payment slips between a pause and
+            // its reservation.
+            if let Some(pause) = standing_pause(tx)? {
+                return Err(BudgetError::Paused(pause));
+            }
+
             // The session's budget.
             let summary = session_summary(tx, req.session)?
                 .ok_or_else(|| BudgetError::UnknownSession(req.session.to_string()))?;
@@ -581,21 +687,35 @@ impl Ledger {
     /// paying, and do not pay if it fails: an error means the reservation
     /// was settled meanwhile (e.g. released by recovery).
     pub fn mark_in_flight(&self, r: &Reservation) -> Result<(), BudgetError> {
-        self.store.write(|tx, now| match state_of(tx, r.id)?.0 {
-            PaymentState::Reserved => {
-                tx.execute(
-                    "UPDATE payments SET status = 'in_flight', updated_at = ?2 WHERE id = ?1",
-                    params![r.id, time_to_sql(now)],
-                )?;
-                Ok(())
-            }
-            PaymentState::InFlight => Ok(()),
-            state => Err(BudgetError::Settled {
-                id: r.id,
-                state,
-                action: "sent",
-            }),
-        })
+        // The outer result commits (the pause's release must stick); the
+        // inner one is the answer.
+        self.store
+            .write(|tx, now| match state_of(tx, r.id)?.0 {
+                PaymentState::Reserved => {
+                    // Paused since the reservation: it goes back unsent. A
+                    // payment starts only while no pause stands.
+                    if let Some(pause) = standing_pause(tx)? {
+                        tx.execute(
+                            "UPDATE payments SET status = 'released', error = ?2, updated_at = ?3
+                             WHERE id = ?1",
+                            params![r.id, format!("payments are {pause}"), time_to_sql(now)],
+                        )?;
+                        return Ok(Err(BudgetError::Paused(pause)));
+                    }
+                    tx.execute(
+                        "UPDATE payments SET status = 'in_flight', updated_at = ?2 WHERE id = ?1",
+                        params![r.id, time_to_sql(now)],
+                    )?;
+                    Ok(Ok(()))
+                }
+                PaymentState::InFlight => Ok(Ok(())),
+                state => Err(BudgetError::Settled {
+                    id: r.id,
+                    state,
+                    action: "sent",
+                }),
+            })
+            .and_then(|answer| answer)
     }
 
     /// Records that the payment succeeded with these real amounts; the
@@ -732,6 +852,78 @@ impl Ledger {
     pub fn last_day_msat(&self) -> Result<u64, BudgetError> {
         let now = self.store.now();
         self.store.read(|conn| last_day_msat(conn, now))
+    }
+
+    /// Pauses every payment of every process that shares the store, until
+    /// [`resume`](Self::resume). Payments already sent complete and are
+    /// recorded; none is reserved or sent after this commits. Already
+    /// paused: the standing pause is kept (its reason and author too) and
+    /// returned.
+    pub fn pause(&self, reason: Option<&str>, by: &str) -> Result<Pause, BudgetError> {
+        let reason = pause_text("reason", reason)?;
+        let by = pause_text("author", Some(by))?.ok_or(BudgetError::BadPauseText {
+            what: "author",
+            problem: "is empty".into(),
+        })?;
+        self.store.write(|tx, now| {
+            if let Some(standing) = standing_pause(tx)? {
+                return Ok(standing);
+            }
+            tx.execute(
+                "INSERT INTO pauses (paused_at, paused_by, reason) VALUES (?1, ?2, ?3)",
+                params![time_to_sql(now), by, reason],
+            )?;
+            Ok(Pause {
+                reason,
+                by,
+                since: now,
+            })
+        })
+    }
+
+    /// Lifts the standing pause; returns it, or `None` if there was none.
+    pub fn resume(&self, by: &str) -> Result<Option<Pause>, BudgetError> {
+        let by = pause_text("author", Some(by))?.ok_or(BudgetError::BadPauseText {
+            what: "author",
+            problem: "is empty".into(),
+        })?;
+        self.store.write(|tx, now| {
+            let standing = standing_pause(tx)?;
+            if standing.is_some() {
+                tx.execute(
+                    "UPDATE pauses SET resumed_at = ?1, resumed_by = ?2 WHERE resumed_at IS NULL",
+                    params![time_to_sql(now), by],
+                )?;
+            }
+            Ok(standing)
+        })
+    }
+
+    /// The standing pause, if payments are paused.
+    pub fn paused(&self) -> Result<Option<Pause>, BudgetError> {
+        self.store.read(standing_pause)
+    }
+
+    /// The last `limit` pauses, newest first, standing or lifted.
+    pub fn pause_history(&self, limit: usize) -> Result<Vec<PauseEvent>, BudgetError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.store.read(|conn| {
+            Ok(conn
+                .prepare(
+                    "SELECT paused_at, paused_by, reason, resumed_at, resumed_by FROM pauses
+                     ORDER BY id DESC LIMIT ?1",
+                )?
+                .query_map([limit], |r| {
+                    Ok(PauseEvent {
+                        paused_at: unsigned(r.get(0)?),
+                        paused_by: r.get(1)?,
+                        reason: r.get(2)?,
+                        resumed_at: r.get::<_, Option<i64>>(3)?.map(unsigned),
+                        resumed_by: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 
     /// Everything spent, all sessions, all time, and per origin.

@@ -12,6 +12,7 @@ mod demo;
 mod fetch;
 mod gateway;
 mod output;
+mod pause;
 mod serve;
 pub mod settings;
 mod spend;
@@ -78,6 +79,12 @@ enum Command {
     Tokens(tokens::TokensArgs),
     /// What a session has spent and has left, and all-time spend per origin.
     Spend(spend::SpendArgs),
+    /// Pause every payment of every agent sharing the store (the kill
+    /// switch): no payment starts until `resume`. Tokens bought before
+    /// keep working.
+    Pause(pause::PauseArgs),
+    /// Lift the pause: payments go on.
+    Resume(pause::ResumeArgs),
     /// The client settings: show (with sources), path, init.
     Config(config::ConfigArgs),
     /// Run the L402 gateway: sell access to demo endpoints or an upstream API.
@@ -381,6 +388,8 @@ pub fn main() -> ExitCode {
         Command::Preview(a) => a.json,
         Command::Tokens(a) => a.json(),
         Command::Spend(a) => a.json,
+        Command::Pause(a) => a.json,
+        Command::Resume(a) => a.json,
         Command::Config(a) => a.json(),
         Command::Gateway(_) | Command::Serve(_) | Command::Demo(_) | Command::Dashboard(_) => {
             false
@@ -403,6 +412,8 @@ pub fn main() -> ExitCode {
             Command::Preview(args) => fetch::run_preview(args, ctx).await,
             Command::Tokens(args) => tokens::run(args, ctx).await,
             Command::Spend(args) => spend::run(args, ctx).await,
+            Command::Pause(args) => pause::run_pause(args, ctx).await,
+            Command::Resume(args) => pause::run_resume(args, ctx).await,
             Command::Config(args) => config::run(args, ctx),
             Command::Gateway(args) => gateway::run(args)
                 .await

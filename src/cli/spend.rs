@@ -45,8 +45,16 @@ pub async fn run(args: SpendArgs, ctx: Ctx) -> Result<u8, Failure> {
             "payments": report.payments.iter().map(payment_json).collect::<Vec<_>>(),
             "all_time": totals_json(&report.all_time),
             "wallet_balance_msat": report.wallet_balance_msat,
+            "paused": report.paused.as_ref().map(|p| json!({
+                "since": p.since, "since_utc": utc(p.since), "by": p.by, "reason": p.reason,
+            })),
         }))?;
     } else {
+        if let Some(p) = &report.paused {
+            stdout_line(&format!(
+                "PAUSED: no payment starts until `l402-mcp resume` ({p})"
+            ))?;
+        }
         print_human(session, &report, &settings.store_path())?;
     }
     if !ctx.quiet && report.unresolved > 0 && !client.can_pay() {

@@ -251,7 +251,7 @@ impl L402Client {
         url: &Url,
         cap: Cap,
     ) -> Result<Evaluation, FetchError> {
-        let mut checks = Vec::new();
+        let mut checks = vec![self.pause_check()?];
         let offers = Offers::parse(response);
         let done = |checks, scheme, price_msat| Evaluation {
             checks,
@@ -578,6 +578,17 @@ impl L402Client {
                 format!("the Payment challenge expires in {} s", left.as_secs()),
             ),
         }
+    }
+
+    /// The kill switch, as a check: nothing is paid (nor anyone asked to
+    /// approve a payment) while the operator's pause stands. The ledger
+    /// checks again in the transaction that reserves, which is what holds
+    /// against a pause committed after this read.
+    fn pause_check(&self) -> Result<Check, FetchError> {
+        Ok(match self.ledger.paused()? {
+            None => Check::pass("pause", "payments are not paused"),
+            Some(pause) => Check::fail("pause", Refusal::Paused(pause)),
+        })
     }
 
     pub(super) async fn approve(

@@ -1,7 +1,7 @@
 //! What can go wrong in a fetch, as values a caller can match and sentences
 //! an agent can act on, with lnget's exit codes.
 
-use crate::budget::BudgetError;
+use crate::budget::{BudgetError, Pause};
 use crate::lightning::{Msat, Network, PaymentHash};
 use crate::store::StoreError;
 
@@ -178,6 +178,13 @@ pub enum Refusal {
         /// The threshold.
         threshold_msat: u64,
     },
+    /// The operator paused every payment (the kill switch). Tokens bought
+    /// before still work.
+    #[error(
+        "payments are {0}; nothing was paid. Tokens bought before still work; the operator \
+         resumes payments with `l402-mcp resume` or the dashboard"
+    )]
+    Paused(Pause),
     /// A payment for this invoice is under way (here or in another
     /// process); paying again could pay twice.
     #[error("a payment for invoice {0} is already in flight; retry once it has settled")]
@@ -271,6 +278,8 @@ impl From<BudgetError> for FetchError {
         match e {
             BudgetError::UnknownSession(s) => FetchError::UnknownSession(s),
             BudgetError::Store(s) => FetchError::Store(s),
+            BudgetError::Paused(p) => FetchError::Refused(Refusal::Paused(p)),
+            e @ BudgetError::BadPauseText { .. } => FetchError::BadRequest(e.to_string()),
             other => FetchError::Ledger(other),
         }
     }
@@ -341,6 +350,7 @@ impl Refusal {
             Refusal::NotApproved { .. } => "not_approved",
             Refusal::ApprovalUnavailable { .. } => "approval_unavailable",
             Refusal::PaymentInFlight(_) => "payment_in_flight",
+            Refusal::Paused(_) => "paused",
         }
     }
 }
@@ -386,6 +396,7 @@ pub(super) fn budget_refusal(e: BudgetError, url: &str, fee_limit_msat: u64) -> 
         BudgetError::RateLimited { per_minute } => {
             FetchError::Refused(Refusal::RateLimited { per_minute })
         }
+        BudgetError::Paused(pause) => FetchError::Refused(Refusal::Paused(pause)),
         other => other.into(),
     }
 }

@@ -62,7 +62,7 @@ pub use problem::problem_sentence;
 pub use report::{Cleared, SpendReport, TokenRef};
 // What the reports hold, as the faces render it, and what a face hands
 // the client when it builds one (its store, its server's pool).
-pub use crate::budget::{BudgetPool, OriginSpend, SpendTotals};
+pub use crate::budget::{BudgetPool, OriginSpend, Pause, PauseEvent, SpendTotals};
 pub use crate::store::{
     Origin, PaymentRecord, PaymentState, Store, StoreError, TokenInfo, TokenScheme, TokenStatus,
 };

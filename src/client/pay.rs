@@ -23,7 +23,7 @@ use super::{
     Call, FetchError, FetchEvent, L402Client, RecoveryReport, Refusal, error::budget_refusal,
     recovery_grace,
 };
-use crate::budget::{Ledger, Reservation, ReserveRequest};
+use crate::budget::{BudgetError, Ledger, Reservation, ReserveRequest};
 use crate::lightning::{Invoice, PayError, Payer, Payment, PaymentHash, PaymentStatus};
 use crate::store::{NewToken, Origin, PaymentState, Store, Token, TokenStatus};
 
@@ -372,9 +372,15 @@ impl L402Client {
         let ledger = self.ledger.clone();
         let r = reservation.clone();
         if let Err(e) = blocking(move || ledger.mark_in_flight(&r)).await? {
-            // Recovery in another process resolved it first: do not pay.
             let store = self.store.clone();
-            let _ = blocking(move || store.mark_failed(&hash)).await;
+            if let BudgetError::Paused(_) = e {
+                // Paused since the reservation, which the ledger gave back:
+                // nothing was sent, so the pending token goes too.
+                let _ = blocking(move || store.remove_token_by_hash(&hash)).await;
+            } else {
+                // Recovery in another process resolved it first: do not pay.
+                let _ = blocking(move || store.mark_failed(&hash)).await;
+            }
             return Err(e.into());
         }
         abort_point("after_in_flight");
@@ -398,7 +404,7 @@ impl L402Client {
             timeout: self.config.payment_timeout,
             call: call.clone(),
             url: url.to_string(),
-            buyer_hold: self.config.request_timeout + Duration::from_secs(30),
+            buyer_hold: buyer_hold(&self.config),
             _in_flight: in_flight,
         };
         let outcome = tokio::spawn(task.run()).await.unwrap_or_else(|e| {
@@ -491,12 +497,22 @@ impl L402Client {
                         // the invoice is its amount.
                         payment.amount_msat = p.amount_msat;
                     }
+                    // Its buyer may be alive, about to record the payment and
+                    // present the token (this store is shared by processes):
+                    // the token stays the buyer's for as long as the buyer
+                    // itself would hold it. Under the origin's lock, which a
+                    // crashed buyer no longer holds, any run may use it.
+                    let hold_secs = buyer_hold(&self.config).as_secs().saturating_sub(age);
                     blocking(move || {
                         let _ = ledger.commit(&reservation, payment.amount_msat, payment.fee_msat);
                         match store.get_by_hash(&hash) {
-                            Ok(Some(t)) if t.info.status != TokenStatus::Stale => {
-                                store.mark_paid(&hash, &payment.preimage, payment.fee_msat)
-                            }
+                            Ok(Some(t)) if t.info.status != TokenStatus::Stale => store
+                                .mark_paid_for_buyer(
+                                    &hash,
+                                    &payment.preimage,
+                                    payment.fee_msat,
+                                    hold_secs,
+                                ),
                             Ok(_) => Ok(()),
                             Err(e) => Err(e),
                         }
@@ -528,6 +544,13 @@ impl L402Client {
         }
         Ok(report)
     }
+}
+
+/// How long a token just bought stays its buyer's (see
+/// [`Store::mark_paid_for_buyer`]): long enough for the buyer's retry with
+/// it to be sent and answered.
+fn buyer_hold(config: &super::ClientConfig) -> Duration {
+    config.request_timeout + Duration::from_secs(30)
 }
 
 impl L402Client {

@@ -5,7 +5,7 @@
 
 use super::fetch::blocking;
 use super::{BudgetView, FetchError, L402Client};
-use crate::budget::{BudgetError, SpendTotals};
+use crate::budget::{BudgetError, Pause, PauseEvent, SpendTotals};
 use crate::lightning::PaymentHash;
 use crate::store::{PaymentRecord, TokenInfo, TokenStatus};
 
@@ -21,6 +21,8 @@ pub struct SpendReport {
     pub payments: Vec<PaymentRecord>,
     /// Every session, all time.
     pub all_time: SpendTotals,
+    /// The operator's pause, while it stands: nothing is paid.
+    pub paused: Option<Pause>,
     /// What the payer's wallet holds, msat, where it says (a wallet over
     /// Nostr Wallet Connect that offers `get_balance`): the wallet's own
     /// figure, beside the operator's budget, which is what may be spent.
@@ -145,6 +147,34 @@ impl L402Client {
         })
     }
 
+    /// The kill switch: pauses every payment of every process that shares
+    /// this client's store (stdio and HTTP servers, CLI runs), before its
+    /// next payment. Payments already sent complete and are recorded;
+    /// tokens bought before keep working. `by` says who paused (shown to
+    /// agents and on the dashboard). Already paused: the standing pause.
+    pub async fn pause(&self, reason: Option<String>, by: String) -> Result<Pause, FetchError> {
+        let ledger = self.ledger.clone();
+        Ok(blocking(move || ledger.pause(reason.as_deref(), &by)).await??)
+    }
+
+    /// Lifts the pause; returns it, or `None` if payments were not paused.
+    pub async fn resume(&self, by: String) -> Result<Option<Pause>, FetchError> {
+        let ledger = self.ledger.clone();
+        Ok(blocking(move || ledger.resume(&by)).await??)
+    }
+
+    /// The standing pause, if payments are paused.
+    pub async fn paused(&self) -> Result<Option<Pause>, FetchError> {
+        let ledger = self.ledger.clone();
+        Ok(blocking(move || ledger.paused()).await??)
+    }
+
+    /// The last `limit` pauses, newest first.
+    pub async fn pause_history(&self, limit: usize) -> Result<Vec<PauseEvent>, FetchError> {
+        let ledger = self.ledger.clone();
+        Ok(blocking(move || ledger.pause_history(limit)).await??)
+    }
+
     /// Where this session stands and what was spent, after resolving the
     /// payments earlier runs left unresolved (when there is a payer).
     pub async fn spend_report(&self) -> Result<SpendReport, FetchError> {
@@ -196,6 +226,7 @@ impl L402Client {
             unresolved,
             payments,
             all_time,
+            paused: self.paused().await?,
             wallet_balance_msat,
         })
     }

@@ -349,6 +349,11 @@ pub(super) fn spend_result(
                 .collect(),
         },
         limits,
+        paused: s.paused.as_ref().map(|p| PauseOutput {
+            since: utc(p.since),
+            by: p.by.clone(),
+            reason: p.reason.clone(),
+        }),
         wallet_balance_msat: s.wallet_balance_msat,
     };
     let b = &budget;
@@ -369,6 +374,12 @@ pub(super) fn spend_result(
             p.sessions,
             Msat(p.budget_msat),
             Msat(p.left_msat)
+        ));
+    }
+    if let Some(p) = &s.paused {
+        text.push_str(&format!(
+            " Payments are PAUSED by the operator: {p}. Nothing is paid until they resume; \
+             tokens bought before still work."
         ));
     }
     if s.unresolved > 0 {

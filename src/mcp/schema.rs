@@ -328,6 +328,18 @@ pub struct AllTimeOutput {
     pub by_origin: Vec<OriginSpendOutput>,
 }
 
+/// The operator's pause (the kill switch), while it stands.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct PauseOutput {
+    /// Since when (RFC 3339, UTC).
+    pub since: String,
+    /// Who paused: the command or page and where it ran.
+    pub by: String,
+    /// Why, in the operator's words, if they said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// `spend_summary`'s result.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SpendOutput {
@@ -341,6 +353,10 @@ pub struct SpendOutput {
     pub all_time: AllTimeOutput,
     /// The operator's limits.
     pub limits: LimitsOutput,
+    /// Present while the operator has paused every payment: nothing is
+    /// paid until they resume; tokens bought before still work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PauseOutput>,
     /// What the paying wallet holds, msat, where it says (a wallet over
     /// Nostr Wallet Connect offering get_balance); absent otherwise. The
     /// session's budget, not this, is what may be spent here.
@@ -827,6 +843,11 @@ mod portable_tests {
                     }],
                 },
                 limits: limits(some),
+                paused: some.then(|| PauseOutput {
+                    since: "2026-01-01T00:00:00Z".into(),
+                    by: "l402-mcp pause (user op, pid 7)".into(),
+                    reason: Some("runaway agent".into()),
+                }),
                 wallet_balance_msat: some.then_some(100_000_000),
             });
         }

@@ -105,6 +105,26 @@ const MIGRATIONS: &[&str] = &[
         at         INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 5: the kill switch. A standing pause (a row not resumed yet) stops
+    // every payment of every process sharing the store: the ledger reads
+    // it inside the transaction that reserves, and again in the one that
+    // marks a payment as sent. At most one pause stands at a time; the
+    // rows are kept, as the history of who paused and resumed, when, why.
+    // A binary older than this schema refuses the store (newer schema)
+    // instead of paying past a pause it cannot see.
+    r#"
+    CREATE TABLE pauses (
+        id         INTEGER PRIMARY KEY,
+        paused_at  INTEGER NOT NULL,
+        paused_by  TEXT NOT NULL CHECK (paused_by <> ''),
+        reason     TEXT CHECK (reason IS NULL OR reason <> ''),
+        resumed_at INTEGER,
+        resumed_by TEXT CHECK (resumed_by IS NULL OR resumed_by <> ''),
+        CHECK ((resumed_at IS NULL) = (resumed_by IS NULL))
+    ) STRICT;
+    CREATE UNIQUE INDEX pauses_one_standing ON pauses ((resumed_at IS NULL))
+        WHERE resumed_at IS NULL;
+    "#,
 ];
 
 /// The schema version this program writes.

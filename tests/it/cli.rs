@@ -35,8 +35,12 @@ struct Env {
 
 impl Env {
     async fn start() -> Self {
+        Self::start_with(GatewayConfig::demo()).await
+    }
+
+    async fn start_with(config: GatewayConfig) -> Self {
         Env {
-            gw: TestGateway::start(GatewayConfig::demo()).await,
+            gw: TestGateway::start(config).await,
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -1155,4 +1159,188 @@ async fn the_demo_never_serves_its_dev_node_off_loopback() {
     .await;
     assert_code(&run, 1);
     assert!(run.stderr.contains("listens on loopback only"), "{run:?}");
+}
+
+// ---------------------------------------------------------------------------
+// the kill switch
+
+/// Ids of the payments that were sent (in flight or succeeded).
+fn sent_payments(store: &Store) -> std::collections::BTreeSet<i64> {
+    use l402_mcp::store::PaymentState;
+    store
+        .list_payments(None)
+        .unwrap()
+        .into_iter()
+        .filter(|p| matches!(p.state, PaymentState::InFlight | PaymentState::Succeeded))
+        .map(|p| p.id)
+        .collect()
+}
+
+/// 20 agents, each a loop of `l402-mcp fetch` processes paying a
+/// single-use route (every call pays) from its own session. `pause` stops
+/// all of them: not one payment is sent after it is committed, by the
+/// store's record or by the gateway's node; they are refused with the
+/// reason; `resume` lets them pay again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_stops_twenty_agents_in_other_processes_and_resume_lets_them_go_on() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    // Twenty agents on one address ask for more challenges than the demo's
+    // per-address limit allows.
+    let mut config = GatewayConfig::demo();
+    config.rate_limit.challenges_per_minute = 100_000;
+    config.rate_limit.burst = 10_000;
+    let env = Arc::new(Env::start_with(config).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused_paused = Arc::new(AtomicU64::new(0));
+    let other_failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut agents = Vec::new();
+    for i in 0..20 {
+        let (env, stop) = (env.clone(), stop.clone());
+        let (refused, others) = (refused_paused.clone(), other_failures.clone());
+        agents.push(tokio::spawn(async move {
+            let session = format!("agent-{i}");
+            let limits = [
+                ("L402_SESSION", session.as_str()),
+                ("L402_BUDGET_SATS", "10000000"),
+                ("L402_MAX_COST_SATS", "1000"),
+                ("L402_PAYMENTS_PER_MINUTE", "100000"),
+            ];
+            let url = env.url("/v1/generate");
+            while !stop.load(Ordering::SeqCst) {
+                let run = env
+                    .fetch_env(&[&url, "-d", "hello", "--json"], &limits)
+                    .await;
+                match run.code {
+                    0 => {}
+                    2 if run.stdout.contains("\"paused\"") => {
+                        assert!(run.stdout.contains("drill: stop everything"), "{run:#?}");
+                        refused.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    _ => others.lock().unwrap().push(format!("{run:#?}")),
+                }
+            }
+        }));
+    }
+    let wait_for = |what: &str, n: u64, deadline: Duration| {
+        let started = Instant::now();
+        let env = env.clone();
+        let what = what.to_string();
+        async move {
+            while env.settlements() < n {
+                assert!(
+                    started.elapsed() < deadline,
+                    "{what}: {} settlements after {deadline:?}, wanted {n}",
+                    env.settlements()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for("before the pause", 20, Duration::from_secs(120)).await;
+
+    let paused = env
+        .cmd(
+            &["pause", "--reason", "drill: stop everything"],
+            env.store_flags(),
+        )
+        .await;
+    assert_code(&paused, 0);
+    // Committed: from here on, nothing may be sent.
+    let sent_at_pause = sent_payments(&env.store());
+    tokio::time::sleep(Duration::from_secs(2)).await; // those in flight settle
+    let settled_after_drain = env.settlements();
+    let refused_before = refused_paused.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent_later = sent_payments(&env.store());
+    assert!(
+        sent_later.is_subset(&sent_at_pause),
+        "payments sent after the pause: {:?}",
+        sent_later.difference(&sent_at_pause).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        env.settlements(),
+        settled_after_drain,
+        "the gateway's node was paid while payments were paused"
+    );
+    assert!(
+        refused_paused.load(Ordering::SeqCst) > refused_before,
+        "the agents were not refused while paused"
+    );
+    // Every payment sent was recorded, and the node was paid for each.
+    assert_eq!(sent_later.len() as u64, settled_after_drain);
+
+    assert_code(&env.cmd(&["resume"], env.store_flags()).await, 0);
+    wait_for(
+        "after resuming",
+        settled_after_drain + 20,
+        Duration::from_secs(120),
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for a in agents {
+        a.await.unwrap();
+    }
+    let others = other_failures.lock().unwrap();
+    assert!(others.is_empty(), "agents failed otherwise: {others:#?}");
+    // After the loops stop, the store and the node agree again.
+    assert_eq!(sent_payments(&env.store()).len() as u64, env.settlements());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_paused_a_cached_token_still_serves_and_preview_says_paused() {
+    let env = Env::start().await;
+    let demo = env.url("/v1/demo"); // reusable: bought once, then cached
+    assert_code(&env.fetch(&[&demo]).await, 0);
+    assert_code(
+        &env.cmd(&["pause", "--reason", "audit"], env.store_flags())
+            .await,
+        0,
+    );
+    let status = env
+        .cmd(&["pause", "--status", "--json"], env.store_flags())
+        .await;
+    assert_eq!(status.json()["paused"], true, "{status:#?}");
+    assert_eq!(status.json()["pause"]["reason"], "audit");
+
+    // The token bought before the pause still works: nothing to pay.
+    assert_code(&env.fetch(&[&demo]).await, 0);
+    // A new purchase is refused, naming the pause and its reason.
+    let data = env.fetch(&[&env.url("/v1/data"), "--json"]).await;
+    assert_code(&data, 2);
+    let e = &data.json()["error"];
+    assert_eq!(e["kind"], "paused", "{data:#?}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("paused") && msg.contains("audit"), "{msg}");
+    assert_eq!(env.settlements(), 1);
+    // The preview says so.
+    let preview = env
+        .cmd(
+            &["preview", &env.url("/v1/data"), "--json"],
+            env.client_flags(),
+        )
+        .await;
+    assert_code(&preview, 2); // a check refuses
+    let p = preview.json();
+    assert_eq!(p["would_pay"], false, "{p}");
+    let pause_check = p["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pause")
+        .unwrap_or_else(|| panic!("no pause check: {p}"));
+    assert_eq!(pause_check["ok"], false);
+    // spend says so too.
+    let spend = env.cmd(&["spend"], env.client_flags()).await;
+    assert!(
+        spend.stdout.contains("PAUSED") && spend.stdout.contains("audit"),
+        "{spend:#?}"
+    );
+
+    assert_code(&env.cmd(&["resume"], env.store_flags()).await, 0);
+    assert_code(&env.fetch(&[&env.url("/v1/data")]).await, 0);
+    assert_eq!(env.settlements(), 2);
 }

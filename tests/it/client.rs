@@ -612,6 +612,7 @@ async fn preview_reports_price_and_checks_without_paying() {
     assert_eq!(
         names,
         [
+            "pause",
             "challenge",
             "invoice",
             "amount",
@@ -1278,4 +1279,97 @@ async fn a_single_use_token_is_presented_first_by_the_session_that_paid_for_it()
         }
     }
     assert_eq!(gw.node.settlements(), 90, "one purchase per answer");
+}
+
+/// A payer that pays through the dev node, then holds its answer until
+/// told to give it: the money has moved, and its buyer has not recorded
+/// the payment yet (the moment another process's recovery can see it).
+#[derive(Debug)]
+struct AnswerLaterPayer {
+    inner: DevPayer,
+    paid: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl Payer for AnswerLaterPayer {
+    fn network(&self) -> Network {
+        self.inner.network()
+    }
+    async fn pay(&self, invoice: &Invoice, max_fee_msat: u64) -> Result<Payment, PayError> {
+        let paid = self.inner.pay(invoice, max_fee_msat).await;
+        self.paid.notify_one();
+        self.go.notified().await;
+        paid
+    }
+    async fn status(&self, hash: &PaymentHash) -> Result<PaymentStatus, PayError> {
+        self.inner.status(hash).await
+    }
+}
+
+/// Found by twenty agents in other processes on one single-use route: an
+/// agent starting while another's payment had gone through, but was not
+/// recorded yet, resolved that payment (its recovery asks the node, which
+/// says it succeeded), found the token usable and presented it first. The
+/// buyer, who paid, got "already used". Recovery now keeps a payment it
+/// resolves for its buyer, as the buyer would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_recovering_a_payment_under_way_never_takes_its_token_from_the_buyer() {
+    let gw = TestGateway::start(demo_with_route(single_use_get("/once", 50))).await;
+    let url = format!("{}/once", gw.base);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let config = |session: &str| ClientConfig {
+        allowed_origins: vec![gw.base.clone()],
+        session: session.to_string(),
+        ..Default::default()
+    };
+    let payer = Arc::new(AnswerLaterPayer {
+        inner: DevPayer::new(&gw.base).unwrap(),
+        paid: tokio::sync::Notify::new(),
+        go: tokio::sync::Notify::new(),
+    });
+    // Two clients on one store file: two processes.
+    let buyer = Arc::new(
+        L402Client::new(
+            config("buyer"),
+            payer.clone(),
+            Arc::new(Store::open(&path).unwrap()),
+        )
+        .unwrap(),
+    );
+    let other = Arc::new(
+        L402Client::new(
+            config("other"),
+            Arc::new(DevPayer::new(&gw.base).unwrap()),
+            Arc::new(Store::open(&path).unwrap()),
+        )
+        .unwrap(),
+    );
+    let b = buyer.clone();
+    let u = url.clone();
+    let bought = tokio::spawn(async move { b.fetch(FetchRequest::get(u)).await });
+    payer.paid.notified().await; // the money moved; the buyer has not recorded it
+    let o = other.clone();
+    let u = url.clone();
+    let second = tokio::spawn(async move { o.fetch(FetchRequest::get(u)).await });
+    tokio::time::sleep(Duration::from_millis(700)).await; // it recovers and tries meanwhile
+    payer.go.notify_one();
+
+    let bought = bought.await.unwrap().unwrap();
+    let second = second.await.unwrap().unwrap();
+    let receipt = bought.receipt.as_ref().unwrap();
+    assert!(receipt.paid, "{receipt:?}");
+    assert_eq!(
+        (bought.status, receipt.note.as_deref()),
+        (200, None),
+        "the buyer paid and was refused: {}",
+        String::from_utf8_lossy(&bought.body)
+    );
+    assert_eq!(second.status, 200);
+    assert!(
+        second.receipt.as_ref().unwrap().paid,
+        "the other agent rode on the buyer's payment"
+    );
+    assert_eq!(gw.node.settlements(), 2);
 }

@@ -553,6 +553,15 @@ fn serve_without_a_payer_says_how_to_configure_one() {
 /// with -vvv, waits for a response to each request, closes stdin, and
 /// returns every stdout line.
 fn stdio_exchange(args: &[String], messages: &[serde_json::Value]) -> Vec<String> {
+    stdio_exchange_with(args, messages, |_| {})
+}
+
+/// [`stdio_exchange`], calling `before(i)` before it sends message `i`.
+fn stdio_exchange_with(
+    args: &[String],
+    messages: &[serde_json::Value],
+    mut before: impl FnMut(usize),
+) -> Vec<String> {
     let mut child = Command::new(BIN)
         .arg("-vvv")
         .args(args)
@@ -565,7 +574,8 @@ fn stdio_exchange(args: &[String], messages: &[serde_json::Value]) -> Vec<String
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut lines = Vec::new();
-    for m in messages {
+    for (i, m) in messages.iter().enumerate() {
+        before(i);
         writeln!(stdin, "{m}").unwrap();
         stdin.flush().unwrap();
         let Some(id) = m.get("id") else { continue };
@@ -1446,4 +1456,97 @@ async fn cancellation_over_sessionless_http() {
             .all(|p| p.state != PaymentState::Succeeded)
     );
     drop(serve);
+}
+
+/// The kill switch seen from a running server: a pause committed by
+/// another process while `serve` runs stops its next payment, with a
+/// sentence naming the pause and its reason; a token bought before still
+/// serves; preview_cost and spend_summary say so; resume lets it pay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_from_another_process_stops_a_running_server_before_its_next_payment() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = serve_args(&gw.base, dir.path());
+    let (demo, data) = (
+        format!("{}/v1/demo", gw.base),
+        format!("{}/v1/data", gw.base),
+    );
+    let call = |id: i64, tool: &str, arguments: serde_json::Value| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}})
+    };
+    let messages = vec![
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        call(2, "l402_fetch", serde_json::json!({"url": demo})),
+        // paused before this one
+        call(3, "l402_fetch", serde_json::json!({"url": demo})),
+        call(4, "l402_fetch", serde_json::json!({"url": data})),
+        call(5, "preview_cost", serde_json::json!({"url": data})),
+        call(6, "spend_summary", serde_json::json!({})),
+        // resumed before this one
+        call(7, "l402_fetch", serde_json::json!({"url": data})),
+    ];
+    let store_dir = dir.path().to_path_buf();
+    let lines = tokio::task::spawn_blocking(move || {
+        stdio_exchange_with(&args, &messages, |i| match i {
+            3 => {
+                let (_, ledger) = store_in(&store_dir);
+                ledger.pause(Some("budget review"), "the test").unwrap();
+            }
+            7 => {
+                let (_, ledger) = store_in(&store_dir);
+                ledger.resume("the test").unwrap();
+            }
+            _ => {}
+        })
+    })
+    .await
+    .unwrap();
+    let by_id: std::collections::HashMap<i64, serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("id")?.as_i64()?, v)))
+        .collect();
+    let result = |id: i64| &by_id[&id]["result"];
+    let text = |id: i64| {
+        result(id)["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(result(2)["isError"], false, "{}", result(2));
+    // The token bought before the pause still serves.
+    assert_eq!(result(3)["isError"], false, "{}", result(3));
+    assert_eq!(result(3)["structuredContent"]["receipt"]["paid"], false);
+    // A new purchase is refused, naming the pause and its reason.
+    assert_eq!(result(4)["isError"], true, "{}", result(4));
+    let refused = text(4);
+    assert!(
+        refused.contains("paused")
+            && refused.contains("budget review")
+            && refused.contains("the test"),
+        "{refused}"
+    );
+    assert!(refused.contains("Nothing was paid"), "{refused}");
+    // The preview says so.
+    let preview = result(5);
+    assert_eq!(
+        preview["structuredContent"]["would_pay"], false,
+        "{preview}"
+    );
+    assert!(text(5).contains("budget review"), "{}", text(5));
+    // And the summary.
+    assert_eq!(
+        result(6)["structuredContent"]["paused"]["reason"],
+        "budget review",
+        "{}",
+        result(6)
+    );
+    assert!(text(6).contains("PAUSED"), "{}", text(6));
+    // Resumed: it pays again.
+    assert_eq!(result(7)["isError"], false, "{}", result(7));
+    assert_eq!(gw.node.settlements(), 2);
 }

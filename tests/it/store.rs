@@ -92,19 +92,19 @@ fn store_is_send_sync_and_shareable() {
 fn schema_is_created_and_reopened_at_the_current_version() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
-    assert_eq!(SCHEMA_VERSION, 4);
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(store.schema_version().unwrap(), 5);
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     drop(store);
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -121,6 +121,7 @@ fn schema_is_created_and_reopened_at_the_current_version() {
         tables,
         [
             "origin_schemes",
+            "pauses",
             "payments",
             "sessions",
             "token_paths",
@@ -145,14 +146,14 @@ fn store_from_a_newer_program_is_refused_untouched() {
             supported,
         } => {
             assert_eq!(p, &path.display().to_string());
-            assert_eq!((*found, *supported), (7, 4));
+            assert_eq!((*found, *supported), (7, 5));
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
         format!(
-            "the token store at {} has schema version 7, but this program knows only up to 4: \
+            "the token store at {} has schema version 7, but this program knows only up to 5: \
              it was written by a newer l402-mcp; upgrade, or use another store",
             path.display()
         )
@@ -1147,7 +1148,7 @@ fn a_version_1_store_is_migrated_keeping_its_tokens() {
     // Roll the file back to version 1, as an older release left it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE origin_schemes; ALTER TABLE payments DROP COLUMN scheme; \
+        "DROP TABLE pauses; DROP TABLE origin_schemes; ALTER TABLE payments DROP COLUMN scheme; \
          ALTER TABLE tokens DROP COLUMN scheme; ALTER TABLE tokens DROP COLUMN bound_path; \
          ALTER TABLE tokens DROP COLUMN expires_at; ALTER TABLE tokens DROP COLUMN receipt; \
          DROP TABLE token_paths; DROP INDEX sessions_by_pool; \
@@ -1170,4 +1171,130 @@ fn a_version_1_store_is_migrated_keeping_its_tokens() {
         usable[0].1,
         vec![("/v1/x".to_string(), true), ("/v1/y".to_string(), true)]
     );
+}
+
+// ---------------------------------------------------------------------------
+// The kill switch
+
+#[test]
+fn a_pause_refuses_every_reservation_until_resumed() {
+    let (store, clock) = manual_store();
+    let ledger = Ledger::new(Arc::new(store));
+    ledger.open_session("s1", 10_000_000).unwrap();
+    let o = origin("https://api.example.com");
+    let (_, h1) = pair(1);
+    let (_, h2) = pair(2);
+    assert_eq!(ledger.paused().unwrap(), None);
+
+    let pause = ledger
+        .pause(Some("  runaway agent  "), "l402-mcp pause (test)")
+        .unwrap();
+    assert_eq!(pause.reason.as_deref(), Some("runaway agent"));
+    assert_eq!(pause.since, T0);
+    match ledger.reserve(&ask("s1", &o, &h1, 1_000, 10)) {
+        Err(BudgetError::Paused(p)) => assert_eq!(p, pause),
+        other => panic!("expected Paused, got {other:?}"),
+    }
+    let msg = ledger
+        .reserve(&ask("s1", &o, &h1, 1_000, 10))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("runaway agent") && msg.contains("l402-mcp pause (test)"),
+        "{msg}"
+    );
+    // Nothing was held by the refusals.
+    assert_eq!(ledger.summary("s1").unwrap().reserved_msat, 0);
+
+    // Pausing again keeps the first pause, its reason and its author.
+    clock.advance(10);
+    assert_eq!(ledger.pause(Some("other"), "someone else").unwrap(), pause);
+
+    clock.advance(5);
+    assert_eq!(
+        ledger.resume("l402-mcp resume (test)").unwrap(),
+        Some(pause)
+    );
+    assert_eq!(ledger.paused().unwrap(), None);
+    assert_eq!(ledger.resume("again").unwrap(), None);
+    let r = ledger.reserve(&ask("s1", &o, &h2, 1_000, 10)).unwrap();
+    ledger.mark_in_flight(&r).unwrap();
+
+    let history = ledger.pause_history(10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].paused_at, T0);
+    assert_eq!(history[0].resumed_at, Some(T0 + 15));
+    assert_eq!(
+        history[0].resumed_by.as_deref(),
+        Some("l402-mcp resume (test)")
+    );
+}
+
+#[test]
+fn a_pause_between_reserve_and_send_gives_the_reservation_back_unsent() {
+    let (store, _) = manual_store();
+    let ledger = Ledger::new(Arc::new(store));
+    ledger.open_session("s1", 10_000_000).unwrap();
+    let o = origin("https://api.example.com");
+    let (_, h1) = pair(1);
+    let (_, h2) = pair(2);
+    // One payment sent before the pause, one only reserved.
+    let sent = ledger.reserve(&ask("s1", &o, &h1, 1_000, 10)).unwrap();
+    ledger.mark_in_flight(&sent).unwrap();
+    let held = ledger.reserve(&ask("s1", &o, &h2, 2_000, 10)).unwrap();
+
+    ledger.pause(None, "test").unwrap();
+    assert!(matches!(
+        ledger.mark_in_flight(&held),
+        Err(BudgetError::Paused(_))
+    ));
+    // The one only reserved is released, for good: resuming does not send it.
+    let rows = ledger.store().list_payments(Some("s1")).unwrap();
+    let by_hash = |h: &PaymentHash| rows.iter().find(|p| p.payment_hash == *h).unwrap();
+    assert_eq!(by_hash(&h2).state, PaymentState::Released);
+    assert!(by_hash(&h2).error.as_deref().unwrap().contains("paused"));
+    ledger.resume("test").unwrap();
+    assert!(matches!(
+        ledger.mark_in_flight(&held),
+        Err(BudgetError::Settled { .. })
+    ));
+    // The one in flight completes and is recorded, pause or not.
+    ledger.pause(None, "test").unwrap();
+    ledger.mark_in_flight(&sent).unwrap();
+    ledger.commit(&sent, 1_000, 1).unwrap();
+    let s = ledger.summary("s1").unwrap();
+    assert_eq!((s.spent_msat, s.reserved_msat, s.payments), (1_001, 0, 1));
+}
+
+#[test]
+fn a_pause_reason_that_cannot_be_shown_is_refused_with_a_sentence() {
+    let (store, _) = manual_store();
+    let ledger = Ledger::new(Arc::new(store));
+    let long = "x".repeat(501);
+    for (reason, says) in [
+        (long.as_str(), "longer than 500"),
+        ("line one\nline two", "control characters"),
+    ] {
+        let e = ledger.pause(Some(reason), "test").unwrap_err();
+        assert!(matches!(e, BudgetError::BadPauseText { .. }), "{e:?}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    assert!(ledger.pause(None, "  ").is_err());
+    assert_eq!(ledger.paused().unwrap(), None);
+    // An empty reason is no reason.
+    assert_eq!(ledger.pause(Some(" "), "test").unwrap().reason, None);
+}
+
+#[test]
+fn one_pause_stands_at_a_time_even_written_by_hand() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let ledger = Ledger::new(Arc::new(store));
+    ledger.pause(None, "a").unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let second = conn.execute(
+        "INSERT INTO pauses (paused_at, paused_by) VALUES (1, 'b')",
+        [],
+    );
+    assert!(second.is_err(), "a second standing pause was stored");
 }
