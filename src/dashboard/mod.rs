@@ -19,9 +19,6 @@
 mod auth;
 mod chart;
 mod page;
-mod pause;
-
-pub use pause::{Pause, PauseEvent};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -45,8 +42,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::budget::{PoolSummary, SpendTotals};
 use crate::client::{
-    Bucket, ClientConfig, FetchError, L402Client, Overview, PaymentFilter, PaymentRecord,
-    SessionOverview, SpendSeries, TokenCount, TokenInfo,
+    Bucket, ClientConfig, FetchError, L402Client, Overview, Pause, PauseEvent, PaymentFilter,
+    PaymentRecord, SessionOverview, SpendSeries, TokenCount, TokenInfo,
 };
 use crate::mcp::HostOriginCheck;
 
@@ -64,8 +61,8 @@ pub const DEFAULT_PAYMENTS_SHOWN: usize = 100;
 /// Pauses the page lists in its history.
 pub const PAUSE_HISTORY_SHOWN: usize = 20;
 
-/// The longest pause reason kept, characters.
-pub const MAX_REASON_CHARS: usize = 500;
+/// The longest pause reason kept, characters: the ledger's own limit.
+pub const MAX_REASON_CHARS: usize = crate::budget::PAUSE_TEXT_MAX;
 
 /// Server-sent-event keep-alive: proxies and browsers keep an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -321,8 +318,8 @@ impl Dashboard {
             store: o.location().to_string(),
             now: o.now(),
             config: self.config().clone(),
-            pause: pause::paused(&self.client).await?,
-            history: pause::history(o, PAUSE_HISTORY_SHOWN).await?,
+            pause: self.client.paused().await?,
+            history: self.client.pause_history(PAUSE_HISTORY_SHOWN).await?,
             sessions: o.sessions().await?,
             pools: o.pools(self.server_budget_msat()).await?,
             last_day_msat: o.last_day_msat().await?,
@@ -727,7 +724,7 @@ async fn api_summary(State(app): State<App>) -> Response {
         Ok::<_, FetchError>(json!({
             "now": o.now(),
             "store": o.location(),
-            "pause": pause::paused(&d.client).await?.as_ref().map(pause_json),
+            "pause": d.client.paused().await?.as_ref().map(pause_json),
             "sessions": o.sessions().await?.iter().map(session_json).collect::<Vec<_>>(),
             "pools": o.pools(d.server_budget_msat()).await?.iter().map(pool_json).collect::<Vec<_>>(),
             "all_time": totals_json(&o.all_time().await?),
@@ -804,11 +801,11 @@ async fn api_limits(State(app): State<App>) -> Response {
 }
 
 async fn pause_state(d: &Dashboard) -> Result<Value, FetchError> {
-    let standing = pause::paused(&d.client).await?;
+    let standing = d.client.paused().await?;
     Ok(json!({
         "paused": standing.is_some(),
         "pause": standing.as_ref().map(pause_json),
-        "history": pause::history(&d.overview, PAUSE_HISTORY_SHOWN).await?
+        "history": d.client.pause_history(PAUSE_HISTORY_SHOWN).await?
             .iter().map(history_json).collect::<Vec<_>>(),
     }))
 }
@@ -860,7 +857,14 @@ fn reason_of(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, FetchEr
         }
     };
     Ok(reason
-        .map(|r| r.trim().chars().take(MAX_REASON_CHARS).collect::<String>())
+        .map(|r| {
+            // One line, as the ledger keeps it.
+            r.trim()
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(MAX_REASON_CHARS)
+                .collect::<String>()
+        })
         .filter(|r| !r.is_empty()))
 }
 
@@ -887,7 +891,7 @@ async fn api_pause_post(
     let result = async {
         let reason = reason_of(&headers, &body)?;
         let who = by(from.map(|c| (c.0).0));
-        let p = pause::pause(&d.client, reason, who).await?;
+        let p = d.client.pause(reason, who).await?;
         tracing::warn!(by = %p.by, reason = p.reason.as_deref().unwrap_or(""), "payments paused from the dashboard");
         pause_state(d).await
     }
@@ -903,7 +907,7 @@ async fn api_resume_post(
     let d = &app.dashboard;
     let result = async {
         let who = by(from.map(|c| (c.0).0));
-        if pause::resume(&d.client, who.clone()).await?.is_some() {
+        if d.client.resume(who.clone()).await?.is_some() {
             tracing::warn!(by = %who, "payments resumed from the dashboard");
         }
         pause_state(d).await

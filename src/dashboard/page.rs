@@ -7,8 +7,7 @@
 use std::fmt::Write as _;
 
 use super::Snapshot;
-use super::pause::{Pause, PauseEvent};
-use crate::client::{ClientConfig, PaymentFilter, PaymentState};
+use crate::client::{ClientConfig, PauseEvent, PaymentFilter, PaymentState, Pause};
 
 /// HTML-escapes text for an element's content or a quoted attribute.
 pub(crate) fn escape(s: &str) -> String {

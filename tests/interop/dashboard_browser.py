@@ -50,8 +50,15 @@ def session_row(driver, name):
 
 
 def wait(driver, cond, what, timeout=15):
+    def attempt(_):
+        # The script replaces elements as it re-renders: one found a moment
+        # ago may be gone (stale); look again at the next poll.
+        try:
+            return cond()
+        except Exception:
+            return False
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: cond())
+        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(attempt)
     except Exception:
         raise Failed(f"{what}; the page says: {driver.find_element(By.TAG_NAME, 'main').text[:1500]}")
 

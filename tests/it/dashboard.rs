@@ -253,6 +253,40 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
     let svg = call(&app, get("/chart.svg?bucket=hour")).await;
     assert_eq!(svg.1[header::CONTENT_TYPE], "image/svg+xml");
     assert_eq!(svg.2.matches("class=\"bar\"").count(), 2);
+
+    // The switch, as the script presses it (JSON): the next payment of a
+    // running agent is refused, paused; the page says so; resume lifts it.
+    let press = |path: &str, body: &str| {
+        Request::post(path)
+            .header(header::HOST, HOST)
+            .header(header::ORIGIN, "http://127.0.0.1:8404")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, _, body) = call(&app, press("/api/pause", r#"{"reason": "too much on /v1/once"}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let state: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["paused"], true);
+    assert_eq!(state["pause"]["reason"], "too much on /v1/once");
+    assert_eq!(state["pause"]["by"], "dashboard");
+    assert_eq!(state["pause"]["since"], later);
+    assert_eq!(get_json(&app, "/api/summary").await["pause"]["by"], "dashboard");
+    let beta = client(&gw, &store, "beta", 2000);
+    let refused = beta.fetch(FetchRequest::get(format!("{}/v1/once", gw.base))).await.unwrap_err();
+    assert_eq!(refused.kind(), "paused", "{refused}");
+    let (_, _, page) = call(&app, get("/")).await;
+    assert!(page.contains("class=\"pause paused\"") && page.contains("too much on /v1/once"));
+    assert!(page.contains("id=\"resume\""));
+    let (status, _, body) = call(&app, press("/api/resume", "")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let state: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["paused"], false);
+    let history = state["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!((&history[0]["paused_by"], &history[0]["resumed_by"]), (&json!("dashboard"), &json!("dashboard")));
+    let r = beta.fetch(FetchRequest::get(format!("{}/v1/once", gw.base))).await.unwrap();
+    assert_eq!(r.receipt.map(|r| r.amount_msat), Some(7_000), "paying again after resume");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,8 +365,23 @@ async fn the_guard_refuses_strangers_rebinding_and_cross_site_posts() {
     assert_eq!(call(&app, post("/api/resume", Some("http://127.0.0.1:9"))).await.0, StatusCode::FORBIDDEN);
     let (status, _, body) = call(&app, Request::get("/api/resume").header(header::HOST, HOST).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
-    let own = call(&app, post("/api/pause", Some("http://127.0.0.1:8404"))).await;
-    assert_ne!(own.0, StatusCode::FORBIDDEN, "{}", own.2);
+    assert!(d_paused(&app).await.is_null(), "nothing refused paused anything");
+    // From its own page, a plain form (JavaScript off): paused, and back to the page.
+    let (status, headers, body) = call(&app, post("/api/pause", Some("http://127.0.0.1:8404"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[header::LOCATION], "/");
+    let p = d_paused(&app).await;
+    assert_eq!((&p["reason"], &p["by"]), (&json!("test"), &json!("dashboard")));
+    // The origin must be the page's own exactly (the Host it was served as).
+    let (status, _, _) = call(&app, post("/api/resume", Some("http://localhost:8404"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call(&app, post("/api/resume", Some("http://127.0.0.1:8404"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(d_paused(&app).await.is_null());
+}
+
+async fn d_paused(app: &axum::Router) -> Value {
+    get_json(app, "/api/pause").await["pause"].clone()
 }
 
 /// Every page and API answer of `app`.
