@@ -118,7 +118,10 @@ fn auth_token(args: &DashboardArgs) -> Result<Option<String>, Failure> {
         })?;
         warn_if_readable_by_others(path);
         let first = text.lines().next().unwrap_or("").trim().to_string();
-        (Some(first), format!("the auth token file {}", path.display()))
+        (
+            Some(first),
+            format!("the auth token file {}", path.display()),
+        )
     } else {
         match std::env::var(TOKEN_ENV) {
             Ok(t) => (Some(t), TOKEN_ENV.to_string()),

@@ -391,9 +391,7 @@ pub fn main() -> ExitCode {
         Command::Pause(a) => a.json,
         Command::Resume(a) => a.json,
         Command::Config(a) => a.json(),
-        Command::Gateway(_) | Command::Serve(_) | Command::Demo(_) | Command::Dashboard(_) => {
-            false
-        }
+        Command::Gateway(_) | Command::Serve(_) | Command::Demo(_) | Command::Dashboard(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

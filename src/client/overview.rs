@@ -220,8 +220,8 @@ impl Overview {
             })?;
             let mut out = Vec::with_capacity(names.len());
             for name in names {
-                let ledger = Ledger::new(store.clone())
-                    .with_pool(Some(BudgetPool { name, budget_msat }));
+                let ledger =
+                    Ledger::new(store.clone()).with_pool(Some(BudgetPool { name, budget_msat }));
                 out.extend(ledger.pool_summary()?);
             }
             Ok::<_, FetchError>(out)

@@ -119,9 +119,7 @@ impl Guard {
                     }
                     return Verdict::SetCookie {
                         location: without_token(path, query.unwrap_or_default()),
-                        cookie: format!(
-                            "{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Strict"
-                        ),
+                        cookie: format!("{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Strict"),
                     };
                 }
                 if bearer(headers).is_some_and(|b| same(b, token)) {
@@ -225,8 +223,7 @@ mod tests {
     use super::*;
 
     fn guard(token: Option<&str>) -> Guard {
-        let check =
-            HostOriginCheck::new("127.0.0.1:8404".parse().unwrap(), &[], &[]).unwrap();
+        let check = HostOriginCheck::new("127.0.0.1:8404".parse().unwrap(), &[], &[]).unwrap();
         Guard::new(check, token.map(str::to_string))
     }
 

@@ -17,9 +17,9 @@ const PALETTE: [&str; 8] = [
 const WIDTH: u32 = 760;
 const PLOT_TOP: u32 = 34;
 const PLOT_HEIGHT: u32 = 180;
-const LEFT: u32 = 64;
+const LEFT: u32 = 60;
 const RIGHT: u32 = 12;
-const LEGEND_ROW: u32 = 20;
+const LEGEND_ROW: u32 = 22;
 
 /// The colour of `origin`, by its rank in `ranking` (the same in every
 /// chart of the page); origins past the palette share its last colour.
@@ -37,7 +37,7 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
     let plot_width = WIDTH - LEFT - RIGHT;
     let legend_rows = series.origins.len().div_ceil(2).max(1) as u32;
     let axis_bottom = PLOT_TOP + PLOT_HEIGHT;
-    let height = axis_bottom + 34 + legend_rows * LEGEND_ROW;
+    let height = axis_bottom + 40 + legend_rows * LEGEND_ROW;
     let max = series
         .buckets
         .iter()
@@ -53,12 +53,12 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
     let mut s = String::with_capacity(8 * 1024);
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-bucket="{bucket}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{title}" font-family="system-ui, sans-serif" font-size="12">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-bucket="{bucket}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{title}" font-family="system-ui, sans-serif" font-size="14">"#,
         bucket = series.bucket.as_str(),
     );
     let _ = write!(
         s,
-        r##"<title>{title}</title><text class="heading" x="{LEFT}" y="16" fill="#1f2933" font-size="13" font-weight="600">{title}</text><text x="{right}" y="16" text-anchor="end" fill="#5b6470">{total} in all</text>"##,
+        r##"<title>{title}</title><text class="heading" x="{LEFT}" y="16" fill="#1f2933" font-size="15" font-weight="600">{title}</text><text x="{right}" y="16" text-anchor="end" fill="#5b6470">{total} in all</text>"##,
         right = WIDTH - RIGHT,
         total = escape(&super::page::sats(series.total_msat)),
     );
@@ -123,13 +123,13 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
         let _ = write!(
             s,
             r##"<text x="{cx:.1}" y="{ty}" text-anchor="middle" fill="#5b6470">{label}</text>"##,
-            ty = axis_bottom + 15,
+            ty = axis_bottom + 18,
             label = escape(&bucket_label(series.bucket, b.start, false)),
         );
     }
 
     // The legend, two origins a row; or a sentence when nothing was spent.
-    let legend_top = axis_bottom + 30;
+    let legend_top = axis_bottom + 36;
     if series.origins.is_empty() {
         let _ = write!(
             s,
@@ -156,7 +156,7 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
             fill = colour(ranking, origin),
             tx = lx + 18,
             ty = ly,
-            o = escape(&shorten(origin, 44)),
+            o = escape(&shorten(origin, 36)),
             amount = escape(&super::page::sats(spent)),
         );
     }

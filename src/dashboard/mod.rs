@@ -295,7 +295,11 @@ impl Dashboard {
 
     async fn ranking(&self) -> Result<(SpendTotals, Vec<String>), FetchError> {
         let all_time = self.overview.all_time().await?;
-        let ranking = all_time.by_origin.iter().map(|o| o.origin.clone()).collect();
+        let ranking = all_time
+            .by_origin
+            .iter()
+            .map(|o| o.origin.clone())
+            .collect();
         Ok((all_time, ranking))
     }
 
@@ -451,7 +455,10 @@ fn json_answer(status: StatusCode, v: Value) -> Response {
         .replace('&', "\\u0026");
     let mut r = (status, text).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     secure_headers(h);
     r
 }
@@ -739,7 +746,10 @@ async fn api_summary(State(app): State<App>) -> Response {
     }
 }
 
-async fn api_payments(State(app): State<App>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn api_payments(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let result = async {
         let filter = filter_of(&q)?;
         let payments = app.dashboard.overview.payments(filter.clone()).await?;
@@ -844,15 +854,15 @@ fn reason_of(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, FetchEr
         None
     } else {
         let v: Value = serde_json::from_slice(body).map_err(|e| {
-            FetchError::BadRequest(format!("the body is not JSON like {{\"reason\": \"…\"}}: {e}"))
+            FetchError::BadRequest(format!(
+                "the body is not JSON like {{\"reason\": \"…\"}}: {e}"
+            ))
         })?;
         match v.get("reason") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
-                return Err(FetchError::BadRequest(
-                    "the reason must be a string".into(),
-                ));
+                return Err(FetchError::BadRequest("the reason must be a string".into()));
             }
         }
     };
@@ -926,7 +936,10 @@ async fn api_events(State(app): State<App>) -> Response {
         }
         rx.changed().await.ok()?;
         let v = *rx.borrow_and_update();
-        Some((Ok(Event::default().event("change").data(v.to_string())), (rx, None)))
+        Some((
+            Ok(Event::default().event("change").data(v.to_string())),
+            (rx, None),
+        ))
     });
     let events = events.take_until(app.shutdown.clone().cancelled_owned());
     let mut r = Sse::new(events)

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::Snapshot;
-use crate::client::{ClientConfig, PauseEvent, PaymentFilter, PaymentState, Pause};
+use crate::client::{ClientConfig, Pause, PauseEvent, PaymentFilter, PaymentState};
 
 /// HTML-escapes text for an element's content or a quoted attribute.
 pub(crate) fn escape(s: &str) -> String {
@@ -331,7 +331,10 @@ fn sessions_rows(snap: &Snapshot) -> String {
             pval = used.min(m.budget_msat),
             payments = m.payments,
             unresolved = if m.unresolved > 0 {
-                format!(" <span class=\"tag warn\">{} unresolved</span>", m.unresolved)
+                format!(
+                    " <span class=\"tag warn\">{} unresolved</span>",
+                    m.unresolved
+                )
             } else {
                 String::new()
             },
@@ -405,12 +408,7 @@ fn filter_fields(snap: &Snapshot, filter: &PaymentFilter) -> String {
         origins.push(o.clone());
     }
     [
-        select(
-            "session",
-            "Session",
-            &sessions,
-            filter.session.as_deref(),
-        ),
+        select("session", "Session", &sessions, filter.session.as_deref()),
         select("origin", "Origin", &origins, filter.origin.as_deref()),
         select(
             "status",

@@ -9,6 +9,7 @@ Prints one JSON object; {"ok": true, ...} when every check passed.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -82,6 +83,9 @@ def main():
     args = ap.parse_args()
     expect = json.loads(args.expect)
     seen = {}
+    for stale in ("-failed.png", "-paused.png"):
+        if os.path.exists(args.screenshot.replace(".png", stale)):
+            os.remove(args.screenshot.replace(".png", stale))
     driver = browser()
     try:
         driver.get(args.url)

@@ -64,7 +64,10 @@ fn router(d: &Arc<Dashboard>, options: &DashboardOptions) -> axum::Router {
     d.router(bind(), options, CancellationToken::new()).unwrap()
 }
 
-async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn call(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let r = app.clone().oneshot(req).await.unwrap();
     let (status, headers) = (r.status(), r.headers().clone());
     let body = r.into_body().collect().await.unwrap().to_bytes();
@@ -100,21 +103,35 @@ async fn known_fetches() -> (TestGateway, Arc<Store>, tempfile::TempDir, u64, u6
     let dir = tempfile::tempdir().unwrap();
     let (later, earlier) = (now(), now() - 7200);
     let clock = Arc::new(ManualClock::new(earlier));
-    let store = Arc::new(Store::open_with_clock(dir.path().join("store.sqlite"), clock.clone()).unwrap());
+    let store =
+        Arc::new(Store::open_with_clock(dir.path().join("store.sqlite"), clock.clone()).unwrap());
     let alpha = client(&gw, &store, "alpha", 1000);
     let beta = client(&gw, &store, "beta", 2000);
-    let paid = |r: &l402_mcp::client::FetchResponse| r.receipt.as_ref().map(|r| (r.paid, r.amount_msat));
-    let r = alpha.fetch(FetchRequest::get(format!("{}/v1/demo", gw.base))).await.unwrap();
+    let paid =
+        |r: &l402_mcp::client::FetchResponse| r.receipt.as_ref().map(|r| (r.paid, r.amount_msat));
+    let r = alpha
+        .fetch(FetchRequest::get(format!("{}/v1/demo", gw.base)))
+        .await
+        .unwrap();
     assert_eq!((r.status, paid(&r)), (200, Some((true, 21_000))));
-    let r = beta.fetch(FetchRequest::get(format!("{}/v1/charge", gw.base))).await.unwrap();
+    let r = beta
+        .fetch(FetchRequest::get(format!("{}/v1/charge", gw.base)))
+        .await
+        .unwrap();
     assert_eq!((r.status, paid(&r)), (200, Some((true, 5_000))));
     clock.set(later);
     for _ in 0..2 {
-        let r = beta.fetch(FetchRequest::get(format!("{}/v1/once", gw.base))).await.unwrap();
+        let r = beta
+            .fetch(FetchRequest::get(format!("{}/v1/once", gw.base)))
+            .await
+            .unwrap();
         assert_eq!((r.status, paid(&r)), (200, Some((true, 7_000))));
     }
     // alpha again: its token is reused, nothing paid.
-    let r = alpha.fetch(FetchRequest::get(format!("{}/v1/demo", gw.base))).await.unwrap();
+    let r = alpha
+        .fetch(FetchRequest::get(format!("{}/v1/demo", gw.base)))
+        .await
+        .unwrap();
     assert_eq!((r.status, paid(&r)), (200, Some((false, 0))));
     (gw, store, dir, earlier, later)
 }
@@ -141,16 +158,46 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
     // Sessions and totals.
     let s = get_json(&app, "/api/summary").await;
     let sessions = s["sessions"].as_array().unwrap();
-    let row = |name: &str| sessions.iter().find(|x| x["session"] == name).unwrap().clone();
+    let row = |name: &str| {
+        sessions
+            .iter()
+            .find(|x| x["session"] == name)
+            .unwrap()
+            .clone()
+    };
     let alpha = row("alpha");
     assert_eq!(
-        (&alpha["budget_msat"], &alpha["spent_msat"], &alpha["reserved_msat"], &alpha["left_msat"], &alpha["payments"]),
-        (&json!(1_000_000), &json!(21_000), &json!(0), &json!(979_000), &json!(1))
+        (
+            &alpha["budget_msat"],
+            &alpha["spent_msat"],
+            &alpha["reserved_msat"],
+            &alpha["left_msat"],
+            &alpha["payments"]
+        ),
+        (
+            &json!(1_000_000),
+            &json!(21_000),
+            &json!(0),
+            &json!(979_000),
+            &json!(1)
+        )
     );
     let beta = row("beta");
     assert_eq!(
-        (&beta["budget_msat"], &beta["spent_msat"], &beta["reserved_msat"], &beta["left_msat"], &beta["payments"]),
-        (&json!(2_000_000), &json!(19_000), &json!(0), &json!(1_981_000), &json!(3))
+        (
+            &beta["budget_msat"],
+            &beta["spent_msat"],
+            &beta["reserved_msat"],
+            &beta["left_msat"],
+            &beta["payments"]
+        ),
+        (
+            &json!(2_000_000),
+            &json!(19_000),
+            &json!(0),
+            &json!(1_981_000),
+            &json!(3)
+        )
     );
     assert_eq!(s["all_time"]["spent_msat"], 40_000);
     assert_eq!(s["all_time"]["payments"], 4);
@@ -169,14 +216,26 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
         .map(|x| {
             (
                 x["session"].as_str().unwrap().to_string(),
-                x["url"].as_str().unwrap().trim_start_matches(&gw.base).to_string(),
+                x["url"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches(&gw.base)
+                    .to_string(),
                 x["amount_msat"].as_u64().unwrap(),
                 x["status"].as_str().unwrap().to_string(),
                 x["scheme"].as_str().unwrap().to_string(),
             )
         })
         .collect();
-    let row = |s: &str, u: &str, a, sc: &str| (s.to_string(), u.to_string(), a, "succeeded".to_string(), sc.to_string());
+    let row = |s: &str, u: &str, a, sc: &str| {
+        (
+            s.to_string(),
+            u.to_string(),
+            a,
+            "succeeded".to_string(),
+            sc.to_string(),
+        )
+    };
     assert_eq!(
         listed,
         vec![
@@ -190,12 +249,24 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
     assert_eq!(p["payments"][0]["time"], later);
     let count = |v: Value| v["payments"].as_array().unwrap().len();
     assert_eq!(count(get_json(&app, "/api/payments?session=beta").await), 3);
-    assert_eq!(count(get_json(&app, "/api/payments?session=alpha&status=succeeded").await), 1);
-    assert_eq!(count(get_json(&app, "/api/payments?status=failed").await), 0);
+    assert_eq!(
+        count(get_json(&app, "/api/payments?session=alpha&status=succeeded").await),
+        1
+    );
+    assert_eq!(
+        count(get_json(&app, "/api/payments?status=failed").await),
+        0
+    );
     assert_eq!(count(get_json(&app, "/api/payments?limit=2").await), 2);
     let origin: String = url::form_urlencoded::byte_serialize(gw.base.as_bytes()).collect();
-    assert_eq!(count(get_json(&app, &format!("/api/payments?origin={origin}")).await), 4);
-    assert_eq!(count(get_json(&app, "/api/payments?origin=https%3A%2F%2Felsewhere.example").await), 0);
+    assert_eq!(
+        count(get_json(&app, &format!("/api/payments?origin={origin}")).await),
+        4
+    );
+    assert_eq!(
+        count(get_json(&app, "/api/payments?origin=https%3A%2F%2Felsewhere.example").await),
+        0
+    );
     let (status, _, body) = call(&app, get("/api/payments?status=lost")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
@@ -203,17 +274,28 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
     let h = get_json(&app, "/api/spend?bucket=hour").await;
     let bars = h["buckets"].as_array().unwrap();
     assert_eq!(bars.len(), 24);
-    let totals: Vec<u64> = bars.iter().map(|b| b["total_msat"].as_u64().unwrap()).collect();
+    let totals: Vec<u64> = bars
+        .iter()
+        .map(|b| b["total_msat"].as_u64().unwrap())
+        .collect();
     let mut want = vec![0; 24];
     want[21] = 26_000;
     want[23] = 14_000;
     assert_eq!(totals, want);
     assert_eq!(h["end"].as_u64().unwrap(), (later / 3600 + 1) * 3600);
-    assert_eq!(bars[21]["by_origin"], json!([{"origin": gw.base, "msat": 26_000}]));
+    assert_eq!(
+        bars[21]["by_origin"],
+        json!([{"origin": gw.base, "msat": 26_000}])
+    );
     assert_eq!(h["total_msat"], 40_000);
     // Per day: both in today's bar, or 26 yesterday and 14 today.
     let dd = get_json(&app, "/api/spend?bucket=day").await;
-    let days: Vec<u64> = dd["buckets"].as_array().unwrap().iter().map(|b| b["total_msat"].as_u64().unwrap()).collect();
+    let days: Vec<u64> = dd["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["total_msat"].as_u64().unwrap())
+        .collect();
     assert_eq!(days.len(), 30);
     if earlier / 86_400 == later / 86_400 {
         assert_eq!(&days[28..], &[0, 40_000]);
@@ -226,10 +308,26 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
     // Tokens: four bought, each counted once by origin and status.
     let t = get_json(&app, "/api/tokens").await;
     assert_eq!(t["tokens"].as_array().unwrap().len(), 4);
-    let counted: u64 = t["by_origin"].as_array().unwrap().iter().map(|c| c["tokens"].as_u64().unwrap()).sum();
-    let paid: u64 = t["by_origin"].as_array().unwrap().iter().map(|c| c["spent_msat"].as_u64().unwrap()).sum();
+    let counted: u64 = t["by_origin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tokens"].as_u64().unwrap())
+        .sum();
+    let paid: u64 = t["by_origin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["spent_msat"].as_u64().unwrap())
+        .sum();
     assert_eq!((counted, paid), (4, 40_000));
-    assert!(t["by_origin"].as_array().unwrap().iter().all(|c| c["origin"] == gw.base));
+    assert!(
+        t["by_origin"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["origin"] == gw.base)
+    );
 
     // Limits: the settings given.
     let l = get_json(&app, "/api/limits").await;
@@ -246,8 +344,23 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
     // The page shows the same, without JavaScript.
     let (status, headers, page) = call(&app, get("/?session=beta")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("frame-ancestors 'none'"));
-    for text in ["979 sats", "1,981 sats", "19 sats", "40 sats", "3 payments, newest first.", "<svg", "class=\"bar\"", "Per-request cap", "300 sats"] {
+    assert!(
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    for text in [
+        "979 sats",
+        "1,981 sats",
+        "19 sats",
+        "40 sats",
+        "3 payments, newest first.",
+        "<svg",
+        "class=\"bar\"",
+        "Per-request cap",
+        "300 sats",
+    ] {
         assert!(page.contains(text), "page lacks {text:?}");
     }
     let svg = call(&app, get("/chart.svg?bucket=hour")).await;
@@ -264,16 +377,26 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
             .body(Body::from(body.to_string()))
             .unwrap()
     };
-    let (status, _, body) = call(&app, press("/api/pause", r#"{"reason": "too much on /v1/once"}"#)).await;
+    let (status, _, body) = call(
+        &app,
+        press("/api/pause", r#"{"reason": "too much on /v1/once"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let state: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(state["paused"], true);
     assert_eq!(state["pause"]["reason"], "too much on /v1/once");
     assert_eq!(state["pause"]["by"], "dashboard");
     assert_eq!(state["pause"]["since"], later);
-    assert_eq!(get_json(&app, "/api/summary").await["pause"]["by"], "dashboard");
+    assert_eq!(
+        get_json(&app, "/api/summary").await["pause"]["by"],
+        "dashboard"
+    );
     let beta = client(&gw, &store, "beta", 2000);
-    let refused = beta.fetch(FetchRequest::get(format!("{}/v1/once", gw.base))).await.unwrap_err();
+    let refused = beta
+        .fetch(FetchRequest::get(format!("{}/v1/once", gw.base)))
+        .await
+        .unwrap_err();
     assert_eq!(refused.kind(), "paused", "{refused}");
     let (_, _, page) = call(&app, get("/")).await;
     assert!(page.contains("class=\"pause paused\"") && page.contains("too much on /v1/once"));
@@ -284,9 +407,19 @@ async fn the_api_after_real_fetches_says_exactly_what_was_spent() {
     assert_eq!(state["paused"], false);
     let history = state["history"].as_array().unwrap();
     assert_eq!(history.len(), 1);
-    assert_eq!((&history[0]["paused_by"], &history[0]["resumed_by"]), (&json!("dashboard"), &json!("dashboard")));
-    let r = beta.fetch(FetchRequest::get(format!("{}/v1/once", gw.base))).await.unwrap();
-    assert_eq!(r.receipt.map(|r| r.amount_msat), Some(7_000), "paying again after resume");
+    assert_eq!(
+        (&history[0]["paused_by"], &history[0]["resumed_by"]),
+        (&json!("dashboard"), &json!("dashboard"))
+    );
+    let r = beta
+        .fetch(FetchRequest::get(format!("{}/v1/once", gw.base)))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.receipt.map(|r| r.amount_msat),
+        Some(7_000),
+        "paying again after resume"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,11 +430,20 @@ async fn the_guard_refuses_strangers_rebinding_and_cross_site_posts() {
     // Off loopback, a token is required.
     let public: SocketAddr = "0.0.0.0:8404".parse().unwrap();
     assert!(matches!(
-        d.router(public, &DashboardOptions::default(), CancellationToken::new()),
+        d.router(
+            public,
+            &DashboardOptions::default(),
+            CancellationToken::new()
+        ),
         Err(DashboardError::TokenRequired(_))
     ));
-    let options = DashboardOptions { auth_token: Some(TOKEN.into()), ..Default::default() };
-    let app = d.router(public, &options, CancellationToken::new()).unwrap();
+    let options = DashboardOptions {
+        auth_token: Some(TOKEN.into()),
+        ..Default::default()
+    };
+    let app = d
+        .router(public, &options, CancellationToken::new())
+        .unwrap();
     let req = |path: &str, extra: &[(&str, &str)]| {
         let mut b = Request::get(path).header(header::HOST, "dash.example:8404");
         for (k, v) in extra {
@@ -316,19 +458,45 @@ async fn the_guard_refuses_strangers_rebinding_and_cross_site_posts() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(page.contains("?token="), "{page}");
     let bearer = format!("Bearer {TOKEN}");
-    assert_eq!(call(&app, req("/api/summary", &[("authorization", &bearer)])).await.0, StatusCode::OK);
-    assert_eq!(call(&app, req("/api/summary", &[("authorization", "Bearer wrong-wrong-wrong-wrong-wrong-wr")])).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&app, req("/api/summary", &[("authorization", &bearer)]))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(
+            &app,
+            req(
+                "/api/summary",
+                &[("authorization", "Bearer wrong-wrong-wrong-wrong-wrong-wr")]
+            )
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
 
     // A browser brings the token once; it becomes a cookie and leaves the address.
-    let (status, headers, _) = call(&app, req(&format!("/?status=succeeded&token={TOKEN}"), &[])).await;
+    let (status, headers, _) =
+        call(&app, req(&format!("/?status=succeeded&token={TOKEN}"), &[])).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/?status=succeeded");
     let set = headers[header::SET_COOKIE].to_str().unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     assert!(!set.contains(TOKEN), "the cookie is not the token itself");
     let cookie = set.split(';').next().unwrap().to_string();
-    assert_eq!(call(&app, req("/", &[("cookie", &cookie)])).await.0, StatusCode::OK);
-    assert_eq!(call(&app, req("/?token=not-the-token", &[])).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&app, req("/", &[("cookie", &cookie)])).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, req("/?token=not-the-token", &[])).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Loopback: Host names that are not ours (DNS rebinding) and foreign
     // origins are refused.
@@ -341,9 +509,18 @@ async fn the_guard_refuses_strangers_rebinding_and_cross_site_posts() {
         b.body(Body::empty()).unwrap()
     };
     assert_eq!(call(&app, with(HOST, None)).await.0, StatusCode::OK);
-    assert_eq!(call(&app, with("localhost:8404", None)).await.0, StatusCode::OK);
-    assert_eq!(call(&app, with("evil.example:8404", None)).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(call(&app, with(HOST, Some("https://evil.example"))).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&app, with("localhost:8404", None)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, with("evil.example:8404", None)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, with(HOST, Some("https://evil.example"))).await.0,
+        StatusCode::FORBIDDEN
+    );
 
     // A state change: POST only, from the dashboard's own page.
     let post = |path: &str, origin: Option<&str>| {
@@ -355,23 +532,53 @@ async fn the_guard_refuses_strangers_rebinding_and_cross_site_posts() {
         }
         b.body(Body::from("reason=test")).unwrap()
     };
-    assert_eq!(call(&app, post("/api/pause", None)).await.0, StatusCode::FORBIDDEN, "no Origin");
-    assert_eq!(call(&app, post("/api/pause", Some("https://evil.example"))).await.0, StatusCode::FORBIDDEN);
     assert_eq!(
-        call(&app, post("/api/pause", Some("http://localhost:3000"))).await.0,
+        call(&app, post("/api/pause", None)).await.0,
+        StatusCode::FORBIDDEN,
+        "no Origin"
+    );
+    assert_eq!(
+        call(&app, post("/api/pause", Some("https://evil.example")))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, post("/api/pause", Some("http://localhost:3000")))
+            .await
+            .0,
         StatusCode::FORBIDDEN,
         "another loopback page"
     );
-    assert_eq!(call(&app, post("/api/resume", Some("http://127.0.0.1:9"))).await.0, StatusCode::FORBIDDEN);
-    let (status, _, body) = call(&app, Request::get("/api/resume").header(header::HOST, HOST).body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        call(&app, post("/api/resume", Some("http://127.0.0.1:9")))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _, body) = call(
+        &app,
+        Request::get("/api/resume")
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
-    assert!(d_paused(&app).await.is_null(), "nothing refused paused anything");
+    assert!(
+        d_paused(&app).await.is_null(),
+        "nothing refused paused anything"
+    );
     // From its own page, a plain form (JavaScript off): paused, and back to the page.
-    let (status, headers, body) = call(&app, post("/api/pause", Some("http://127.0.0.1:8404"))).await;
+    let (status, headers, body) =
+        call(&app, post("/api/pause", Some("http://127.0.0.1:8404"))).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(headers[header::LOCATION], "/");
     let p = d_paused(&app).await;
-    assert_eq!((&p["reason"], &p["by"]), (&json!("test"), &json!("dashboard")));
+    assert_eq!(
+        (&p["reason"], &p["by"]),
+        (&json!("test"), &json!("dashboard"))
+    );
     // The origin must be the page's own exactly (the Host it was served as).
     let (status, _, _) = call(&app, post("/api/resume", Some("http://localhost:8404"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -388,10 +595,21 @@ async fn d_paused(app: &axum::Router) -> Value {
 async fn every_answer(app: &axum::Router) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for path in [
-        "/", "/?status=succeeded", "/chart.svg?bucket=hour", "/chart.svg?bucket=day",
-        "/api/summary", "/api/payments", "/api/payments?limit=1000", "/api/spend?bucket=hour",
-        "/api/spend?bucket=day", "/api/tokens", "/api/limits", "/api/pause",
-        "/static/dashboard.js", "/static/dashboard.css", "/nowhere",
+        "/",
+        "/?status=succeeded",
+        "/chart.svg?bucket=hour",
+        "/chart.svg?bucket=day",
+        "/api/summary",
+        "/api/payments",
+        "/api/payments?limit=1000",
+        "/api/spend?bucket=hour",
+        "/api/spend?bucket=day",
+        "/api/tokens",
+        "/api/limits",
+        "/api/pause",
+        "/static/dashboard.js",
+        "/static/dashboard.css",
+        "/nowhere",
     ] {
         let (_, _, body) = call(app, get(path)).await;
         out.push((path.to_string(), body));
@@ -448,11 +666,20 @@ async fn session_names_urls_and_reasons_are_escaped_everywhere() {
     let d = dashboard(&store, ClientConfig::default());
     let app = router(&d, &DashboardOptions::default());
     for (path, body) in every_answer(&app).await {
-        assert!(!body.contains("<script>alert"), "{path} carries markup from user data");
+        assert!(
+            !body.contains("<script>alert"),
+            "{path} carries markup from user data"
+        );
     }
     let (_, _, page) = call(&app, get("/")).await;
-    assert!(page.contains("&lt;script&gt;alert(&#39;s&#39;)&lt;/script&gt;"), "the session, escaped");
-    assert!(page.contains("x=&quot;&gt;&lt;script&gt;"), "the URL, escaped");
+    assert!(
+        page.contains("&lt;script&gt;alert(&#39;s&#39;)&lt;/script&gt;"),
+        "the session, escaped"
+    );
+    assert!(
+        page.contains("x=&quot;&gt;&lt;script&gt;"),
+        "the URL, escaped"
+    );
     let (_, _, svg) = call(&app, get("/chart.svg?bucket=day")).await;
     assert!(svg.contains("https://api.example"));
     // The JSON API carries the text as text (JSON-escaped by serde).
@@ -475,7 +702,9 @@ fn chromium() -> bool {
         );
     }
     if !present {
-        eprintln!("SKIPPED: the dashboard browser test needs Debian's chromium and chromium-driver");
+        eprintln!(
+            "SKIPPED: the dashboard browser test needs Debian's chromium and chromium-driver"
+        );
     }
     present
 }
@@ -510,7 +739,14 @@ fn start_dashboard(dir: &Path) -> DashboardProcess {
     let mut child = Command::new(BIN)
         .arg("dashboard")
         .args(store_flags(dir))
-        .args(["--listen", "127.0.0.1:0", "--max-cost", "300", "--daily-cap", "5000"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--max-cost",
+            "300",
+            "--daily-cap",
+            "5000",
+        ])
         .env_remove("L402_DASHBOARD_AUTH_TOKEN")
         .env_remove("L402_DASHBOARD_AUTH_TOKEN_FILE")
         .stdin(Stdio::null())
@@ -520,7 +756,10 @@ fn start_dashboard(dir: &Path) -> DashboardProcess {
         .expect("spawn dashboard");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = loop {
-        let line = lines.next().expect("dashboard exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("dashboard exited before listening")
+            .unwrap();
         if let Some(rest) = line.split("dashboard at http://").nth(1) {
             break rest.split('/').next().unwrap().to_string();
         }
@@ -532,15 +771,32 @@ fn start_dashboard(dir: &Path) -> DashboardProcess {
 /// `l402-mcp fetch --json` of `url` from `session`, paying the gateway's
 /// dev node: the argument list (the browser script runs some itself).
 fn fetch_argv(dir: &Path, base: &str, session: &str, url: &str) -> Vec<String> {
-    let mut v = vec![BIN.to_string(), "-q".into(), "fetch".into(), "--json".into()];
+    let mut v = vec![
+        BIN.to_string(),
+        "-q".into(),
+        "fetch".into(),
+        "--json".into(),
+    ];
     v.extend(store_flags(dir));
-    v.extend(["--dev-node".into(), base.into(), "--session".into(), session.into(), "--budget".into(), "1000".into(), url.into()]);
+    v.extend([
+        "--dev-node".into(),
+        base.into(),
+        "--session".into(),
+        session.into(),
+        "--budget".into(),
+        "1000".into(),
+        url.into(),
+    ]);
     v
 }
 
 fn run_fetch(argv: &[String]) -> Value {
     let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -565,10 +821,16 @@ async fn the_page_in_headless_chromium_renders_updates_live_and_pauses_an_agent(
     // Real `l402-mcp fetch` runs fill the store: 21 + 7 sats by "research",
     // 5 by "writer".
     let base = gw.base.clone();
-    let fills = [("research", "/v1/demo"), ("research", "/v1/once"), ("writer", "/v1/charge")];
+    let fills = [
+        ("research", "/v1/demo"),
+        ("research", "/v1/once"),
+        ("writer", "/v1/charge"),
+    ];
     for (session, path) in fills {
         let argv = fetch_argv(&d, &base, session, &format!("{base}{path}"));
-        let out = tokio::task::spawn_blocking(move || run_fetch(&argv)).await.unwrap();
+        let out = tokio::task::spawn_blocking(move || run_fetch(&argv))
+            .await
+            .unwrap();
         assert_eq!(out["status"], 200, "{out}");
     }
     let dash = start_dashboard(&d);
