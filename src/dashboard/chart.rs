@@ -116,7 +116,7 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
     let count = series.buckets.len();
     for (i, b) in series.buckets.iter().enumerate() {
         // Label from the newest bar back, so that "now" is always labelled.
-        if (count - 1 - i) % every != 0 {
+        if !(count - 1 - i).is_multiple_of(every) {
             continue;
         }
         let cx = f64::from(LEFT) + slot * (i as f64 + 0.5);

@@ -941,7 +941,7 @@ async fn api_events(State(app): State<App>) -> Response {
             (rx, None),
         ))
     });
-    let events = events.take_until(app.shutdown.clone().cancelled_owned());
+    let events = events.take_until(app.shutdown.cancelled_owned());
     let mut r = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();
