@@ -835,23 +835,30 @@ fn by(request_from: Option<SocketAddr>) -> String {
     }
 }
 
-/// Whether a POST came from a plain HTML form (answered with a redirect
-/// back to the page) rather than the script or a client of the API.
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+/// Whether a POST came from a plain HTML form of the page (answered with
+/// a redirect back to it) rather than the script or a client of the API
+/// (answered with JSON): a form body, from a browser navigating.
+fn is_page_form(headers: &HeaderMap) -> bool {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    header(header::CONTENT_TYPE).starts_with("application/x-www-form-urlencoded")
+        && header(header::ACCEPT).contains("text/html")
 }
 
-/// The reason of a pause, from a form or a JSON body (`{"reason": …}`).
-fn reason_of(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, FetchError> {
-    let reason = if is_form(headers) {
+/// The reason of a pause, from a JSON body (`{"reason": …}`) or a form
+/// (`reason=…`), whatever the Content-Type says (`curl -d` calls JSON a
+/// form).
+fn reason_of(body: &[u8]) -> Result<Option<String>, FetchError> {
+    let json_body = body.trim_ascii_start().starts_with(b"{");
+    let reason = if !json_body {
+        // A form (`reason=…`), or nothing.
         url::form_urlencoded::parse(body)
             .find(|(k, _)| k == "reason")
             .map(|(_, v)| v.into_owned())
-    } else if body.iter().all(u8::is_ascii_whitespace) {
-        None
     } else {
         let v: Value = serde_json::from_slice(body).map_err(|e| {
             FetchError::BadRequest(format!(
@@ -880,7 +887,7 @@ fn reason_of(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, FetchEr
 
 fn after_switch(headers: &HeaderMap, state: Result<Value, FetchError>) -> Response {
     match state {
-        Ok(_) if is_form(headers) => {
+        Ok(_) if is_page_form(headers) => {
             let mut r = (StatusCode::SEE_OTHER, "").into_response();
             r.headers_mut()
                 .insert(header::LOCATION, HeaderValue::from_static("/"));
@@ -899,7 +906,7 @@ async fn api_pause_post(
 ) -> Response {
     let d = &app.dashboard;
     let result = async {
-        let reason = reason_of(&headers, &body)?;
+        let reason = reason_of(&body)?;
         let who = by(from.map(|c| (c.0).0));
         let p = d.client.pause(reason, who).await?;
         tracing::warn!(by = %p.by, reason = p.reason.as_deref().unwrap_or(""), "payments paused from the dashboard");

@@ -526,7 +526,8 @@ async fn the_guard_refuses_strangers_rebinding_and_cross_site_posts() {
     let post = |path: &str, origin: Option<&str>| {
         let mut b = Request::post(path)
             .header(header::HOST, HOST)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "text/html,application/xhtml+xml");
         if let Some(o) = origin {
             b = b.header(header::ORIGIN, o);
         }
