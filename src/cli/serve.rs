@@ -28,8 +28,11 @@ pub struct ServeArgs {
     auth_token: Option<String>,
 
     /// Read the bearer token from FILE (its first line; the file should be
-    /// readable by you only).
-    #[arg(long, env = "L402_MCP_AUTH_TOKEN_FILE", value_name = "FILE")]
+    /// readable by you only) [env: L402_MCP_AUTH_TOKEN_FILE].
+    // Not clap's `env`: it refuses the variable set to "" ("a value is
+    // required"), which is how a host hands over a field left blank;
+    // auth_token reads the variable, empty meaning unset.
+    #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
 
     /// Also accept this Host header on HTTP (a name or name:port; the
@@ -107,7 +110,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
     };
 
     let options = HttpOptions {
-        auth_token: auth_token(&args)?,
+        auth_token: auth_token(&args, &|name| std::env::var(name).ok())?,
         allowed_hosts: args.allowed_hosts.clone(),
         allowed_origins: args.allowed_origins.clone(),
     };
@@ -198,16 +201,32 @@ fn agents(settings: &Settings) -> Result<Vec<Agent>, Failure> {
 /// 16`). A short token is a password someone can guess.
 pub const MIN_AUTH_TOKEN_CHARS: usize = 32;
 
-/// The bearer token: `--auth-token`, else `--auth-token-file`, else
-/// `L402_MCP_AUTH_TOKEN`; refused when too short to be one.
-fn auth_token(args: &ServeArgs) -> Result<Option<String>, Failure> {
+/// The environment variable naming the bearer token file.
+const AUTH_TOKEN_FILE_ENV: &str = "L402_MCP_AUTH_TOKEN_FILE";
+
+/// The environment variable holding the bearer token.
+const AUTH_TOKEN_ENV: &str = "L402_MCP_AUTH_TOKEN";
+
+/// The bearer token: `--auth-token`, else `--auth-token-file` (or
+/// `L402_MCP_AUTH_TOKEN_FILE`), else `L402_MCP_AUTH_TOKEN`; refused when too
+/// short to be one. `env` is the process environment as it is; a variable
+/// set to "" (or blanks) counts as unset.
+fn auth_token(
+    args: &ServeArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, Failure> {
+    let env = |name: &str| settings::set_value(env(name));
+    let token_file = args
+        .auth_token_file
+        .clone()
+        .or_else(|| env(AUTH_TOKEN_FILE_ENV).map(PathBuf::from));
     let (token, from) = if let Some(t) = &args.auth_token {
         say_err!(
             "warning: --auth-token on the command line is visible to other users (ps); \
              prefer L402_MCP_AUTH_TOKEN or --auth-token-file"
         );
         (Some(t.clone()), "--auth-token".to_string())
-    } else if let Some(path) = &args.auth_token_file {
+    } else if let Some(path) = &token_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Failure::general(
                 "config",
@@ -221,9 +240,9 @@ fn auth_token(args: &ServeArgs) -> Result<Option<String>, Failure> {
             format!("the auth token file {}", path.display()),
         )
     } else {
-        match std::env::var("L402_MCP_AUTH_TOKEN") {
-            Ok(t) => (Some(t), "L402_MCP_AUTH_TOKEN".to_string()),
-            Err(_) => (None, String::new()),
+        match env(AUTH_TOKEN_ENV) {
+            Some(t) => (Some(t), AUTH_TOKEN_ENV.to_string()),
+            None => (None, String::new()),
         }
     };
     match token {
@@ -261,6 +280,80 @@ async fn finish_payments(limit: Duration) {
     if !l402_mcp::client::wait_for_payments(limit).await {
         tracing::warn!(
             "a payment was still under way at exit; the next start resolves it with the payment backend"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn args(flags: &[&str]) -> ServeArgs {
+        Serve::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    /// A fake process environment: these variables set, every other unset.
+    fn env(vars: &[(&'static str, String)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let vars = vars.to_vec();
+        move |name: &str| vars.iter().find(|v| v.0 == name).map(|v| v.1.clone())
+    }
+
+    #[test]
+    fn auth_token_variables_set_to_empty_are_unset() {
+        // What an MCP Bundle host passes for a field left blank.
+        let blank = env(&[
+            (AUTH_TOKEN_ENV, String::new()),
+            (AUTH_TOKEN_FILE_ENV, String::new()),
+        ]);
+        assert_eq!(
+            auth_token(&args(&["--http", "127.0.0.1:0"]), &blank).unwrap(),
+            None
+        );
+        let blanks = env(&[
+            (AUTH_TOKEN_ENV, "  ".into()),
+            (AUTH_TOKEN_FILE_ENV, " ".into()),
+        ]);
+        assert_eq!(auth_token(&args(&[]), &blanks).unwrap(), None);
+    }
+
+    #[test]
+    fn auth_token_comes_from_the_flag_then_the_file_then_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, format!("{}\nignored\n", "f".repeat(32))).unwrap();
+        let token = "t".repeat(40);
+        let all = env(&[
+            (AUTH_TOKEN_ENV, token.clone()),
+            (AUTH_TOKEN_FILE_ENV, file.display().to_string()),
+        ]);
+        let flag = "a".repeat(32);
+        assert_eq!(
+            auth_token(&args(&["--auth-token", &flag]), &all).unwrap(),
+            Some(flag.clone())
+        );
+        assert_eq!(auth_token(&args(&[]), &all).unwrap(), Some("f".repeat(32)));
+        let only_token = env(&[
+            (AUTH_TOKEN_ENV, token.clone()),
+            (AUTH_TOKEN_FILE_ENV, String::new()),
+        ]);
+        assert_eq!(auth_token(&args(&[]), &only_token).unwrap(), Some(token));
+        // A short one is still refused, wherever it comes from.
+        let short = env(&[(AUTH_TOKEN_ENV, "hunter2".into())]);
+        let e = auth_token(&args(&[]), &short).unwrap_err();
+        assert!(
+            e.message
+                .contains("from L402_MCP_AUTH_TOKEN is 7 characters"),
+            "{}",
+            e.message
         );
     }
 }

@@ -1048,7 +1048,15 @@ pub fn config_path(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) ->
 
 /// The process environment, with empty variables treated as unset.
 pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    set_value(std::env::var(name).ok())
+}
+
+/// A variable's value, `None` when it is unset, empty or blank: an MCP
+/// Bundle host (Claude Desktop) passes `""` for an optional field the user
+/// left blank, and so do env files, and that must mean "not set", not a
+/// value to parse or refuse.
+pub fn set_value(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 impl Settings {
