@@ -7,6 +7,7 @@
 
 pub mod budget;
 pub mod client;
+pub mod dashboard;
 pub mod gateway;
 pub mod l402;
 pub mod lightning;

@@ -7,6 +7,7 @@
 //! response), 2 refused by a check, 3 payment failed, 4 network error.
 
 mod config;
+mod dashboard;
 mod demo;
 mod fetch;
 mod gateway;
@@ -94,6 +95,9 @@ enum Command {
     /// See it work with no node: a gateway on its dev node, an agent paying
     /// it through MCP, then the snippets to register `serve` in your client.
     Demo(demo::DemoArgs),
+    /// A web page over the store: what the agents spend, live, and the
+    /// switch that pauses every payment.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// The settings every client command takes: where the config file is, and
@@ -373,7 +377,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_ERROR } else { EXIT_OK });
         }
     };
-    let chatty = matches!(cli.command, Command::Gateway(_) | Command::Serve(_));
+    let chatty = matches!(
+        cli.command,
+        Command::Gateway(_) | Command::Serve(_) | Command::Dashboard(_)
+    );
     init_logging(cli.verbose, cli.quiet, chatty);
     let ctx = Ctx { quiet: cli.quiet };
     let json = match &cli.command {
@@ -384,7 +391,7 @@ pub fn main() -> ExitCode {
         Command::Pause(a) => a.json,
         Command::Resume(a) => a.json,
         Command::Config(a) => a.json(),
-        Command::Gateway(_) | Command::Serve(_) | Command::Demo(_) => false,
+        Command::Gateway(_) | Command::Serve(_) | Command::Demo(_) | Command::Dashboard(_) => false,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -410,6 +417,7 @@ pub fn main() -> ExitCode {
                 .await
                 .map_err(|e| Failure::general("gateway", format!("{e:#}"))),
             Command::Serve(args) => serve::run(args).await,
+            Command::Dashboard(args) => dashboard::run(args).await,
             Command::Demo(args) => demo::run(args)
                 .await
                 .map_err(|e| Failure::general("demo", format!("{e:#}"))),

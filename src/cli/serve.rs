@@ -259,7 +259,7 @@ fn auth_token(
 }
 
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &std::path::Path) {
+pub(super) fn warn_if_readable_by_others(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
@@ -273,7 +273,7 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &std::path::Path) {}
+pub(super) fn warn_if_readable_by_others(_path: &std::path::Path) {}
 
 /// Waits for payments under way to be recorded, at most `limit`.
 async fn finish_payments(limit: Duration) {

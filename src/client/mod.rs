@@ -37,6 +37,7 @@ mod fetch;
 mod held;
 mod lock;
 mod net;
+mod overview;
 mod pay;
 mod preview;
 mod problem;
@@ -55,6 +56,10 @@ pub use error::{
     EXIT_GENERAL, EXIT_NETWORK, EXIT_PAYMENT_FAILED, EXIT_REFUSED, FetchError, Refusal,
 };
 pub use net::UrlPolicyError;
+pub use overview::{
+    Bucket, ChangeWatch, MAX_PAYMENTS_LISTED, Overview, PaymentFilter, SessionOverview,
+    SpendBucket, SpendSeries, TokenCount,
+};
 pub use pay::{ABORT_STEPS, EXPIRED_MARGIN, wait_for_payments};
 pub use problem::problem_sentence;
 pub use report::{Cleared, SpendReport, TokenRef};

@@ -201,32 +201,33 @@ struct Guard {
     /// The agents' tokens; when there are any, every request needs one
     /// of them or the operator's.
     agents: Vec<Agent>,
+    host_origin: HostOriginCheck,
+}
+
+/// Steps 1 and 2 of the guard, `Host` and `Origin`: shared with the
+/// dashboard (`crate::dashboard`), which adds its own authentication.
+#[derive(Debug, Clone)]
+pub(crate) struct HostOriginCheck {
     loopback_bind: bool,
     hosts: Vec<String>,
     origins: Vec<String>,
 }
 
-impl Guard {
-    fn new(bind: SocketAddr, options: &HttpOptions, agents: &[Agent]) -> Result<Self, HttpError> {
-        let loopback_bind = bind.ip().is_loopback();
-        match options.auth_token.as_deref() {
-            Some("") => return Err(HttpError::EmptyToken),
-            None if !loopback_bind && agents.is_empty() => {
-                return Err(HttpError::TokenRequired(bind));
-            }
-            _ => {}
-        }
-        let origins = options
-            .allowed_origins
+impl HostOriginCheck {
+    /// The checks for a listener on `bind`, with the operator's extra
+    /// hosts and origins (`--allowed-host`, `--allowed-origin`).
+    pub(crate) fn new(
+        bind: SocketAddr,
+        allowed_hosts: &[String],
+        allowed_origins: &[String],
+    ) -> Result<Self, HttpError> {
+        let origins = allowed_origins
             .iter()
             .map(|o| normalize_origin(o).ok_or_else(|| HttpError::BadOrigin(o.clone())))
             .collect::<Result<_, _>>()?;
-        Ok(Guard {
-            token: options.auth_token.clone(),
-            agents: agents.to_vec(),
-            loopback_bind,
-            hosts: options
-                .allowed_hosts
+        Ok(HostOriginCheck {
+            loopback_bind: bind.ip().is_loopback(),
+            hosts: allowed_hosts
                 .iter()
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
@@ -234,7 +235,15 @@ impl Guard {
         })
     }
 
-    fn check(&self, headers: &HeaderMap) -> Result<Caller, Refused> {
+    /// Whether `origin` (a browser's `Origin` value) is one the operator
+    /// allowed with `--allowed-origin`.
+    pub(crate) fn origin_allowed(&self, origin: &str) -> bool {
+        normalize_origin(origin).is_some_and(|o| self.origins.contains(&o))
+    }
+
+    /// `Host`, then `Origin` when there is one: a status and a sentence
+    /// when refused.
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
         // 1. Host.
         let host = headers
             .get(header::HOST)
@@ -246,7 +255,7 @@ impl Guard {
             || is_loopback_name(name)
             || (!self.loopback_bind && self.hosts.is_empty());
         if !host_ok {
-            return Err(refuse(
+            return Err((
                 StatusCode::FORBIDDEN,
                 format!(
                     "Host {host:?} is not allowed (DNS-rebinding protection); the operator can \
@@ -268,7 +277,7 @@ impl Guard {
                         .unwrap_or(false)
             }) || (text == "null" && self.origins.iter().any(|o| o == "null"));
             if !ok {
-                return Err(refuse(
+                return Err((
                     StatusCode::FORBIDDEN,
                     format!(
                         "Origin {text:?} is not allowed; the operator can allow it with \
@@ -277,6 +286,36 @@ impl Guard {
                 ));
             }
         }
+        Ok(())
+    }
+}
+
+impl Guard {
+    fn new(bind: SocketAddr, options: &HttpOptions, agents: &[Agent]) -> Result<Self, HttpError> {
+        let loopback_bind = bind.ip().is_loopback();
+        match options.auth_token.as_deref() {
+            Some("") => return Err(HttpError::EmptyToken),
+            None if !loopback_bind && agents.is_empty() => {
+                return Err(HttpError::TokenRequired(bind));
+            }
+            _ => {}
+        }
+        Ok(Guard {
+            token: options.auth_token.clone(),
+            agents: agents.to_vec(),
+            host_origin: HostOriginCheck::new(
+                bind,
+                &options.allowed_hosts,
+                &options.allowed_origins,
+            )?,
+        })
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Result<Caller, Refused> {
+        // 1. Host, 2. Origin.
+        self.host_origin
+            .check(headers)
+            .map_err(|(status, sentence)| refuse(status, sentence))?;
         // 3. The bearer token: the operator's, or an agent's.
         if self.token.is_none() && self.agents.is_empty() {
             return Ok(Caller::Server);

@@ -62,6 +62,7 @@ mod tools;
 mod wire;
 
 pub use agents::{Agent, AgentError, MIN_TOKEN_CHARS as MIN_AGENT_TOKEN_CHARS};
+pub(crate) use http::HostOriginCheck;
 pub use http::{
     DEFAULT_MAX_SESSIONS, HttpError, HttpLimits, HttpOptions, bind as bind_http,
     router as http_router,

@@ -9,6 +9,7 @@ mod alby;
 mod cli;
 mod client;
 mod client_payment;
+mod dashboard;
 mod dev_node;
 mod gateway;
 mod gateway_metrics;

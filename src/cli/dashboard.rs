@@ -1,0 +1,142 @@
+//! `l402-mcp dashboard`: the web page over the store (what the agents
+//! spend, and the switch that stops them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use l402_mcp::client::L402Client;
+use l402_mcp::dashboard::{DEFAULT_LISTEN, Dashboard, DashboardOptions};
+
+use super::serve::{MIN_AUTH_TOKEN_CHARS, warn_if_readable_by_others};
+use super::settings::{self, SettingFlags};
+use super::stderr::say_err;
+use super::{ClientFlags, EXIT_OK, Failure, open_store};
+
+/// The environment variable of the dashboard's token.
+const TOKEN_ENV: &str = "L402_DASHBOARD_AUTH_TOKEN";
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Where to serve the page. Off loopback a token is required.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// The dashboard's token (at least 32 characters): a browser brings it
+    /// once as http://ADDR/?token=TOKEN (then keeps a cookie), a script
+    /// sends Authorization: Bearer TOKEN. Required off loopback. Prefer
+    /// the environment (L402_DASHBOARD_AUTH_TOKEN) or --auth-token-file: a
+    /// command line is visible to every user in `ps`.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "auth_token_file")]
+    auth_token: Option<String>,
+
+    /// Read the token from FILE (its first line; the file should be
+    /// readable by you only).
+    #[arg(long, env = "L402_DASHBOARD_AUTH_TOKEN_FILE", value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+
+    /// Also accept this Host header (a name or name:port; the loopback
+    /// names are always accepted). Repeatable.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+
+    /// Also accept requests, the pause switch's included, from this browser
+    /// origin (scheme://host[:port]). Repeatable.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+
+    // The limits only serve has (--max-cost, --server-budget), so that the
+    // page shows what a server with these flags holds its agents to.
+    #[command(flatten)]
+    serve_flags: SettingFlags<settings::ServeSet>,
+
+    #[command(flatten)]
+    client: ClientFlags,
+}
+
+pub async fn run(args: DashboardArgs) -> Result<u8, Failure> {
+    let settings = args.client.settings_with(&args.serve_flags.overrides())?;
+    let store = open_store(&settings)?;
+    // No payer: the dashboard never pays, and opens no session.
+    let client = L402Client::for_reports(settings.client_config(), None, store)?;
+    let dashboard = Arc::new(Dashboard::new(client));
+    let options = DashboardOptions {
+        auth_token: auth_token(&args)?,
+        allowed_hosts: args.allowed_hosts.clone(),
+        allowed_origins: args.allowed_origins.clone(),
+    };
+    if !args.listen.ip().is_loopback() && options.auth_token.is_none() {
+        return Err(Failure::general(
+            "config",
+            format!(
+                "{} is not a loopback address: set a token ({TOKEN_ENV} or --auth-token-file) \
+                 so that only people holding it see the dashboard and its switch",
+                args.listen
+            ),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::general("io", format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::general("io", e.to_string()))?;
+    say_err!(
+        "l402-mcp dashboard at http://{local}/ (store {})",
+        settings.store_path().display()
+    );
+    if options.auth_token.is_some() {
+        say_err!(
+            "  token required: open http://{local}/?token=<token> once (the browser then keeps a \
+             cookie), or send Authorization: Bearer <token>"
+        );
+    }
+    dashboard
+        .serve(listener, &options, super::shutdown_signal())
+        .await
+        .map_err(|e| Failure::general("dashboard", e.to_string()))?;
+    Ok(EXIT_OK)
+}
+
+/// The token: `--auth-token`, else `--auth-token-file`, else
+/// `L402_DASHBOARD_AUTH_TOKEN`; refused when too short to be one.
+fn auth_token(args: &DashboardArgs) -> Result<Option<String>, Failure> {
+    let (token, from) = if let Some(t) = &args.auth_token {
+        say_err!(
+            "warning: --auth-token on the command line is visible to other users (ps); \
+             prefer {TOKEN_ENV} or --auth-token-file"
+        );
+        (Some(t.clone()), "--auth-token".to_string())
+    } else if let Some(path) = &args.auth_token_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::general(
+                "config",
+                format!("cannot read the auth token file {}: {e}", path.display()),
+            )
+        })?;
+        warn_if_readable_by_others(path);
+        let first = text.lines().next().unwrap_or("").trim().to_string();
+        (
+            Some(first),
+            format!("the auth token file {}", path.display()),
+        )
+    } else {
+        match std::env::var(TOKEN_ENV) {
+            Ok(t) => (Some(t), TOKEN_ENV.to_string()),
+            Err(_) => (None, String::new()),
+        }
+    };
+    match token {
+        Some(t) if t.trim().chars().count() < MIN_AUTH_TOKEN_CHARS => Err(Failure::general(
+            "config",
+            format!(
+                "the dashboard token from {from} is {} characters; a token must have at least \
+                 {MIN_AUTH_TOKEN_CHARS} (make one with `openssl rand -hex 32`)",
+                t.trim().chars().count()
+            ),
+        )),
+        other => Ok(other.map(|t| t.trim().to_string())),
+    }
+}
