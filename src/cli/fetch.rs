@@ -307,9 +307,13 @@ impl Sink for StdoutSink {
 /// A file written under a temporary name beside its target and renamed
 /// into place once complete: a broken download never leaves a half file
 /// under the name asked for, and an unfinished one (an error, Ctrl-C) is
-/// removed when the sink is dropped.
+/// removed when the sink is dropped. A target that is not a file (a device
+/// such as `/dev/null`, a FIFO) is written in place, as curl does: renaming
+/// over it would replace the device with a file. A symbolic link is
+/// written through: its target is replaced, the link kept.
 struct FileSink {
-    tmp: PathBuf,
+    /// `None`: written in place.
+    tmp: Option<PathBuf>,
     target: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
 }
@@ -335,11 +339,35 @@ impl FileSink {
             .ok_or_else(|| refuse("it is not a file name".into()))?
             .to_string_lossy()
             .into_owned();
-        if let Ok(meta) = std::fs::metadata(target)
-            && meta.permissions().readonly()
+        // What the name leads to, links followed.
+        let existing = std::fs::metadata(target).ok();
+        if let Some(meta) = &existing
+            && !meta.is_file()
+        {
+            // A device or a FIFO: written in place, never replaced.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(target)
+                .map_err(|e| refuse(e.to_string()))?;
+            return Ok(FileSink {
+                tmp: None,
+                target: target.to_path_buf(),
+                file: Some(std::io::BufWriter::new(file)),
+            });
+        }
+        if existing
+            .as_ref()
+            .is_some_and(|m| m.permissions().readonly())
         {
             return Err(refuse("it exists and is read-only".into()));
         }
+        // Through a link to the file it names, so the link stays.
+        let target = match std::fs::symlink_metadata(target) {
+            Ok(m) if m.file_type().is_symlink() && existing.is_some() => {
+                std::fs::canonicalize(target).map_err(|e| refuse(e.to_string()))?
+            }
+            _ => target.to_path_buf(),
+        };
         let tmp = target.with_file_name(format!(".{name}.{}.part", std::process::id()));
         // A fresh file: never follow whatever already has that name.
         let file = std::fs::OpenOptions::new()
@@ -348,8 +376,8 @@ impl FileSink {
             .open(&tmp)
             .map_err(|e| refuse(e.to_string()))?;
         Ok(FileSink {
-            tmp,
-            target: target.to_path_buf(),
+            tmp: Some(tmp),
+            target,
             file: Some(std::io::BufWriter::new(file)),
         })
     }
@@ -363,9 +391,13 @@ impl FileSink {
             return Ok(());
         };
         file.flush().map_err(io)?;
+        let Some(tmp) = &self.tmp else {
+            // In place (a device, a FIFO): nothing to sync or rename.
+            return Ok(());
+        };
         file.get_ref().sync_all().map_err(io)?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.target).map_err(io)
+        std::fs::rename(tmp, &self.target).map_err(io)
     }
 }
 
@@ -374,7 +406,9 @@ impl Drop for FileSink {
         // Not persisted (or persisting failed before the rename): remove
         // the temporary file. After a rename there is nothing there.
         self.file.take();
-        let _ = std::fs::remove_file(&self.tmp);
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 

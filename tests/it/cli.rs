@@ -341,6 +341,63 @@ async fn json_output_is_one_object_for_results_and_errors() {
     assert_eq!(bad.json()["error"]["kind"], "bad_request");
 }
 
+/// Found when `fetch -o /dev/null`, run as root, replaced /dev/null with a
+/// regular file (the body was written beside it and renamed over it). A
+/// target that is not a file is written in place, as curl does; a link is
+/// written through. A FIFO stands in for the device here.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_to_a_device_or_fifo_writes_in_place_and_a_link_is_kept() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::start().await;
+    let fifo = env.dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read(&reader));
+    });
+    let fifo_arg = fifo.display().to_string();
+    let run = env
+        .fetch(&[&env.url("/v1/data"), "-o", &fifo_arg, "-q"])
+        .await;
+    assert_code(&run, 0);
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO was replaced by a file"
+    );
+    let read = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("nothing was written to the FIFO")
+        .unwrap();
+    let saved: Value = serde_json::from_slice(&read).unwrap();
+    assert_eq!(saved["dataset"], "demo-sensor");
+
+    // A link to a file elsewhere: the file gets the body, the link stays.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let real = elsewhere.path().join("real.json");
+    std::fs::write(&real, b"old").unwrap();
+    let link = env.dir.path().join("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let link_arg = link.display().to_string();
+    let run = env
+        .fetch(&[&env.url("/v1/data"), "-o", &link_arg, "-q"])
+        .await;
+    assert_code(&run, 0);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let saved: Value = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+    assert_eq!(saved["dataset"], "demo-sensor");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_file_gets_the_body_and_quiet_prints_nothing_else() {
     let env = Env::start().await;
