@@ -10,13 +10,14 @@ use clap::Args;
 use l402_mcp::client::L402Client;
 use l402_mcp::dashboard::{DEFAULT_LISTEN, Dashboard, DashboardOptions};
 
-use super::serve::{MIN_AUTH_TOKEN_CHARS, warn_if_readable_by_others};
+use super::serve::{TokenSources, resolve_auth_token};
 use super::settings::{self, SettingFlags};
 use super::stderr::say_err;
 use super::{ClientFlags, EXIT_OK, Failure, open_store};
 
 /// The environment variable of the dashboard's token.
 const TOKEN_ENV: &str = "L402_DASHBOARD_AUTH_TOKEN";
+const TOKEN_FILE_ENV: &str = "L402_DASHBOARD_AUTH_TOKEN_FILE";
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -34,7 +35,8 @@ pub struct DashboardArgs {
 
     /// Read the token from FILE (its first line; the file should be
     /// readable by you only).
-    #[arg(long, env = "L402_DASHBOARD_AUTH_TOKEN_FILE", value_name = "FILE")]
+    /// [env: L402_DASHBOARD_AUTH_TOKEN_FILE]
+    #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
 
     /// Also accept this Host header (a name or name:port; the loopback
@@ -100,43 +102,18 @@ pub async fn run(args: DashboardArgs) -> Result<u8, Failure> {
     Ok(EXIT_OK)
 }
 
-/// The token: `--auth-token`, else `--auth-token-file`, else
-/// `L402_DASHBOARD_AUTH_TOKEN`; refused when too short to be one.
+/// The token: `--auth-token`, else `--auth-token-file` (or
+/// `L402_DASHBOARD_AUTH_TOKEN_FILE`), else `L402_DASHBOARD_AUTH_TOKEN`;
+/// refused when too short to be one; a variable set to "" is unset.
 fn auth_token(args: &DashboardArgs) -> Result<Option<String>, Failure> {
-    let (token, from) = if let Some(t) = &args.auth_token {
-        say_err!(
-            "warning: --auth-token on the command line is visible to other users (ps); \
-             prefer {TOKEN_ENV} or --auth-token-file"
-        );
-        (Some(t.clone()), "--auth-token".to_string())
-    } else if let Some(path) = &args.auth_token_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::general(
-                "config",
-                format!("cannot read the auth token file {}: {e}", path.display()),
-            )
-        })?;
-        warn_if_readable_by_others(path);
-        let first = text.lines().next().unwrap_or("").trim().to_string();
-        (
-            Some(first),
-            format!("the auth token file {}", path.display()),
-        )
-    } else {
-        match std::env::var(TOKEN_ENV) {
-            Ok(t) => (Some(t), TOKEN_ENV.to_string()),
-            Err(_) => (None, String::new()),
-        }
-    };
-    match token {
-        Some(t) if t.trim().chars().count() < MIN_AUTH_TOKEN_CHARS => Err(Failure::general(
-            "config",
-            format!(
-                "the dashboard token from {from} is {} characters; a token must have at least \
-                 {MIN_AUTH_TOKEN_CHARS} (make one with `openssl rand -hex 32`)",
-                t.trim().chars().count()
-            ),
-        )),
-        other => Ok(other.map(|t| t.trim().to_string())),
-    }
+    resolve_auth_token(
+        TokenSources {
+            flag: args.auth_token.as_deref(),
+            file: args.auth_token_file.as_deref(),
+            file_env: TOKEN_FILE_ENV,
+            token_env: TOKEN_ENV,
+            what: "dashboard token",
+        },
+        &|name| std::env::var(name).ok(),
+    )
 }

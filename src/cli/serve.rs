@@ -207,25 +207,57 @@ const AUTH_TOKEN_FILE_ENV: &str = "L402_MCP_AUTH_TOKEN_FILE";
 /// The environment variable holding the bearer token.
 const AUTH_TOKEN_ENV: &str = "L402_MCP_AUTH_TOKEN";
 
-/// The bearer token: `--auth-token`, else `--auth-token-file` (or
-/// `L402_MCP_AUTH_TOKEN_FILE`), else `L402_MCP_AUTH_TOKEN`; refused when too
-/// short to be one. `env` is the process environment as it is; a variable
-/// set to "" (or blanks) counts as unset.
+/// `serve --http`'s bearer token: see [`resolve_auth_token`].
 fn auth_token(
     args: &ServeArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<String>, Failure> {
+    resolve_auth_token(
+        TokenSources {
+            flag: args.auth_token.as_deref(),
+            file: args.auth_token_file.as_deref(),
+            file_env: AUTH_TOKEN_FILE_ENV,
+            token_env: AUTH_TOKEN_ENV,
+            what: "bearer token",
+        },
+        env,
+    )
+}
+
+/// Where a bearer token may come from (`serve --http`, `dashboard`).
+pub(super) struct TokenSources<'a> {
+    /// `--auth-token`.
+    pub flag: Option<&'a str>,
+    /// `--auth-token-file`.
+    pub file: Option<&'a std::path::Path>,
+    /// The variable naming a token file.
+    pub file_env: &'static str,
+    /// The variable holding the token.
+    pub token_env: &'static str,
+    /// What the token is called in errors.
+    pub what: &'static str,
+}
+
+/// The token: the flag, else the file (flag, else its variable), else the
+/// token variable; refused when too short to be one. `env` is the process
+/// environment as it is; a variable set to "" (or blanks) counts as unset,
+/// as an MCP Bundle host passes a field left blank.
+pub(super) fn resolve_auth_token(
+    from: TokenSources<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, Failure> {
     let env = |name: &str| settings::set_value(env(name));
-    let token_file = args
-        .auth_token_file
-        .clone()
-        .or_else(|| env(AUTH_TOKEN_FILE_ENV).map(PathBuf::from));
-    let (token, from) = if let Some(t) = &args.auth_token {
+    let token_file = from
+        .file
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| env(from.file_env).map(PathBuf::from));
+    let (token, source) = if let Some(t) = from.flag {
         say_err!(
             "warning: --auth-token on the command line is visible to other users (ps); \
-             prefer L402_MCP_AUTH_TOKEN or --auth-token-file"
+             prefer {} or --auth-token-file",
+            from.token_env
         );
-        (Some(t.clone()), "--auth-token".to_string())
+        (Some(t.to_string()), "--auth-token".to_string())
     } else if let Some(path) = &token_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Failure::general(
@@ -240,8 +272,8 @@ fn auth_token(
             format!("the auth token file {}", path.display()),
         )
     } else {
-        match env(AUTH_TOKEN_ENV) {
-            Some(t) => (Some(t), AUTH_TOKEN_ENV.to_string()),
+        match env(from.token_env) {
+            Some(t) => (Some(t), from.token_env.to_string()),
             None => (None, String::new()),
         }
     };
@@ -249,8 +281,9 @@ fn auth_token(
         Some(t) if t.trim().chars().count() < MIN_AUTH_TOKEN_CHARS => Err(Failure::general(
             "config",
             format!(
-                "the bearer token from {from} is {} characters; a token must have at least \
+                "the {} from {source} is {} characters; a token must have at least \
                  {MIN_AUTH_TOKEN_CHARS} (make one with `openssl rand -hex 32`)",
+                from.what,
                 t.trim().chars().count()
             ),
         )),
