@@ -27,7 +27,7 @@ price=10
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --quiet
-bin=$PWD/target/release/l402-mcp
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/l402-mcp
 work=$(mktemp -d)
 pids=()
 started_net=""

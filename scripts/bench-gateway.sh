@@ -12,7 +12,7 @@ rounds=${3:-3}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --quiet
-bin=target/release/l402-mcp
+bin=${CARGO_TARGET_DIR:-target}/release/l402-mcp
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-5}; conns=${2:-32}; rounds=${3:-2}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "GNU time is not installed (apt-get install time)" >&2; exit 1; }
-if [ -z "${BIN:-}" ]; then cargo build --release --quiet --bin l402-mcp; BIN=$PWD/target/release/l402-mcp; fi
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet --bin l402-mcp; BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/l402-mcp; fi
 work=$(mktemp -d); pids=()
 cleanup(){ for p in "${pids[@]}"; do kill $p 2>/dev/null||true; done; wait 2>/dev/null||true; rm -rf $work; }
 trap cleanup EXIT

@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-BIN=${L402_MCP_BIN:-$REPO/target/release/l402-mcp}
+BIN=${L402_MCP_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/l402-mcp}
 if [ ! -x "$BIN" ]; then
     (cd "$REPO" && cargo build --release --bin l402-mcp)
 fi

@@ -25,7 +25,7 @@ for c in wrk redis-server curl python3; do
 done
 
 cargo build --release --quiet
-bin=$PWD/target/release/l402-mcp
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/l402-mcp
 work=$(mktemp -d)
 pids=()
 cleanup() {

@@ -18,41 +18,15 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 src="$here/tests/claude-code"
-CLI_VERSION=$(sed -n 's/.*"@anthropic-ai\/claude-code": *"\([^"]*\)".*/\1/p' "$src/package.json" | head -n1)
-lock_hash=$(sha256sum "$src/package-lock.json" | cut -c1-12)
-cache_root=${L402_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/l402-mcp}
-cache="$cache_root/claude-code-$CLI_VERSION-$lock_hash"
-node="$cache/node_modules/node/bin/node"
+npm_tag=claude-plugin.sh npm_name=claude-code npm_src="$src" npm_pkg=@anthropic-ai/claude-code
+npm_probe=.bin/claude
+# The CLI's install script links its platform's binary (from the optional
+# dependency npm chose) in place of bin/claude.exe: it must run.
+npm_verify() { "$1/node_modules/.bin/claude" --version >/dev/null; }
+# shellcheck source=lib/npm-pinned.sh
+. "$here/scripts/lib/npm-pinned.sh"
+CLI_VERSION=$npm_version
 claude="$cache/node_modules/.bin/claude"
-
-present() { [ -x "$node" ] && [ -x "$claude" ]; }
-installed() { [ -f "$cache/.installed" ] && present; }
-
-install() {
-  command -v npm >/dev/null || { echo "claude-plugin.sh: npm is needed to install Claude Code's CLI" >&2; exit 1; }
-  mkdir -p "$cache_root"
-  # Install into a fresh directory next to the final one, then rename: a
-  # concurrent run never sees half an install.
-  local tmp
-  tmp=$(mktemp -d "$cache_root/.claude-code-install.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  echo "claude-plugin.sh: installing @anthropic-ai/claude-code@$CLI_VERSION and node (tests/claude-code/package-lock.json) into $cache" >&2
-  cp "$src/package.json" "$src/package-lock.json" "$src/.npmrc" "$tmp/"
-  # The CLI's install script links its platform's binary (from the
-  # optional dependency npm chose) in place of bin/claude.exe.
-  (cd "$tmp" && npm ci --no-audit --no-fund --loglevel=error >&2)
-  [ -x "$tmp/node_modules/node/bin/node" ] && [ -x "$tmp/node_modules/.bin/claude" ] ||
-    { echo "claude-plugin.sh: npm ci did not produce node and claude in $tmp" >&2; exit 1; }
-  "$tmp/node_modules/.bin/claude" --version >/dev/null ||
-    { echo "claude-plugin.sh: the installed claude does not run" >&2; exit 1; }
-  touch "$tmp/.installed"
-  if ! mv -T "$tmp" "$cache" 2>/dev/null; then
-    # Another run finished first (or a broken install is in the way).
-    if installed; then rm -rf "$tmp"; else rm -rf "$cache" && mv -T "$tmp" "$cache"; fi
-  fi
-  trap - EXIT
-  present || { echo "claude-plugin.sh: the install did not produce $claude" >&2; exit 1; }
-}
 
 # The CLI with a throwaway config dir and nothing that phones home.
 run_claude() {

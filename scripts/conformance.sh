@@ -29,37 +29,12 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 src="$here/tests/conformance"
 REVISIONS=(2025-11-25 2026-07-28)
-SUITE_VERSION=$(sed -n 's/.*"@modelcontextprotocol\/conformance": *"\([^"]*\)".*/\1/p' "$src/package.json" | head -n1)
-lock_hash=$(sha256sum "$src/package-lock.json" | cut -c1-12)
-cache_root=${L402_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/l402-mcp}
-cache="$cache_root/mcp-conformance-$SUITE_VERSION-$lock_hash"
-node="$cache/node_modules/node/bin/node"
-suite="$cache/node_modules/@modelcontextprotocol/conformance/dist/index.js"
-
-present() { [ -x "$node" ] && [ -f "$suite" ]; }
-installed() { [ -f "$cache/.installed" ] && present; }
-
-install() {
-  command -v npm >/dev/null || { echo "conformance.sh: npm is needed to install the conformance suite" >&2; exit 1; }
-  mkdir -p "$cache_root"
-  # Install into a fresh directory next to the final one, then rename: a
-  # concurrent run never sees half an install.
-  local tmp
-  tmp=$(mktemp -d "$cache_root/.mcp-conformance-install.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  echo "conformance.sh: installing @modelcontextprotocol/conformance@$SUITE_VERSION and node (tests/conformance/package-lock.json) into $cache" >&2
-  cp "$src/package.json" "$src/package-lock.json" "$src/.npmrc" "$tmp/"
-  (cd "$tmp" && npm ci --no-audit --no-fund --loglevel=error >&2)
-  [ -x "$tmp/node_modules/node/bin/node" ] && [ -f "$tmp/node_modules/@modelcontextprotocol/conformance/dist/index.js" ] ||
-    { echo "conformance.sh: npm ci did not produce node and the suite in $tmp" >&2; exit 1; }
-  touch "$tmp/.installed"
-  if ! mv -T "$tmp" "$cache" 2>/dev/null; then
-    # Another run finished first (or a broken install is in the way).
-    if installed; then rm -rf "$tmp"; else rm -rf "$cache" && mv -T "$tmp" "$cache"; fi
-  fi
-  trap - EXIT
-  present || { echo "conformance.sh: the install did not produce $suite" >&2; exit 1; }
-}
+npm_tag=conformance.sh npm_name=mcp-conformance npm_src="$src" npm_pkg=@modelcontextprotocol/conformance
+npm_probe=@modelcontextprotocol/conformance/dist/index.js
+# shellcheck source=lib/npm-pinned.sh
+. "$here/scripts/lib/npm-pinned.sh"
+SUITE_VERSION=$npm_version
+suite="$cache/node_modules/$npm_probe"
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -15,37 +15,11 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 src="$here/tests/nwc-wallet"
-SDK_VERSION=$(sed -n 's/.*"@getalby\/sdk": *"\([^"]*\)".*/\1/p' "$src/package.json" | head -n1)
-lock_hash=$(sha256sum "$src/package-lock.json" | cut -c1-12)
-cache_root=${L402_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/l402-mcp}
-cache="$cache_root/nwc-wallet-$SDK_VERSION-$lock_hash"
-node="$cache/node_modules/node/bin/node"
-sdk="$cache/node_modules/@getalby/sdk/package.json"
-
-present() { [ -x "$node" ] && [ -f "$sdk" ]; }
-installed() { [ -f "$cache/.installed" ] && present; }
-
-install() {
-  command -v npm >/dev/null || { echo "nwc-wallet.sh: npm is needed to install the wallet service" >&2; exit 1; }
-  mkdir -p "$cache_root"
-  # Install into a fresh directory next to the final one, then rename: a
-  # concurrent run never sees half an install.
-  local tmp
-  tmp=$(mktemp -d "$cache_root/.nwc-wallet-install.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  echo "nwc-wallet.sh: installing @getalby/sdk@$SDK_VERSION and node (tests/nwc-wallet/package-lock.json) into $cache" >&2
-  cp "$src/package.json" "$src/package-lock.json" "$src/.npmrc" "$tmp/"
-  (cd "$tmp" && npm ci --no-audit --no-fund --loglevel=error >&2)
-  [ -x "$tmp/node_modules/node/bin/node" ] && [ -f "$tmp/node_modules/@getalby/sdk/package.json" ] ||
-    { echo "nwc-wallet.sh: npm ci did not produce node and @getalby/sdk in $tmp" >&2; exit 1; }
-  touch "$tmp/.installed"
-  if ! mv -T "$tmp" "$cache" 2>/dev/null; then
-    # Another run finished first (or a broken install is in the way).
-    if installed; then rm -rf "$tmp"; else rm -rf "$cache" && mv -T "$tmp" "$cache"; fi
-  fi
-  trap - EXIT
-  present || { echo "nwc-wallet.sh: the install did not produce $node" >&2; exit 1; }
-}
+npm_tag=nwc-wallet.sh npm_name=nwc-wallet npm_src="$src" npm_pkg=@getalby/sdk
+npm_probe=@getalby/sdk/package.json
+# shellcheck source=lib/npm-pinned.sh
+. "$here/scripts/lib/npm-pinned.sh"
+SDK_VERSION=$npm_version
 
 case "${1:-}" in
   --install)

@@ -14,3 +14,4 @@ pub mod lightning;
 pub mod listen;
 pub mod mcp;
 pub mod store;
+pub mod text;

@@ -61,6 +61,7 @@ use crate::store::{
     Origin, PAYMENT_COLUMNS, PaymentRecord, PaymentState, Store, StoreError, TokenScheme,
     msat_to_sql, query_payments, time_to_sql,
 };
+use crate::text::utc_rfc3339 as utc;
 
 /// The length of the rolling window of the daily cap.
 pub const DAY_SECS: u64 = 24 * 60 * 60;
@@ -221,15 +222,6 @@ pub struct PauseEvent {
 
 /// The longest reason or name a pause keeps, in characters.
 pub const PAUSE_TEXT_MAX: usize = 500;
-
-/// Unix seconds as `2026-12-03T06:00:00Z`.
-fn utc(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| format!("unix time {secs}"))
-}
 
 /// `text` trimmed, `None` if empty; refused if too long or with control
 /// characters (it is shown to agents and on pages).

@@ -9,21 +9,7 @@ use std::fmt::Write as _;
 use super::Snapshot;
 use crate::client::{ClientConfig, Pause, PauseEvent, PaymentFilter, PaymentState};
 
-/// HTML-escapes text for an element's content or a quoted attribute.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use crate::text::html_escape as escape;
 
 /// An amount: `1,234 sats`, `0.5 sats` (thousands separated, msat kept).
 pub(crate) fn sats(msat: u64) -> String {
@@ -66,10 +52,7 @@ pub(crate) fn sats_short(msat: u64) -> String {
 
 /// A time, UTC: `2026-05-17 14:03:09Z`.
 pub(crate) fn utc(secs: u64) -> String {
-    match chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(0), 0) {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
-        None => secs.to_string(),
-    }
+    crate::text::utc_readable(secs)
 }
 
 fn opt_sats(msat: Option<u64>, none: &str) -> String {

@@ -42,6 +42,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ApprovalRequest, Msat};
+use crate::text::html_escape as escape;
 
 /// Where an approval stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -450,22 +451,6 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         ),
     );
     r
-}
-
-/// HTML-escapes text for an element's content.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
