@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Where a proxied request's CPU goes: the CPU time each process (wrk, the
-# upstream, the proxy) spends per request, for the upstream served directly
-# and through a priced proxy route, on one machine. Loopback only, bounded:
+# upstream, the proxy) spends per request, and the proxy's context switches
+# per request, for the upstream served directly, through a priced proxy
+# route (a valid reusable credential), and through a free proxy route (the
+# same forwarding, no credential, no verification), on one machine. Loopback only, bounded:
 # wrk for a fixed time per run. The upstream is a dev-node gateway's free
 # /health; the proxy a second gateway with one reusable priced route in front
 # of it. CPU is utime+stime from /proc/PID/stat (wrk's from `time`).
@@ -37,6 +39,9 @@ token = "reusable"
 valid_for_secs = 86400
 T
 env ${PROXY_ENV:-} "$BIN" -q gateway --listen 127.0.0.1:$px --config $work/gw.toml --data-dir $work/px >/dev/null 2>&1 & pids+=($!); pxpid=$!
+free=$(fp)
+sed -e 's/^price_sats = 10$/free = true/' -e '/^token = /d' -e '/^valid_for_secs = /d' $work/gw.toml > $work/free.toml
+env ${PROXY_ENV:-} "$BIN" -q gateway --listen 127.0.0.1:$free --config $work/free.toml --data-dir $work/free >/dev/null 2>&1 & pids+=($!); freepid=$!
 sleep 1
 auth=$(python3 - "http://127.0.0.1:$px" <<'PY'
 import json, sys, urllib.request, urllib.error
@@ -48,23 +53,28 @@ print(f"L402 {body['macaroon']}:{json.load(urllib.request.urlopen(req))['preimag
 PY
 )
 ticks(){ awk '{print $14+$15}' /proc/$1/stat; }
-measure(){ # label url [auth]
-  local u0 p0 u1 p1 out w
-  u0=$(ticks $uppid); p0=$(ticks $pxpid)
+switches(){ cat /proc/$1/task/*/status | awk '/ctxt_switches/{s+=$2} END{print s}'; }
+measure(){ # label url [auth]; $pxpid is the proxy measured
+  local u0 p0 u1 p1 c0 c1 out w
+  u0=$(ticks $uppid); p0=$(ticks $pxpid); c0=$(switches $pxpid)
   if [ -n "${3:-}" ]; then out=$( { /usr/bin/time -f "WRKCPU %U %S" wrk -t2 -c$conns -d${secs}s -H "Authorization: $3" $2; } 2>&1 )
   else out=$( { /usr/bin/time -f "WRKCPU %U %S" wrk -t2 -c$conns -d${secs}s $2; } 2>&1 ); fi
-  u1=$(ticks $uppid); p1=$(ticks $pxpid)
-  python3 - "$1" "$out" $u0 $u1 $p0 $p1 <<'PY'
+  u1=$(ticks $uppid); p1=$(ticks $pxpid); c1=$(switches $pxpid)
+  python3 - "$1" "$out" $u0 $u1 $p0 $p1 $c0 $c1 <<'PY'
 import sys,re
-label,out=sys.argv[1],sys.argv[2]; u0,u1,p0,p1=map(int,sys.argv[3:])
+label,out=sys.argv[1],sys.argv[2]; u0,u1,p0,p1,c0,c1=map(int,sys.argv[3:])
 rps=float(re.search(r'Requests/sec:\s+([\d.]+)',out).group(1))
 tot=int(re.search(r'(\d+) requests in',out).group(1))
 w=sum(map(float,re.search(r'WRKCPU ([\d.]+) ([\d.]+)',out).groups()))
 f=lambda s: s/tot*1e6
-print(f"{label}: {rps:.0f} req/s; CPU µs/request: wrk {f(w):.1f}, upstream {f((u1-u0)/100):.1f}, proxy {f((p1-p0)/100):.1f}; total {f(w+(u1-u0)/100+(p1-p0)/100):.1f}")
+print(f"{label}: {rps:.0f} req/s; CPU µs/request: wrk {f(w):.1f}, upstream {f((u1-u0)/100):.1f}, proxy {f((p1-p0)/100):.1f}; total {f(w+(u1-u0)/100+(p1-p0)/100):.1f}; proxy context switches/request {(c1-c0)/tot:.2f}")
 PY
 }
+priced=$pxpid
 for _ in $(seq "$rounds"); do
+pxpid=$priced
 measure direct http://127.0.0.1:$up/health
 measure proxied http://127.0.0.1:$px/health "$auth"
+pxpid=$freepid
+measure proxied-free http://127.0.0.1:$free/health
 done
