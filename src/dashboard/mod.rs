@@ -14,7 +14,7 @@
 //!
 //! No secret is ever in an answer: payments carry none, tokens are read
 //! without macaroon or preimage, and the payer is not even loaded.
-//! [`auth`] says who may see the page and press the switch.
+//! The `auth` module says who may see the page and press the switch.
 
 mod auth;
 mod chart;
