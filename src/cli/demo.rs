@@ -131,6 +131,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         say(&format!("\nThe walk-through failed: {e:#}"))?;
     }
     print_snippets(&base)?;
+    // The store outlives this run only while the gateway waits (or in a
+    // data dir of the user's own).
+    if walked.is_ok() && (!args.no_wait || args.data_dir.is_some()) {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "l402-mcp".into());
+        say(&format!(
+            "\nWatch what agents spend, live, and stop every payment in one click:\n  \
+             {exe} dashboard --data-dir {dir}\n  then open http://127.0.0.1:8404/ \
+             (`pause --data-dir {dir}` does the same from the command line; `resume` lifts it)",
+            dir = dir.display()
+        ))?;
+    }
     if walked.is_ok() && !args.no_wait {
         say("\nThe gateway stays up for your own client; press Ctrl-C to stop it.")?;
         super::shutdown_signal().await;
