@@ -23,13 +23,15 @@ use super::stderr::say_err;
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// Address to listen on [default: 127.0.0.1:8402, or the config's `listen`].
-    #[arg(long, env = "L402_GATEWAY_LISTEN", value_name = "ADDR")]
+    /// Address to listen on [default: 127.0.0.1:8402, or the config's `listen`]
+    /// [env: L402_GATEWAY_LISTEN].
+    #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
 
     /// Serve Prometheus metrics at GET /metrics on this address, a listener
-    /// of their own for the operator [default: off, or the config's `metrics`].
-    #[arg(long, env = "L402_GATEWAY_METRICS", value_name = "ADDR")]
+    /// of their own for the operator [default: off, or the config's `metrics`]
+    /// [env: L402_GATEWAY_METRICS].
+    #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
 
     /// Serve the metrics on an address that is not loopback. They show what
@@ -38,32 +40,28 @@ pub struct GatewayArgs {
     metrics_public: bool,
 
     /// Gateway configuration (TOML): routes, prices, limits. Without it the
-    /// demo routes are served.
-    #[arg(long, env = "L402_GATEWAY_CONFIG", value_name = "FILE")]
+    /// demo routes are served [env: L402_GATEWAY_CONFIG].
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// Where the root key and the local spent-set live [default: the
-    /// platform data dir, e.g. ~/.local/share/l402-mcp].
-    #[arg(long, env = "L402_DATA_DIR", value_name = "DIR")]
+    /// platform data dir, e.g. ~/.local/share/l402-mcp] [env: L402_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
     /// The root key file every replica shares: 64 hex digits, mode 0600,
     /// never created (`(umask 077; openssl rand -hex 32 > FILE)`) [default:
     /// the config's `root_key_file`, else `gateway-root-key` in the data
     /// dir, created on first start]. Or give the key itself in
-    /// L402_GATEWAY_ROOT_KEY (64 hex digits).
-    #[arg(long, env = "L402_GATEWAY_ROOT_KEY_FILE", value_name = "FILE")]
+    /// L402_GATEWAY_ROOT_KEY (64 hex digits) [env: L402_GATEWAY_ROOT_KEY_FILE].
+    #[arg(long, value_name = "FILE")]
     root_key_file: Option<PathBuf>,
 
     /// Where single-use tokens are remembered: `local` (a file in the data
     /// dir) or `redis://host[:port][/db]`, one Redis shared by every
-    /// replica [default: the config's `spent_set`, else local].
-    #[arg(
-        long,
-        env = "L402_GATEWAY_SPENT_SET",
-        hide_env_values = true,
-        value_name = "local|URL"
-    )]
+    /// replica [default: the config's `spent_set`, else local]
+    /// [env: L402_GATEWAY_SPENT_SET].
+    #[arg(long, value_name = "local|URL")]
     spent_set: Option<String>,
 
     // --lnd-host, --lnd-tls-cert, --lnd-macaroon, --network: the client's
@@ -167,7 +165,39 @@ fn lnd_settings(
     Ok(parts.complete(network.value))
 }
 
+/// The flag, else the variable `var` (empty or blank: unset, as an MCP
+/// Bundle host passes a field left blank), parsed; a value that does not
+/// parse names where it came from.
+fn flag_or_env<T>(flag: Option<T>, var: &str) -> anyhow::Result<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    settings::process_env(var)
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{var} is unusable: {e}"))
+        })
+        .transpose()
+}
+
+/// The flags, with the variables read in for the ones not given.
+fn with_env(mut args: GatewayArgs) -> anyhow::Result<GatewayArgs> {
+    args.listen = flag_or_env(args.listen, "L402_GATEWAY_LISTEN")?;
+    args.metrics = flag_or_env(args.metrics, "L402_GATEWAY_METRICS")?;
+    args.config = flag_or_env(args.config, "L402_GATEWAY_CONFIG")?;
+    args.data_dir = flag_or_env(args.data_dir, "L402_DATA_DIR")?;
+    args.root_key_file = flag_or_env(args.root_key_file, "L402_GATEWAY_ROOT_KEY_FILE")?;
+    args.spent_set = flag_or_env(args.spent_set, "L402_GATEWAY_SPENT_SET")?;
+    Ok(args)
+}
+
 pub async fn run(args: GatewayArgs) -> anyhow::Result<u8> {
+    let args = with_env(args)?;
     let lnd = args.lnd()?;
     let mut config = match &args.config {
         Some(path) => GatewayConfig::from_file(path)?,

@@ -1401,3 +1401,55 @@ async fn while_paused_a_cached_token_still_serves_and_preview_says_paused() {
     assert_code(&env.fetch(&[&env.url("/v1/data")]).await, 0);
     assert_eq!(env.settlements(), 2);
 }
+
+/// An MCP Bundle host (and many a shell script) passes a setting left
+/// blank as an empty variable: for the gateway too, empty means unset,
+/// and a value that does not parse is named.
+#[test]
+fn gateway_variables_set_to_empty_are_unset_and_a_bad_one_is_named() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        "L402_GATEWAY_LISTEN",
+        "L402_GATEWAY_METRICS",
+        "L402_GATEWAY_CONFIG",
+        "L402_DATA_DIR",
+        "L402_GATEWAY_ROOT_KEY_FILE",
+        "L402_GATEWAY_SPENT_SET",
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_l402-mcp"));
+    cmd.args(["gateway", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for v in vars {
+        cmd.env(v, "");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let up = line.contains("listening on http://127.0.0.1:");
+        seen.push(line);
+        if up {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("listening on")),
+        "the gateway did not start: {seen:#?}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
+        .args(["gateway", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("L402_GATEWAY_METRICS", "nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("L402_GATEWAY_METRICS is unusable"), "{err}");
+}
