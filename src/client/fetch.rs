@@ -10,6 +10,7 @@ use super::checks::{Cap, Checked};
 use super::held::{BuyerHold, Held, sensitive_header};
 use super::lock::lock_origin;
 use super::net::check_url;
+use super::task::blocking;
 use super::{
     Call, FetchError, FetchRequest, L402Client, MAX_REDIRECTS, Msat, RawResponse, Receipt, Refusal,
     network_error,
@@ -604,15 +605,6 @@ pub(super) fn redirect_target(
     url.join(location)
         .map(Some)
         .map_err(|e| FetchError::Redirect(format!("{url} redirected to {location:?}: {e}")))
-}
-
-/// Runs blocking store work off the async workers.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, FetchError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| FetchError::Task(format!("a store task: {e}")))
 }
 
 /// Two sentences for a receipt as one, either or both absent.

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
-use super::fetch::blocking;
 use super::pay::paying_here;
+use super::task::blocking;
 use super::{FetchError, L402Client, Refusal};
 use crate::l402::Credential;
 use crate::l402::payment::PaymentChallenge;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use super::FetchError;
-use super::fetch::blocking;
+use super::task::blocking;
 use crate::store::Origin;
 
 /// Held while a payment for one origin is decided and made; dropping it

@@ -42,6 +42,7 @@ mod pay;
 mod preview;
 mod problem;
 mod report;
+mod task;
 
 pub use crate::lightning::Msat;
 pub use approve::{Approval, ApprovalRequest, Approver};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rusqlite::{OpenFlags, types::Value};
 
-use super::fetch::blocking;
+use super::task::blocking;
 use super::{FetchError, L402Client};
 use crate::budget::{BudgetPool, Ledger, PoolSummary, SessionSummary, SpendTotals};
 use crate::store::{

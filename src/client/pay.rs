@@ -17,8 +17,8 @@ use reqwest::Url;
 use std::sync::Arc;
 
 use super::checks::{Checked, Offer};
-use super::fetch::blocking;
 use super::held::Held;
+use super::task::blocking;
 use super::{
     Call, FetchError, FetchEvent, L402Client, RecoveryReport, Refusal, error::budget_refusal,
     recovery_grace,

@@ -3,7 +3,7 @@
 //! the MCP tools render these; neither reads the store or the ledger
 //! itself.
 
-use super::fetch::blocking;
+use super::task::blocking;
 use super::{BudgetView, FetchError, L402Client};
 use crate::budget::{BudgetError, Pause, PauseEvent, SpendTotals};
 use crate::lightning::PaymentHash;

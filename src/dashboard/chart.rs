@@ -5,8 +5,9 @@
 
 use std::fmt::Write as _;
 
-use super::page::{escape, sats_short};
+use super::format::{sats, sats_short, utc};
 use crate::client::{Bucket, SpendSeries};
+use crate::text::html_escape as escape;
 
 /// Bar colours, in the order origins are ranked (most spent first): the
 /// Okabe-Ito palette, told apart with most kinds of colour blindness.
@@ -60,7 +61,7 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
         s,
         r##"<title>{title}</title><text class="heading" x="{LEFT}" y="16" fill="#1f2933" font-size="15" font-weight="600">{title}</text><text x="{right}" y="16" text-anchor="end" fill="#5b6470">{total} in all</text>"##,
         right = WIDTH - RIGHT,
-        total = escape(&super::page::sats(series.total_msat)),
+        total = escape(&sats(series.total_msat)),
     );
 
     // The y axis: gridlines and labels in sats.
@@ -96,7 +97,7 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
                 top = y0 - h,
                 fill = colour(ranking, origin),
                 o = escape(origin),
-                amount = escape(&super::page::sats(*msat)),
+                amount = escape(&sats(*msat)),
                 when = escape(&bucket_label(series.bucket, b.start, true)),
             );
             base += msat;
@@ -157,7 +158,7 @@ pub(crate) fn svg(series: &SpendSeries, ranking: &[String]) -> String {
             tx = lx + 18,
             ty = ly,
             o = escape(&shorten(origin, 36)),
-            amount = escape(&super::page::sats(spent)),
+            amount = escape(&sats(spent)),
         );
     }
     s.push_str("</svg>");
@@ -183,7 +184,7 @@ fn scale(max_msat: u64) -> (u64, u64) {
 
 /// A bar's time: `14:00` or `05-17` on the axis; in full in a tooltip.
 fn bucket_label(bucket: Bucket, start: u64, full: bool) -> String {
-    let t = super::page::utc(start); // "YYYY-MM-DD HH:MM:SSZ"
+    let t = utc(start); // "YYYY-MM-DD HH:MM:SSZ"
     match (bucket, full) {
         (Bucket::Hour, false) => format!("{}:00", &t[11..13]),
         (Bucket::Hour, true) => format!("{} {}:00–{}:59 UTC", &t[..10], &t[11..13], &t[11..13]),

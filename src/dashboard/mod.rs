@@ -18,6 +18,7 @@
 
 mod auth;
 mod chart;
+mod format;
 mod page;
 
 use std::collections::HashMap;
@@ -391,7 +392,7 @@ async fn check_request(
                     status,
                     page::notice(
                         "Not allowed",
-                        &format!("<p>{}</p>", page::escape(&sentence)),
+                        &format!("<p>{}</p>", crate::text::html_escape(&sentence)),
                     ),
                 )
             } else {
@@ -542,7 +543,7 @@ async fn index(State(app): State<App>, Query(q): Query<HashMap<String, String>>)
                 StatusCode::BAD_REQUEST,
                 page::notice(
                     "Bad filter",
-                    &format!("<p>{}</p>", page::escape(&e.to_string())),
+                    &format!("<p>{}</p>", crate::text::html_escape(&e.to_string())),
                 ),
             );
         }
@@ -555,7 +556,7 @@ async fn index(State(app): State<App>, Query(q): Query<HashMap<String, String>>)
                 StatusCode::INTERNAL_SERVER_ERROR,
                 page::notice(
                     "Cannot read the store",
-                    &format!("<p>{}</p>", page::escape(&e.to_string())),
+                    &format!("<p>{}</p>", crate::text::html_escape(&e.to_string())),
                 ),
             )
         }

@@ -8,8 +8,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Gateway;
+use super::answer::{json_error, read_body};
 use super::config::{DemoContent, TokenPolicy};
-use super::paywall::{json_error, read_body};
 
 /// Longest prompt `/v1/generate` accepts, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4000;

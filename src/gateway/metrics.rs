@@ -46,8 +46,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::Gateway;
+use super::answer::json_error;
 use super::config::{AuthScheme, GatewayConfig, PathMatch, RouteConfig, TokenPolicy};
-use super::paywall::json_error;
 use super::verified::Verified;
 use crate::l402::{CONDITION_SERVICES, SUFFIX_CAPABILITIES, VerifyError};
 use crate::lightning::PaymentHash;

@@ -19,6 +19,7 @@
 //! the operator's own listener ([`Gateway::metrics_router`],
 //! [`serve_metrics`]; see `metrics.rs` for what revenue counts).
 
+mod answer;
 mod config;
 mod demo;
 mod metrics;

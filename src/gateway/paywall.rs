@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use serde_json::json;
 
+use super::answer::{json_error, too_large};
 use super::config::{RouteConfig, TokenPolicy};
 use super::metrics::{self, Refusal, RouteMetrics, SpentSetOp};
 use super::payment::{self, Problem, ProblemType};
@@ -36,11 +37,6 @@ pub(super) fn router(gw: Arc<Gateway>) -> Router {
         .fallback(handle)
         .with_state(gw.clone())
         .layer(middleware::from_fn_with_state(gw, edge_checks))
-}
-
-/// A JSON error body: `{"error": "<sentence>"}`.
-pub(super) fn json_error(status: StatusCode, sentence: &str) -> Response {
-    (status, axum::Json(json!({ "error": sentence }))).into_response()
 }
 
 /// Size caps before anything else: the request's headers, all together,
@@ -96,13 +92,6 @@ async fn drain_before_refusing(body: Body, declared: u64) {
         while let Some(Ok(_)) = stream.next().await {}
     })
     .await;
-}
-
-fn too_large(limit: usize) -> Response {
-    json_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("The request body is larger than {limit} bytes."),
-    )
 }
 
 fn client_ip(req: &Request) -> IpAddr {
@@ -995,24 +984,6 @@ async fn challenge(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     (StatusCode::PAYMENT_REQUIRED, headers, problem.body(extra)).into_response()
-}
-
-/// Reads a request body (already capped by [`edge_checks`]); a longer one
-/// is a 413, a body the client stopped sending a 400.
-pub(super) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_long = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_long {
-            too_large(limit)
-        } else {
-            json_error(
-                StatusCode::BAD_REQUEST,
-                "The request body could not be read.",
-            )
-        }
-    })
 }
 
 #[cfg(test)]

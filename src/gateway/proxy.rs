@@ -16,7 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::Gateway;
-use super::paywall::json_error;
+use super::answer::json_error;
 
 /// The clients that reach upstreams. Plain `http://` upstreams (the usual
 /// case: the API beside the gateway) go through hyper's pooled client
