@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use serde_json::json;
 
-use super::answer::{json_error, too_large};
+use super::answer::{Capped, Overflow, json_error, too_large};
 use super::config::{RouteConfig, TokenPolicy};
 use super::metrics::{self, Refusal, RouteMetrics, SpentSetOp};
 use super::payment::{self, Problem, ProblemType};
@@ -41,7 +41,8 @@ pub(super) fn router(gw: Arc<Gateway>) -> Router {
 
 /// Size caps before anything else: the request's headers, all together,
 /// and its body (a declared length above the cap is refused before
-/// anything is done for it; a longer chunked body fails when it is read).
+/// anything is done for it; a longer chunked body fails when it is read,
+/// and the rest of it is read before the 413).
 async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let limits = &gw.config.limits;
     let total: usize = req
@@ -68,8 +69,25 @@ async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -
         return gw.metrics.unrouted(too_large(limits.max_body_bytes));
     }
     let limit = limits.max_body_bytes;
-    let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-    next.run(req).await
+    let overflow = Overflow::default();
+    let capped = overflow.clone();
+    let req = req.map(|body| Body::new(Capped::new(body, limit, capped)));
+    let resp = next.run(req).await;
+    // A body (chunked, or longer than it said) that went over the cap on
+    // the way: read the rest before answering, as for a declared length,
+    // and say 413 where the failed read became another error (the
+    // upstream, fed a body that broke off, counts as not reached).
+    match overflow.take() {
+        None => resp,
+        Some(rest) => {
+            drain_before_refusing(rest, 0).await;
+            if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                resp
+            } else {
+                too_large(limit)
+            }
+        }
+    }
 }
 
 /// At most this much of a refused body is read, for at most this long.
@@ -89,7 +107,13 @@ async fn drain_before_refusing(body: Body, declared: u64) {
     let mut stream = body.into_data_stream();
     let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
         use futures_util::StreamExt;
-        while let Some(Ok(_)) = stream.next().await {}
+        let mut read = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            read = read.saturating_add(chunk.len() as u64);
+            if read > DRAIN_MAX_BYTES {
+                break;
+            }
+        }
     })
     .await;
 }

@@ -576,6 +576,104 @@ async fn oversized_body_gets_413() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// A body sent chunked (no Content-Length) over the cap gets the 413 and its
+/// sentence too, not a broken pipe: the gateway reads the rest (within
+/// bounds) before it answers. On a single-use route the token is not
+/// spent by the refused request.
+#[tokio::test]
+async fn an_oversized_chunked_body_gets_413_and_keeps_the_token() {
+    let gw = TestGateway::start(GatewayConfig::demo()).await;
+    let credential = gw.buy_with("/v1/generate", reqwest::Method::POST).await;
+    let chunked = || {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            (0..32).map(|_| Ok(vec![b'a'; 64 * 1024])).collect();
+        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+    };
+    for round in 0..5 {
+        let resp = gw
+            .client
+            .post(format!("{}/v1/generate", gw.base))
+            .header(header::AUTHORIZATION, &credential)
+            .body(chunked())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no answer, {e:?}"));
+        assert_eq!(
+            resp.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "round {round}"
+        );
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("larger than"),
+            "{body}"
+        );
+    }
+    // Refused before it was served: the single-use token still buys one answer.
+    let resp = gw
+        .client
+        .post(format!("{}/v1/generate", gw.base))
+        .header(header::AUTHORIZATION, &credential)
+        .body("a prompt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// The same through a single-use proxy route: the upstream never answers
+/// a body that broke off at the cap, so the claim is released, the client
+/// gets the 413 (not "upstream not reached"), and the token still buys
+/// one forwarded request.
+#[tokio::test]
+async fn an_oversized_chunked_body_to_a_proxied_route_gets_413_and_keeps_the_token() {
+    let upstream = crate::common::EchoUpstream::start().await;
+    let config = GatewayConfig::from_toml(&format!(
+        r#"
+        [[routes]]
+        path = "/api"
+        method = "POST"
+        price_sats = 5
+        token = "single-use"
+        upstream = "{}"
+        "#,
+        upstream.base
+    ))
+    .unwrap();
+    let gw = TestGateway::start(config).await;
+    let credential = gw.buy_with("/api", reqwest::Method::POST).await;
+    for round in 0..3 {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            (0..32).map(|_| Ok(vec![b'a'; 64 * 1024])).collect();
+        let resp = gw
+            .client
+            .post(format!("{}/api", gw.base))
+            .header(header::AUTHORIZATION, &credential)
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no answer, {e:?}"));
+        assert_eq!(
+            resp.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "round {round}"
+        );
+    }
+    let resp = gw
+        .client
+        .post(format!("{}/api", gw.base))
+        .header(header::AUTHORIZATION, &credential)
+        .body("small")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let echo: Value = resp.json().await.unwrap();
+    assert_eq!(echo["body_len"], 5);
+}
+
 #[tokio::test]
 async fn a_hanging_upstream_times_out_with_a_sentence() {
     // An upstream that accepts connections and never answers.
