@@ -144,8 +144,8 @@ pub struct FetchOutput {
 /// One check's verdict.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckOutput {
-    /// What was checked: challenge, invoice, amount, expiry, network,
-    /// payment_hash, cap, budget, approval, rate.
+    /// What was checked: pause, challenge, invoice, amount, expiry,
+    /// network, payment_hash, cap, budget, approval, rate.
     pub name: String,
     /// Whether it passed.
     pub ok: bool,
