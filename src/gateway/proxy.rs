@@ -221,15 +221,20 @@ async fn forward_plain(
     *out.method_mut() = parts.method;
     *out.uri_mut() = uri;
     copy_headers(&parts.headers, out.headers_mut());
-    let deadline = tokio::time::Instant::now() + gw.upstream.timeout;
+    // One timer for the whole answer: the head must come before it fires,
+    // and then the body, which carries it on.
+    let mut deadline = Box::pin(tokio::time::sleep(gw.upstream.timeout));
     let sent = PLAIN.with(|client| client.request(out));
-    let answer = match tokio::time::timeout_at(deadline, sent).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::warn!(upstream = %upstream, error = %e, "upstream request failed");
-            return Err(unreachable(false));
-        }
-        Err(_) => {
+    let answer = tokio::select! {
+        biased;
+        answer = sent => match answer {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(upstream = %upstream, error = %e, "upstream request failed");
+                return Err(unreachable(false));
+            }
+        },
+        () = deadline.as_mut() => {
             tracing::warn!(upstream = %upstream, "upstream request timed out");
             return Err(unreachable(true));
         }
@@ -237,7 +242,7 @@ async fn forward_plain(
     let (parts, incoming) = answer.into_parts();
     let mut resp = Response::new(Body::new(Timed {
         inner: incoming,
-        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        deadline,
     }));
     *resp.status_mut() = parts.status;
     copy_headers(&parts.headers, resp.headers_mut());
