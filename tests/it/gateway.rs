@@ -674,6 +674,45 @@ async fn an_oversized_chunked_body_to_a_proxied_route_gets_413_and_keeps_the_tok
     assert_eq!(echo["body_len"], 5);
 }
 
+/// An upstream that closes each connection right after its answer, without
+/// saying so (no `Connection: close`), as one whose keep-alive runs out: a
+/// pooled connection it closed is never a 502; the request, not written
+/// yet, goes on a new connection.
+#[tokio::test]
+async fn an_upstream_closing_idle_connections_never_turns_into_a_502() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                // and close, without having said so
+            });
+        }
+    });
+    let config = GatewayConfig::from_toml(&format!(
+        "[[routes]]\npath = \"/up\"\nfree = true\nupstream = \"{upstream}\"\n"
+    ))
+    .unwrap();
+    let gw = TestGateway::start(config).await;
+    for i in 0..200 {
+        let resp = gw.get("/up").await;
+        assert_eq!(resp.status(), StatusCode::OK, "request {i}");
+        assert_eq!(resp.text().await.unwrap(), "ok");
+    }
+}
+
 #[tokio::test]
 async fn a_hanging_upstream_times_out_with_a_sentence() {
     // An upstream that accepts connections and never answers.
