@@ -315,7 +315,7 @@ pub struct SessionSummary {
 }
 
 /// What was spent on one origin, all sessions, all time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct OriginSpend {
     /// The origin (normalized text).
     pub origin: String,
@@ -330,7 +330,7 @@ pub struct OriginSpend {
 }
 
 /// Everything spent, all sessions, all time.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SpendTotals {
     /// Amounts plus fees.
     pub spent_msat: u64,

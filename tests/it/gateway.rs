@@ -576,6 +576,26 @@ async fn oversized_body_gets_413() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// POSTs 2 MiB, sent chunked (no Content-Length), to `path` with
+/// `credential`: over the demo's 1 MiB cap.
+async fn post_oversized_chunked(
+    gw: &TestGateway,
+    path: &str,
+    credential: &str,
+) -> reqwest::Response {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..32).map(|_| Ok(vec![b'a'; 64 * 1024])).collect();
+    gw.client
+        .post(format!("{}{path}", gw.base))
+        .header(header::AUTHORIZATION, credential)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("no answer to an oversized chunked POST {path}: {e:?}"))
+}
+
 /// A body sent chunked (no Content-Length) over the cap gets the 413 and its
 /// sentence too, not a broken pipe: the gateway reads the rest (within
 /// bounds) before it answers. On a single-use route the token is not
@@ -584,20 +604,8 @@ async fn oversized_body_gets_413() {
 async fn an_oversized_chunked_body_gets_413_and_keeps_the_token() {
     let gw = TestGateway::start(GatewayConfig::demo()).await;
     let credential = gw.buy_with("/v1/generate", reqwest::Method::POST).await;
-    let chunked = || {
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-            (0..32).map(|_| Ok(vec![b'a'; 64 * 1024])).collect();
-        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
-    };
     for round in 0..5 {
-        let resp = gw
-            .client
-            .post(format!("{}/v1/generate", gw.base))
-            .header(header::AUTHORIZATION, &credential)
-            .body(chunked())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("round {round}: no answer, {e:?}"));
+        let resp = post_oversized_chunked(&gw, "/v1/generate", &credential).await;
         assert_eq!(
             resp.status(),
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -643,18 +651,7 @@ async fn an_oversized_chunked_body_to_a_proxied_route_gets_413_and_keeps_the_tok
     let gw = TestGateway::start(config).await;
     let credential = gw.buy_with("/api", reqwest::Method::POST).await;
     for round in 0..3 {
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-            (0..32).map(|_| Ok(vec![b'a'; 64 * 1024])).collect();
-        let resp = gw
-            .client
-            .post(format!("{}/api", gw.base))
-            .header(header::AUTHORIZATION, &credential)
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-                chunks,
-            )))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("round {round}: no answer, {e:?}"));
+        let resp = post_oversized_chunked(&gw, "/api", &credential).await;
         assert_eq!(
             resp.status(),
             StatusCode::PAYLOAD_TOO_LARGE,
