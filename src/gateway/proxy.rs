@@ -31,8 +31,6 @@ use super::answer::json_error;
 #[derive(Debug, Clone)]
 pub(super) struct Upstreams {
     tls: reqwest::Client,
-    /// How long a whole answer may take, body included.
-    timeout: Duration,
 }
 
 impl Upstreams {
@@ -42,7 +40,7 @@ impl Upstreams {
             .connect_timeout(Duration::from_secs(10))
             .timeout(timeout)
             .build()?;
-        Ok(Upstreams { tls, timeout })
+        Ok(Upstreams { tls })
     }
 }
 
@@ -179,28 +177,28 @@ const DROPPED: [HeaderName; 9] = [
     header::AUTHORIZATION,
 ];
 
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    // Also drop whatever the Connection header names as hop-by-hop (read
-    // only when there is one: the hot path allocates nothing for it).
-    let named: Vec<String> = if from.contains_key(header::CONNECTION) {
-        from.get_all(header::CONNECTION)
+/// Removes from `headers` what must not cross the proxy: the hop-by-hop
+/// headers, whatever the `Connection` header names as hop-by-hop, and the
+/// credential. In place: the map received is the map sent on, with no copy
+/// of the headers that stay.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Read only when there is one: the hot path allocates nothing for it.
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    to.reserve(from.len());
-    for (name, value) in from {
-        if DROPPED.contains(name)
-            || name.as_str() == "keep-alive"
-            || named.iter().any(|n| n == name.as_str())
-        {
-            continue;
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
         }
-        to.append(name.clone(), value.clone());
     }
+    for name in DROPPED {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
 }
 
 /// Joins the upstream base (`http://host:port[/base]`) with the path the
@@ -216,28 +214,31 @@ fn upstream_url(base: &str, path: &str, req: &Request) -> String {
     format!("{}{path}{query}", base.trim_end_matches('/'))
 }
 
-/// Forwards the request. `Ok`: the upstream answered (any status: the
-/// answer is delivered); `Err`: it could not be reached or failed before
-/// answering, and nothing was delivered.
+/// Forwards the request, answer body included, within `deadline` (the
+/// request's own: one timer bounds the head and then the body). `Ok`: the
+/// upstream answered (any status: the answer is delivered); `Err`: it could
+/// not be reached, failed or ran out of time before answering, and nothing
+/// was delivered.
 pub(super) async fn forward(
     gw: &Gateway,
     upstream: &str,
     path: &str,
     req: Request,
+    deadline: tokio::time::Instant,
 ) -> Result<Response, Response> {
     let url = upstream_url(upstream, path, &req);
     if url.starts_with("http://") {
-        return forward_plain(gw, upstream, &url, req).await;
+        return forward_plain(upstream, &url, req, deadline).await;
     }
-    let (parts, body) = req.into_parts();
-    let mut headers = HeaderMap::new();
-    copy_headers(&parts.headers, &mut headers);
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
     let stream = body.into_data_stream();
     let request = gw
         .upstream
         .tls
-        .request(parts.method.clone(), &url)
-        .headers(headers)
+        .request(parts.method, &url)
+        .headers(parts.headers)
+        .timeout(deadline.saturating_duration_since(tokio::time::Instant::now()))
         .body(reqwest::Body::wrap_stream(stream));
 
     let upstream_resp = match request.send().await {
@@ -249,12 +250,12 @@ pub(super) async fn forward(
     };
 
     let status = upstream_resp.status();
-    let mut resp_headers = HeaderMap::new();
-    copy_headers(upstream_resp.headers(), &mut resp_headers);
+    let mut headers = upstream_resp.headers().clone();
+    strip_hop_by_hop(&mut headers);
     let body = Body::from_stream(upstream_resp.bytes_stream().map_err(std::io::Error::other));
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
-    *resp.headers_mut() = resp_headers;
+    *resp.headers_mut() = headers;
     Ok(resp)
 }
 
@@ -273,12 +274,12 @@ fn unreachable(timeout: bool) -> Response {
     }
 }
 
-/// [`forward`] to an `http://` upstream through hyper's pooled client.
+/// [`forward`] to an `http://` upstream over this thread's connections.
 async fn forward_plain(
-    gw: &Gateway,
     upstream: &str,
     url: &str,
     req: Request,
+    deadline: tokio::time::Instant,
 ) -> Result<Response, Response> {
     let uri: Uri = match url.parse() {
         Ok(u) => u,
@@ -291,21 +292,23 @@ async fn forward_plain(
         tracing::warn!(upstream = %upstream, "upstream URL has no host");
         return Err(unreachable(false));
     };
-    let (parts, body) = req.into_parts();
-    let mut out = axum::http::Request::new(body);
-    *out.method_mut() = parts.method;
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if let Ok(host) = axum::http::HeaderValue::from_str(authority.as_str()) {
+        parts.headers.insert(header::HOST, host);
+    }
     // On the connection: the path and query (origin form), and the Host.
-    *out.uri_mut() = uri
+    parts.uri = uri
         .path_and_query()
         .map(|pq| Uri::from(pq.clone()))
         .unwrap_or_else(|| Uri::from_static("/"));
-    copy_headers(&parts.headers, out.headers_mut());
-    if let Ok(host) = axum::http::HeaderValue::from_str(authority.as_str()) {
-        out.headers_mut().insert(header::HOST, host);
-    }
+    // Whatever the client's version, the upstream is spoken to in HTTP/1.1.
+    parts.version = axum::http::Version::HTTP_11;
+    parts.extensions = Default::default();
+    let out = axum::http::Request::from_parts(parts, body);
     // One timer for the whole answer: the head must come before it fires,
     // and then the body, which carries it on.
-    let mut deadline = Box::pin(tokio::time::sleep(gw.upstream.timeout));
+    let mut deadline = Box::pin(tokio::time::sleep_until(deadline));
     let sent = async {
         let mut conn = ready_connection(&authority).await?;
         let answer = conn.try_send_request(out);
@@ -342,12 +345,61 @@ async fn forward_plain(
             return Err(unreachable(true));
         }
     };
-    let (parts, incoming) = answer.into_parts();
-    let mut resp = Response::new(Body::new(Timed {
-        inner: incoming,
-        deadline,
-    }));
-    *resp.status_mut() = parts.status;
-    copy_headers(&parts.headers, resp.headers_mut());
-    Ok(resp)
+    let (mut parts, incoming) = answer.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    // The answer's version and extensions stay behind: they describe the
+    // upstream connection, not the message.
+    parts.version = axum::http::Version::default();
+    parts.extensions = Default::default();
+    Ok(Response::from_parts(
+        parts,
+        Body::new(Timed {
+            inner: incoming,
+            deadline,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_credential_are_stripped_in_place() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Trace-Hop"),
+            ("connection", "Upgrade"),
+            ("x-trace-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic eA=="),
+            ("authorization", "L402 mac:pre"),
+            ("host", "gateway.example"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "application/json"),
+            ("x-custom", "kept"),
+            ("x-custom", "twice"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                axum::http::HeaderValue::from_static(value),
+            );
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<_> = headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "content-type: application/json",
+                "x-custom: kept",
+                "x-custom: twice"
+            ]
+        );
+    }
 }

@@ -504,6 +504,11 @@ async fn proxy_mode_forwards_method_body_and_headers_but_never_the_credential() 
         .post(format!("{}/api/items?sort=asc", gw.base))
         .header(header::AUTHORIZATION, &credential)
         .header("x-custom", "kept")
+        // Hop-by-hop: what Connection names, and the proxy's own headers.
+        .header(header::CONNECTION, "keep-alive, X-Hop")
+        .header("x-hop", "for the gateway only")
+        .header("keep-alive", "timeout=5")
+        .header(header::PROXY_AUTHORIZATION, "Basic Zm9vOmJhcg==")
         .body(body.clone())
         .send()
         .await
@@ -523,6 +528,17 @@ async fn proxy_mode_forwards_method_body_and_headers_but_never_the_credential() 
     assert!(
         echo["headers"].get("authorization").is_none(),
         "credential leaked upstream: {echo}"
+    );
+    for hop in ["x-hop", "keep-alive", "proxy-authorization"] {
+        assert!(
+            echo["headers"].get(hop).is_none(),
+            "hop-by-hop header {hop} went upstream: {echo}"
+        );
+    }
+    assert_eq!(
+        echo["headers"]["host"],
+        upstream.base.trim_start_matches("http://"),
+        "the upstream is asked for under its own name"
     );
 
     // Upstream status codes pass through.
