@@ -170,9 +170,11 @@ impl Gateway {
         let burst = NonZeroU32::new(config.rate_limit.burst)
             .ok_or_else(|| ConfigError::Invalid("burst must be at least 1".into()))?;
         let limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst));
-        let upstream =
-            proxy::Upstreams::new(Duration::from_secs(config.limits.request_timeout_secs))
-                .map_err(|e| GatewayError::Http(e.to_string()))?;
+        let upstream = proxy::Upstreams::new(
+            Duration::from_secs(config.limits.request_timeout_secs),
+            config.routes.iter().filter_map(|r| r.upstream.as_deref()),
+        )
+        .map_err(|e| GatewayError::Http(e.to_string()))?;
         let metrics = Arc::new(metrics::Metrics::new(&config));
         Ok(Gateway {
             config,
