@@ -12,7 +12,11 @@
 #
 # BIN=path/to/l402-mcp measures another build (both gateways run it);
 # PROXY_ENV="TOKIO_WORKER_THREADS=1" sets variables for the proxy alone.
-# Needs wrk and GNU time (Debian: apt-get install wrk time).
+# Needs wrk and GNU time (Debian: apt-get install wrk time). With nginx
+# installed (Debian: nginx-light), each round also measures nginx as the
+# proxy (proxy_pass with kept-alive upstream connections, one worker per
+# CPU, no access log): a reverse proxy written in C for exactly this, as a
+# reference for what forwarding costs on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}; conns=${2:-32}; rounds=${3:-2}
@@ -42,6 +46,27 @@ env ${PROXY_ENV:-} "$BIN" -q gateway --listen 127.0.0.1:$px --config $work/gw.to
 free=$(fp)
 sed -e 's/^price_sats = 10$/free = true/' -e '/^token = /d' -e '/^valid_for_secs = /d' $work/gw.toml > $work/free.toml
 env ${PROXY_ENV:-} "$BIN" -q gateway --listen 127.0.0.1:$free --config $work/free.toml --data-dir $work/free >/dev/null 2>&1 & pids+=($!); freepid=$!
+ngx=""
+if command -v nginx >/dev/null; then
+  ngx=$(fp); mkdir -p $work/ngx
+  cat > $work/ngx/nginx.conf <<N
+worker_processes $(nproc);
+pid $work/ngx/nginx.pid;
+error_log $work/ngx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/ngx/body; proxy_temp_path $work/ngx/proxy;
+  fastcgi_temp_path $work/ngx/fcgi; uwsgi_temp_path $work/ngx/uwsgi; scgi_temp_path $work/ngx/scgi;
+  upstream up { server 127.0.0.1:$up; keepalive 64; }
+  server {
+    listen 127.0.0.1:$ngx;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+N
+  nginx -p $work/ngx -c $work/ngx/nginx.conf -g 'daemon off; master_process on;' 2>$work/ngx/stderr & pids+=($!); ngxpid=$!
+fi
 sleep 1
 auth=$(python3 - "http://127.0.0.1:$px" <<'PY'
 import json, sys, urllib.request, urllib.error
@@ -52,8 +77,10 @@ req=urllib.request.Request(base+"/dev/pay", data=json.dumps({"invoice": body["in
 print(f"L402 {body['macaroon']}:{json.load(urllib.request.urlopen(req))['preimage']}")
 PY
 )
-ticks(){ awk '{print $14+$15}' /proc/$1/stat; }
-switches(){ cat /proc/$1/task/*/status | awk '/ctxt_switches/{s+=$2} END{print s}'; }
+# A process and its children (nginx's workers; a gateway has none).
+family(){ echo $1 $(pgrep -P $1 || true); }
+ticks(){ local p; for p in $(family $1); do awk '{print $14+$15}' /proc/$p/stat; done | awk '{s+=$1} END{print s}'; }
+switches(){ local p; for p in $(family $1); do cat /proc/$p/task/*/status; done | awk '/ctxt_switches/{s+=$2} END{print s}'; }
 measure(){ # label url [auth]; $pxpid is the proxy measured
   local u0 p0 u1 p1 c0 c1 out w
   u0=$(ticks $uppid); p0=$(ticks $pxpid); c0=$(switches $pxpid)
@@ -77,4 +104,5 @@ measure direct http://127.0.0.1:$up/health
 measure proxied http://127.0.0.1:$px/health "$auth"
 pxpid=$freepid
 measure proxied-free http://127.0.0.1:$free/health
+if [ -n "$ngx" ]; then pxpid=$ngxpid; measure proxied-nginx http://127.0.0.1:$ngx/health; fi
 done
