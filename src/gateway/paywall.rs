@@ -9,7 +9,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use serde_json::json;
@@ -33,17 +32,17 @@ const INVALID_CREDENTIAL: &str = "The L402 credential is not valid for this rout
      Request the route without Authorization to get a fresh invoice.";
 
 pub(super) fn router(gw: Arc<Gateway>) -> Router {
-    Router::new()
-        .fallback(handle)
-        .with_state(gw.clone())
-        .layer(middleware::from_fn_with_state(gw, edge_checks))
+    // One handler for every request, the edge checks first: called
+    // directly, not as a middleware layer, which would box the rest of the
+    // request's future and clone the router's service for each request.
+    Router::new().fallback(edge_checks).with_state(gw)
 }
 
 /// Size caps before anything else: the request's headers, all together,
 /// and its body (a declared length above the cap is refused before
 /// anything is done for it; a longer chunked body fails when it is read,
 /// and the rest of it is read before the 413).
-async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let limits = &gw.config.limits;
     let total: usize = req
         .headers()
@@ -72,7 +71,7 @@ async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -
     let overflow = Overflow::default();
     let capped = overflow.clone();
     let req = req.map(|body| Body::new(Capped::new(body, limit, capped)));
-    let resp = next.run(req).await;
+    let resp = handle(&gw, req).await;
     // A body (chunked, or longer than it said) that went over the cap on
     // the way: read the rest before answering, as for a declared length,
     // and say 413 where the failed read became another error (the
@@ -136,7 +135,7 @@ fn timed_out(gw: &Gateway) -> Response {
     )
 }
 
-async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+async fn handle(gw: &Gateway, req: Request) -> Response {
     // One deadline for the whole request (invoice, body, upstream); each
     // step awaits under it, so that a claim made on the way is released
     // before the 504 goes out.
@@ -189,7 +188,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         return gw.metrics.unrouted(resp);
     };
     let m = gw.metrics.route(index);
-    let resp = sell(&gw, route, m, &path, req, deadline).await;
+    let resp = sell(gw, route, m, &path, req, deadline).await;
     m.answered(resp.status());
     resp
 }
