@@ -64,7 +64,7 @@ async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > limits.max_body_bytes as u64) {
-        drain_before_refusing(req.into_body(), n).await;
+        Box::pin(drain_before_refusing(req.into_body(), n)).await;
         return gw.metrics.unrouted(too_large(limits.max_body_bytes));
     }
     let limit = limits.max_body_bytes;
@@ -79,7 +79,7 @@ async fn edge_checks(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     match overflow.take() {
         None => resp,
         Some(rest) => {
-            drain_before_refusing(rest, 0).await;
+            Box::pin(drain_before_refusing(rest, 0)).await;
             if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 resp
             } else {
@@ -98,7 +98,8 @@ const DRAIN_MAX_TIME: Duration = Duration::from_secs(2);
 /// without `Expect`) send the whole body before they read the answer: a
 /// server that answers and closes first leaves them with a broken pipe
 /// instead of the 413 and its sentence. A body past the bounds is not
-/// waited for; the connection is closed on it.
+/// waited for; the connection is closed on it. Boxed where it is called,
+/// so that the future of every request does not carry its states.
 async fn drain_before_refusing(body: Body, declared: u64) {
     if declared > DRAIN_MAX_BYTES {
         return;
@@ -241,7 +242,14 @@ async fn sell(
     let offered = Offered::of(&values);
     if route.scheme.takes_payment() && offered.payment {
         let credential = PaymentCredential::from_header_values(values.iter().copied());
-        return pay_by_payment(gw, route, m, path, req, credential, deadline).await;
+        // Boxed, as the single-use path below: the request future of the
+        // reusable path (the common one) stays the size of its own states,
+        // not of these larger ones; a spent-set claim costs far more than
+        // the allocation.
+        return Box::pin(pay_by_payment(
+            gw, route, m, path, req, credential, deadline,
+        ))
+        .await;
     }
     if !route.scheme.takes_l402() {
         let problem = offered.l402.then(|| {
@@ -298,7 +306,7 @@ async fn sell(
         forget_after: gw.now() + route.valid_for(),
         scheme: metrics::Scheme::L402,
     };
-    match serve_once(gw, route, m, path, req, deadline, spend).await {
+    match Box::pin(serve_once(gw, route, m, path, req, deadline, spend)).await {
         Ok(resp) => resp,
         Err(Once::Refused(resp)) => resp,
         Err(Once::Used) => {

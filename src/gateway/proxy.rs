@@ -126,10 +126,12 @@ async fn ready_connection(
     if let Some(conn) = idle {
         return Ok(conn);
     }
-    ready_connection_new(authority).await
+    Box::pin(ready_connection_new(authority)).await
 }
 
-/// A new connection to `authority`.
+/// A new connection to `authority`. Its callers box it: the connect and
+/// handshake states are large, and a request on a pooled connection (the
+/// usual case) should not carry them.
 async fn ready_connection_new(
     authority: &Authority,
 ) -> Result<SendRequest<Body>, Box<dyn std::error::Error + Send + Sync>> {
@@ -266,9 +268,23 @@ pub(super) async fn forward(
     req: Request,
     deadline: tokio::time::Instant,
 ) -> Result<Response, Response> {
-    if let Some(plain) = gw.upstream.plain.get(upstream) {
-        return forward_plain(upstream, plain, path, req, deadline).await;
+    match gw.upstream.plain.get(upstream) {
+        Some(plain) => forward_plain(upstream, plain, path, req, deadline).await,
+        // Boxed: a TLS request costs far more than the allocation, and the
+        // plain path's future stays the size of its own states.
+        None => Box::pin(forward_tls(gw, upstream, path, req, deadline)).await,
     }
+}
+
+/// [`forward`] through reqwest (`https://`, and whatever [`PlainUpstream`]
+/// does not read).
+async fn forward_tls(
+    gw: &Gateway,
+    upstream: &str,
+    path: &str,
+    req: Request,
+    deadline: tokio::time::Instant,
+) -> Result<Response, Response> {
     let url = upstream_url(upstream, path, &req);
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -366,7 +382,7 @@ async fn forward_plain(
             Err(mut e) => match e.take_message() {
                 Some(out) => {
                     tracing::debug!(error = %e.error(), "pooled upstream connection closed; retrying on a new one");
-                    let mut conn = ready_connection_new(authority).await?;
+                    let mut conn = Box::pin(ready_connection_new(authority)).await?;
                     let answer = conn.send_request(out);
                     keep_connection(authority.clone(), conn);
                     Ok(answer.await?)
