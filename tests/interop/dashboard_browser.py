@@ -64,6 +64,14 @@ def wait(driver, cond, what, timeout=15):
         raise Failed(f"{what}; the page says: {driver.find_element(By.TAG_NAME, 'main').text[:1500]}")
 
 
+def now(driver, read, what):
+    """`read()` of elements that a re-render may replace between finding
+    and using them: retried on a stale element, as `wait` does. A click
+    that finds its element stale was never delivered, so a retry does not
+    click twice."""
+    return wait(driver, lambda: (read(),), what)[0]
+
+
 def run(argv):
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     try:
@@ -125,15 +133,17 @@ def main():
 
         # 3. The Pause button stops the next payment of a running agent.
         if args.paused_fetch:
-            driver.find_element(By.ID, "pause-reason-input").send_keys("runaway <agent> test")
-            driver.find_element(By.ID, "pause-button").click()
+            now(driver, lambda: driver.find_element(By.ID, "pause-reason-input").send_keys("runaway <agent> test"),
+                "could not type the reason")
+            now(driver, lambda: driver.find_element(By.ID, "pause-button").click(), "could not click Pause")
             wait(driver, lambda: driver.find_element(By.ID, "pause-state").text.startswith("Paused"),
                  "the banner did not say paused")
-            by = driver.find_element(By.ID, "pause-by").text
-            reason = driver.find_element(By.ID, "pause-reason").text
+            by = now(driver, lambda: driver.find_element(By.ID, "pause-by").text, "no pause-by")
+            reason = now(driver, lambda: driver.find_element(By.ID, "pause-reason").text, "no pause reason")
             check(by.startswith("dashboard (from 127.0.0.1)"), f"paused by {by!r}")
             check(reason == "runaway <agent> test", f"reason {reason!r}")
-            check("paused" in driver.find_element(By.ID, "pause").get_attribute("class"), "no red banner")
+            banner = now(driver, lambda: driver.find_element(By.ID, "pause").get_attribute("class"), "no banner")
+            check("paused" in banner, "no red banner")
             check(driver.execute_script("return window.__noReload") == 1, "the page reloaded on pause")
             code, answer, err = run(json.loads(args.paused_fetch))
             kind = answer.get("error", {}).get("kind")
@@ -142,7 +152,7 @@ def main():
             wait(driver, lambda: "runaway" in driver.find_element(By.ID, "history-body").text,
                  "the pause is not in the history")
             driver.save_screenshot(args.screenshot.replace(".png", "-paused.png"))
-            driver.find_element(By.ID, "resume").click()
+            now(driver, lambda: driver.find_element(By.ID, "resume").click(), "could not click Resume")
             wait(driver, lambda: driver.find_element(By.ID, "pause-state").text.startswith("Payments allowed"),
                  "resume did not lift the pause")
             check(driver.execute_script("return window.__noReload") == 1, "the page reloaded on resume")
