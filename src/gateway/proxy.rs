@@ -243,17 +243,23 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
-/// Joins the upstream base (`http://host:port[/base]`) with the path the
-/// route matched (canonical: no dot or empty segments, no encoded dots or
-/// slashes, see [`super::paywall::canonical_path`]) and the request's query.
-/// The result stays under the base: nothing in `path` can climb out of it.
-fn upstream_url(base: &str, path: &str, req: &Request) -> String {
-    let query = req
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{}{path}{query}", base.trim_end_matches('/'))
+/// Joins the upstream base (`http://host:port[/base]`, or its path alone)
+/// with the path the route matched (canonical: no dot or empty segments,
+/// no encoded dots or slashes, see [`super::paywall::canonical_path`]) and
+/// the request's query. The result stays under the base: nothing in `path`
+/// can climb out of it. Both upstream paths join with it.
+fn under_base(base: &str, path: &str, req: &Request) -> String {
+    let base = base.trim_end_matches('/');
+    let query = req.uri().query();
+    let mut joined =
+        String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    joined.push_str(base);
+    joined.push_str(path);
+    if let Some(q) = query {
+        joined.push('?');
+        joined.push_str(q);
+    }
+    joined
 }
 
 /// Forwards the request, answer body included, within `deadline` (the
@@ -285,7 +291,7 @@ async fn forward_tls(
     req: Request,
     deadline: tokio::time::Instant,
 ) -> Result<Response, Response> {
-    let url = upstream_url(upstream, path, &req);
+    let url = under_base(upstream, path, &req);
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let stream = body.into_data_stream();
@@ -338,18 +344,9 @@ async fn forward_plain(
     req: Request,
     deadline: tokio::time::Instant,
 ) -> Result<Response, Response> {
-    // On the connection: the path under the base, and the query (origin
-    // form), as [`upstream_url`] joins them; and the upstream's Host.
-    let query = req.uri().query();
-    let mut target = String::with_capacity(
-        plain.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
-    );
-    target.push_str(&plain.base_path);
-    target.push_str(path);
-    if let Some(q) = query {
-        target.push('?');
-        target.push_str(q);
-    }
+    // On the connection: the path under the base and the query (origin
+    // form), and the upstream's Host.
+    let target = under_base(&plain.base_path, path, &req);
     let target = match Uri::try_from(target) {
         Ok(t) => t,
         Err(e) => {
