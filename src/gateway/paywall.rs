@@ -783,7 +783,7 @@ async fn serve_route(
             let started = Instant::now();
             // The proxy bounds the answer by `deadline` itself, head and
             // body: one timer for both.
-            let answer = proxy::forward(gw, upstream, path, req, deadline).await;
+            let answer = proxy::forward(gw, upstream, path, req, started, deadline).await;
             if answer.is_ok() {
                 m.upstream_answered_in(started.elapsed());
             }

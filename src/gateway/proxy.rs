@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use futures_util::TryStreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::uri::Authority;
 use hyper::client::conn::http1::SendRequest;
@@ -40,6 +41,9 @@ pub(super) struct Upstreams {
 /// without a URL parse or an allocation of its own.
 #[derive(Debug)]
 struct PlainUpstream {
+    /// Unique in the process: where this thread's idle connections to it
+    /// are kept ([`PLAIN`]), without hashing the authority per request.
+    id: usize,
     authority: Authority,
     host: HeaderValue,
     /// The base path, without its trailing `/` (empty for the root).
@@ -57,7 +61,9 @@ impl PlainUpstream {
         let authority = uri.authority()?.clone();
         let host = HeaderValue::from_str(authority.as_str()).ok()?;
         let base_path = uri.path().trim_end_matches('/').to_owned();
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
         Some(PlainUpstream {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             authority,
             host,
             base_path,
@@ -86,12 +92,12 @@ impl Upstreams {
 
 thread_local! {
     /// Idle-or-busy HTTP/1 connections to `http://` upstreams, by
-    /// authority, one set per thread. A gateway worker
+    /// [`PlainUpstream::id`], one set per thread. A gateway worker
     /// ([`crate::listen::serve_on_workers`]) is one thread with its own
     /// runtime: the connections its requests open are driven on it, so a
     /// proxied request is served start to end on one thread, with no wakeup
     /// crossing to another, and no pool lock.
-    static PLAIN: std::cell::RefCell<HashMap<Authority, Vec<Pooled>>> =
+    static PLAIN: std::cell::RefCell<Vec<Vec<Pooled>>> =
         std::cell::RefCell::default();
 }
 
@@ -110,15 +116,16 @@ const MAX_POOLED: usize = 512;
 /// request timeout.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A connection to `authority` ready for a request: an idle one from this
-/// thread's pool (closed ones are dropped), else a new one.
+/// A connection to `upstream` ready for a request: an idle one from this
+/// thread's pool (closed ones, and those unused since [`IDLE_TIMEOUT`]
+/// before `now`, are dropped), else a new one.
 async fn ready_connection(
-    authority: &Authority,
+    upstream: &PlainUpstream,
+    now: tokio::time::Instant,
 ) -> Result<SendRequest<Body>, Box<dyn std::error::Error + Send + Sync>> {
     let idle = PLAIN.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let conns = pool.get_mut(authority)?;
-        let now = tokio::time::Instant::now();
+        let conns = pool.get_mut(upstream.id)?;
         conns.retain(|c| !c.conn.is_closed() && now.duration_since(c.used) < IDLE_TIMEOUT);
         let i = conns.iter().position(|c| c.conn.is_ready())?;
         Some(conns.swap_remove(i).conn)
@@ -126,7 +133,7 @@ async fn ready_connection(
     if let Some(conn) = idle {
         return Ok(conn);
     }
-    Box::pin(ready_connection_new(authority)).await
+    Box::pin(ready_connection_new(&upstream.authority)).await
 }
 
 /// A new connection to `authority`. Its callers box it: the connect and
@@ -155,16 +162,18 @@ async fn ready_connection_new(
 }
 
 /// Puts `conn` back in this thread's pool: it takes its next request once
-/// the answer under way on it has been read.
-fn keep_connection(authority: Authority, conn: SendRequest<Body>) {
+/// the answer under way on it has been read. `used` is when the request
+/// it carries started (a request later than the clock's now by at most the
+/// request timeout: ample precision for [`IDLE_TIMEOUT`], and no clock read).
+fn keep_connection(upstream: &PlainUpstream, conn: SendRequest<Body>, used: tokio::time::Instant) {
     PLAIN.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let conns = pool.entry(authority).or_default();
+        if pool.len() <= upstream.id {
+            pool.resize_with(upstream.id + 1, Vec::new);
+        }
+        let conns = &mut pool[upstream.id];
         if conns.len() < MAX_POOLED {
-            conns.push(Pooled {
-                conn,
-                used: tokio::time::Instant::now(),
-            });
+            conns.push(Pooled { conn, used });
         }
     });
 }
@@ -206,8 +215,9 @@ where
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
-/// plus the credential.
-const DROPPED: [HeaderName; 9] = [
+/// plus the credential; `Connection` first ([`strip_hop_by_hop`] reads it).
+const DROPPED_LEN: usize = 9;
+const DROPPED: [HeaderName; DROPPED_LEN] = [
     header::CONNECTION,
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
@@ -224,8 +234,20 @@ const DROPPED: [HeaderName; 9] = [
 /// credential. In place: the map received is the map sent on, with no copy
 /// of the headers that stay.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Read only when there is one: the hot path allocates nothing for it.
-    if headers.contains_key(header::CONNECTION) {
+    // One pass over the names present (a handful) finds which of the
+    // dropped ones are there; only those are removed. A removal hashes its
+    // name, and most of the eleven are absent from most messages.
+    let mut present = [false; DROPPED_LEN];
+    let mut keep_alive = false;
+    for name in headers.keys() {
+        match DROPPED.iter().position(|d| d == name) {
+            Some(i) => present[i] = true,
+            None => keep_alive |= name == "keep-alive",
+        }
+    }
+    // DROPPED[0] is `Connection`: what it names goes too. Read only when
+    // there is one: the hot path allocates nothing for it.
+    if present[0] {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -237,10 +259,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in DROPPED {
-        headers.remove(name);
+    for (name, present) in DROPPED.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
     }
-    headers.remove("keep-alive");
+    if keep_alive {
+        headers.remove("keep-alive");
+    }
 }
 
 /// Joins the upstream base (`http://host:port[/base]`, or its path alone)
@@ -263,7 +289,8 @@ fn under_base(base: &str, path: &str, req: &Request) -> String {
 }
 
 /// Forwards the request, answer body included, within `deadline` (the
-/// request's own: one timer bounds the head and then the body). `Ok`: the
+/// request's own: one timer bounds the head and then the body); `started`
+/// is when the forwarding began (the caller's clock read, reused). `Ok`: the
 /// upstream answered (any status: the answer is delivered); `Err`: it could
 /// not be reached, failed or ran out of time before answering, and nothing
 /// was delivered.
@@ -272,10 +299,14 @@ pub(super) async fn forward(
     upstream: &str,
     path: &str,
     req: Request,
+    started: std::time::Instant,
     deadline: tokio::time::Instant,
 ) -> Result<Response, Response> {
     match gw.upstream.plain.get(upstream) {
-        Some(plain) => forward_plain(upstream, plain, path, req, deadline).await,
+        Some(plain) => {
+            let started = tokio::time::Instant::from_std(started);
+            forward_plain(upstream, plain, path, req, started, deadline).await
+        }
         // Boxed: a TLS request costs far more than the allocation, and the
         // plain path's future stays the size of its own states.
         None => Box::pin(forward_tls(gw, upstream, path, req, deadline)).await,
@@ -342,6 +373,7 @@ async fn forward_plain(
     plain: &PlainUpstream,
     path: &str,
     req: Request,
+    started: tokio::time::Instant,
     deadline: tokio::time::Instant,
 ) -> Result<Response, Response> {
     // On the connection: the path under the base and the query (origin
@@ -354,7 +386,6 @@ async fn forward_plain(
             return Err(unreachable(false));
         }
     };
-    let authority = &plain.authority;
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(header::HOST, plain.host.clone());
@@ -367,9 +398,9 @@ async fn forward_plain(
     // and then the body, which carries it on.
     let mut deadline = Box::pin(tokio::time::sleep_until(deadline));
     let sent = async {
-        let mut conn = ready_connection(authority).await?;
+        let mut conn = ready_connection(plain, started).await?;
         let answer = conn.try_send_request(out);
-        keep_connection(authority.clone(), conn);
+        keep_connection(plain, conn, started);
         match answer.await {
             Ok(r) => Ok(r),
             // A pooled connection the upstream closed meanwhile (its idle
@@ -379,9 +410,9 @@ async fn forward_plain(
             Err(mut e) => match e.take_message() {
                 Some(out) => {
                     tracing::debug!(error = %e.error(), "pooled upstream connection closed; retrying on a new one");
-                    let mut conn = Box::pin(ready_connection_new(authority)).await?;
+                    let mut conn = Box::pin(ready_connection_new(&plain.authority)).await?;
                     let answer = conn.send_request(out);
-                    keep_connection(authority.clone(), conn);
+                    keep_connection(plain, conn, started);
                     Ok(answer.await?)
                 }
                 None => Err(Box::new(e.into_error()) as Box<dyn std::error::Error + Send + Sync>),

@@ -726,6 +726,85 @@ async fn an_upstream_closing_idle_connections_never_turns_into_a_502() {
     }
 }
 
+/// An upstream connection is reused whatever the answer's framing: a
+/// body of known length, a chunked one, none at all (204, `Content-Length:
+/// 0`, the answer to a HEAD). An answer whose body is never polled (it has
+/// none) must give its connection back too, or each such request costs a
+/// new connection (a pool that took connections back when their body was
+/// read to its end, tried once, opened 30 here).
+#[tokio::test]
+async fn upstream_connections_are_reused_whatever_the_answers_framing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                loop {
+                    let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&got[..end]).into_owned();
+                    got.drain(..end + 4);
+                    let line = head.lines().next().unwrap_or_default().to_owned();
+                    let answer: &[u8] = if line.starts_with("HEAD ") {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
+                    } else if line.contains("/up/chunked ") {
+                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n"
+                    } else if line.contains("/up/none ") {
+                        b"HTTP/1.1 204 No Content\r\n\r\n"
+                    } else if line.contains("/up/empty ") {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+                    };
+                    if conn.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let config = GatewayConfig::from_toml(&format!(
+        "[[routes]]\npath = \"/up\"\nmatch = \"prefix\"\nmethod = \"ANY\"\nfree = true\nupstream = \"{upstream}\"\n"
+    ))
+    .unwrap();
+    let gw = TestGateway::start(config).await;
+    for round in 0..10 {
+        for (path, status, body) in [
+            ("/up/length", 200, "hello"),
+            ("/up/chunked", 200, "hello"),
+            ("/up/none", 204, ""),
+            ("/up/empty", 200, ""),
+        ] {
+            let resp = gw.get(path).await;
+            assert_eq!(resp.status().as_u16(), status, "{path}, round {round}");
+            assert_eq!(resp.text().await.unwrap(), body, "{path}, round {round}");
+        }
+        let resp = gw
+            .client
+            .head(format!("{}/up/length", gw.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "HEAD, round {round}");
+        assert_eq!(resp.headers()[header::CONTENT_LENGTH], "5");
+    }
+    // One client connection, one request at a time: one upstream connection.
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn a_hanging_upstream_times_out_with_a_sentence() {
     // An upstream that accepts connections and never answers.
