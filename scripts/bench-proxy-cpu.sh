@@ -16,13 +16,18 @@
 # installed (Debian: nginx-light), each round also measures nginx as the
 # proxy (proxy_pass with kept-alive upstream connections, one worker per
 # CPU, no access log): a reverse proxy written in C for exactly this, as a
-# reference for what forwarding costs on this machine.
+# reference for what forwarding costs on this machine. Each round also
+# measures the barest proxy hyper makes (benches/support/proxy_floor.rs,
+# built the way our proxy mode is, doing nothing else): what hyper and
+# tokio cost, below which our proxy cannot go without leaving them.
+# FLOOR=path/to/proxy-floor measures another build of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}; conns=${2:-32}; rounds=${3:-2}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "GNU time is not installed (apt-get install time)" >&2; exit 1; }
 if [ -z "${BIN:-}" ]; then cargo build --release --quiet --bin l402-mcp; BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/l402-mcp; fi
+if [ -z "${FLOOR:-}" ]; then cargo build --release --quiet --example proxy-floor; FLOOR=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/proxy-floor; fi
 work=$(mktemp -d); pids=()
 cleanup(){ for p in "${pids[@]}"; do kill $p 2>/dev/null||true; done; wait 2>/dev/null||true; rm -rf $work; }
 trap cleanup EXIT
@@ -67,6 +72,7 @@ http {
 N
   nginx -p $work/ngx -c $work/ngx/nginx.conf -g 'daemon off; master_process on;' 2>$work/ngx/stderr & pids+=($!); ngxpid=$!
 fi
+bare=$(fp); "$FLOOR" 127.0.0.1:$bare 127.0.0.1:$up & pids+=($!); barepid=$!
 sleep 1
 auth=$(python3 - "http://127.0.0.1:$px" <<'PY'
 import json, sys, urllib.request, urllib.error
@@ -80,21 +86,23 @@ PY
 # A process and its children (nginx's workers; a gateway has none).
 family(){ echo $1 $(pgrep -P $1 || true); }
 ticks(){ local p; for p in $(family $1); do awk '{print $14+$15}' /proc/$p/stat; done | awk '{s+=$1} END{print s}'; }
+# User time alone: steadier than the total for a change in user space.
+uticks(){ local p; for p in $(family $1); do awk '{print $14}' /proc/$p/stat; done | awk '{s+=$1} END{print s}'; }
 switches(){ local p; for p in $(family $1); do cat /proc/$p/task/*/status; done | awk '/ctxt_switches/{s+=$2} END{print s}'; }
 measure(){ # label url [auth]; $pxpid is the proxy measured
-  local u0 p0 u1 p1 c0 c1 out w
-  u0=$(ticks $uppid); p0=$(ticks $pxpid); c0=$(switches $pxpid)
+  local u0 p0 u1 p1 c0 c1 s0 s1 out w
+  u0=$(ticks $uppid); p0=$(ticks $pxpid); c0=$(switches $pxpid); s0=$(uticks $pxpid)
   if [ -n "${3:-}" ]; then out=$( { /usr/bin/time -f "WRKCPU %U %S" wrk -t2 -c$conns -d${secs}s -H "Authorization: $3" $2; } 2>&1 )
   else out=$( { /usr/bin/time -f "WRKCPU %U %S" wrk -t2 -c$conns -d${secs}s $2; } 2>&1 ); fi
-  u1=$(ticks $uppid); p1=$(ticks $pxpid); c1=$(switches $pxpid)
-  python3 - "$1" "$out" $u0 $u1 $p0 $p1 $c0 $c1 <<'PY'
+  u1=$(ticks $uppid); p1=$(ticks $pxpid); c1=$(switches $pxpid); s1=$(uticks $pxpid)
+  python3 - "$1" "$out" $u0 $u1 $p0 $p1 $c0 $c1 $s0 $s1 <<'PY'
 import sys,re
-label,out=sys.argv[1],sys.argv[2]; u0,u1,p0,p1,c0,c1=map(int,sys.argv[3:])
+label,out=sys.argv[1],sys.argv[2]; u0,u1,p0,p1,c0,c1,s0,s1=map(int,sys.argv[3:])
 rps=float(re.search(r'Requests/sec:\s+([\d.]+)',out).group(1))
 tot=int(re.search(r'(\d+) requests in',out).group(1))
 w=sum(map(float,re.search(r'WRKCPU ([\d.]+) ([\d.]+)',out).groups()))
 f=lambda s: s/tot*1e6
-print(f"{label}: {rps:.0f} req/s; CPU µs/request: wrk {f(w):.1f}, upstream {f((u1-u0)/100):.1f}, proxy {f((p1-p0)/100):.1f}; total {f(w+(u1-u0)/100+(p1-p0)/100):.1f}; proxy context switches/request {(c1-c0)/tot:.2f}")
+print(f"{label}: {rps:.0f} req/s; CPU µs/request: wrk {f(w):.1f}, upstream {f((u1-u0)/100):.1f}, proxy {f((p1-p0)/100):.1f} (user {f((s1-s0)/100):.1f}); total {f(w+(u1-u0)/100+(p1-p0)/100):.1f}; proxy context switches/request {(c1-c0)/tot:.2f}")
 PY
 }
 priced=$pxpid
@@ -105,4 +113,5 @@ measure proxied http://127.0.0.1:$px/health "$auth"
 pxpid=$freepid
 measure proxied-free http://127.0.0.1:$free/health
 if [ -n "$ngx" ]; then pxpid=$ngxpid; measure proxied-nginx http://127.0.0.1:$ngx/health; fi
+pxpid=$barepid; measure proxied-bare-hyper http://127.0.0.1:$bare/health
 done
