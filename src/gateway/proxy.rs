@@ -163,8 +163,9 @@ async fn ready_connection_new(
 
 /// Puts `conn` back in this thread's pool: it takes its next request once
 /// the answer under way on it has been read. `used` is when the request
-/// it carries started (a request later than the clock's now by at most the
-/// request timeout: ample precision for [`IDLE_TIMEOUT`], and no clock read).
+/// it carries started, not a fresh clock read: earlier than now by at most
+/// the request timeout, so a connection is at worst closed that much
+/// before [`IDLE_TIMEOUT`], never after.
 fn keep_connection(upstream: &PlainUpstream, conn: SendRequest<Body>, used: tokio::time::Instant) {
     PLAIN.with(|pool| {
         let mut pool = pool.borrow_mut();
@@ -236,7 +237,7 @@ const DROPPED: [HeaderName; DROPPED_LEN] = [
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names present (a handful) finds which of the
     // dropped ones are there; only those are removed. A removal hashes its
-    // name, and most of the eleven are absent from most messages.
+    // name, and most of the ten are absent from most messages.
     let mut present = [false; DROPPED_LEN];
     let mut keep_alive = false;
     for name in headers.keys() {
